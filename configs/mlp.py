@@ -1,0 +1,70 @@
+"""MLP on handwritten digits (offline by default).
+
+    python -m experiments.mlp --config configs/mlp.py
+
+Variants, as `--config configs/mlp.py:NAME`:
+  default   512-512 ReLU MLP, Adam, early stopping (patience 20).
+  softmax   no hidden layer: softmax regression, the baseline a deep model must beat.
+  tiny      a few epochs of a small network, for smoke tests.
+  mnist     the catalog MNIST set (must be prepared; see README).
+"""
+
+import ml_collections
+
+
+def get_config(variant: str = "default") -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.experiment = "mlp"
+    config.seed = 0
+
+    config.data = ml_collections.ConfigDict()
+    config.data.name = "digits"
+    config.data.data_dir = ""  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+    config.data.validation_fraction = 0.1  # carved from train when the set has no validation split
+    config.data.split_seed = 0
+    config.data.download = False  # True: prepare an unprepared catalog set (needs the network)
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "mlp"
+    config.model.hidden_sizes = (512, 512)
+    config.model.activation = "relu"
+    config.model.dropout = 0.0
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.name = "adam"
+    config.optimizer.learning_rate = 1e-3
+    config.optimizer.schedule = "constant"  # constant | linear | cosine | warmup_cosine
+    config.optimizer.warmup_epochs = 0.0
+    config.optimizer.final_lr_ratio = 0.0
+    config.optimizer.momentum = 0.9
+    config.optimizer.weight_decay = 0.0
+    config.optimizer.clip_norm = 0.0
+
+    config.train = ml_collections.ConfigDict()
+    config.train.epochs = 300
+    config.train.batch_size = 64
+    config.train.patience = 20  # epochs without a better validation loss before stopping; 0 = off
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 1024
+
+    config.checkpoint = ml_collections.ConfigDict()
+    config.checkpoint.every_epochs = 0  # 0 = by time only
+    config.checkpoint.every_seconds = 30.0
+    config.checkpoint.keep = 2
+
+    if variant == "softmax":
+        config.model.hidden_sizes = ()
+        config.optimizer.learning_rate = 1e-2
+    elif variant == "tiny":
+        config.model.hidden_sizes = (32,)
+        config.train.epochs = 3
+        config.train.batch_size = 32
+    elif variant == "mnist":
+        config.data.name = "mnist"
+        config.train.epochs = 20
+        config.train.batch_size = 128
+        config.train.patience = 5
+    elif variant != "default":
+        raise ValueError(f"unknown variant {variant!r}; expected default, softmax, tiny or mnist")
+    return config

@@ -1,0 +1,1 @@
+"""Experiments: `run(config, workdir) -> summary`, and `python -m experiments.<name>`."""

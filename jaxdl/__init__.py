@@ -1,0 +1,34 @@
+"""jaxdl: deep learning in JAX as pure functions.
+
+The pieces of the supervised-learning cycle, each usable on its own:
+
+    splits = jaxdl.load_data(config.data)                       # TFDS -> train/validation/test arrays
+    model = jaxdl.build_model(config.model, splits.info)        # a Flax Linen module
+    tx = jaxdl.build_optimizer(config.optimizer, steps_per_epoch=..., epochs=...)
+    state = jaxdl.create_state(model, tx, splits.info.input_shape, seed, jaxdl.metrics_for_task(splits.info.task))
+    state, metrics = jax.jit(jaxdl.train_step)(state, batch)   # or a whole epoch: jaxdl.train_epoch
+    result = jaxdl.fit(state, splits.train, splits.validation, epochs=..., batch_size=...)
+    test = jaxdl.evaluate_split(result.state, splits.test)
+"""
+
+from jaxdl.checkpoint import Checkpointer
+from jaxdl.config import apply_override, load_config
+from jaxdl.data import DataInfo, Splits
+from jaxdl.data import load as load_data
+from jaxdl.errors import InputError
+from jaxdl.evaluate import count_params, evaluate_split, params_sha256
+from jaxdl.fit import EarlyStopping, FitResult, FitState, fit, fit_epoch, init_fit_state
+from jaxdl.losses import classification_metrics, cross_entropy, metrics_for_task, regression_metrics, squared_error
+from jaxdl.models import build_model
+from jaxdl.optim import build_optimizer
+from jaxdl.parallel import make_mesh
+from jaxdl.pipeline import train_and_evaluate
+from jaxdl.train import TrainState, create_state, eval_batches, eval_step, evaluate, train_epoch, train_step
+
+__all__ = [
+    "Checkpointer", "DataInfo", "EarlyStopping", "FitResult", "FitState", "InputError", "Splits", "TrainState",
+    "apply_override", "build_model", "build_optimizer", "classification_metrics", "count_params", "create_state",
+    "cross_entropy", "eval_batches", "eval_step", "evaluate", "evaluate_split", "fit", "fit_epoch",
+    "init_fit_state", "load_config", "load_data", "make_mesh", "metrics_for_task", "params_sha256",
+    "regression_metrics", "squared_error", "train_and_evaluate", "train_epoch", "train_step",
+]

@@ -1,0 +1,91 @@
+"""`load`: a data config in, checked train / validation / test arrays out."""
+
+from __future__ import annotations
+
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+
+from jaxdl.data import tfds_door
+from jaxdl.data.splits import Arrays, DataInfo, Splits, carve, size
+from jaxdl.errors import InputError
+
+
+def load(config: ml_collections.ConfigDict) -> Splits:
+    """Loads `config.name` through TFDS and splits it.
+
+    Config keys: `name`, `data_dir` ("" = TFDS default), `validation_fraction` (carved from train
+    when the dataset has no validation split), `split_seed`, `download` (prepare a catalog dataset
+    that is not prepared yet; needs the network).
+    """
+    builder = tfds_door.get_builder(config.name, config.data_dir or None)
+    declared = tfds_door.available_splits(builder)
+    wanted = [s for s in ("train", "validation", "test") if s in declared] or declared[:1]
+    if "train" not in wanted:
+        raise InputError("config.data.name", "dataset has no train split", got=config.name,
+                         expected="a dataset with a 'train' split")
+    raw = tfds_door.read_splits(builder, wanted, download=config.get("download", False))
+    info = describe(builder)
+    arrays = {split: to_arrays(examples, builder, info, split) for split, examples in raw.items()}
+    train = arrays["train"]
+    if "test" not in arrays:
+        train, arrays["test"] = carve(train, 0.2, config.split_seed + 1)
+    if "validation" not in arrays:
+        train, arrays["validation"] = carve(train, config.validation_fraction, config.split_seed)
+    splits = Splits(train=train, validation=arrays["validation"], test=arrays["test"], info=info)
+    for name, count in splits.sizes().items():
+        if count == 0:
+            raise InputError("config.data", f"the {name} split is empty", got=config.name,
+                             expected="at least one example")
+    return splits
+
+
+def describe(builder: tfds.core.DatasetBuilder) -> DataInfo:
+    """DataInfo from the builder's features and supervised keys."""
+    input_key, label_key = supervised_keys(builder)
+    features = builder.info.features
+    label = features[label_key]
+    input_shape = tuple(features[input_key].shape)
+    if isinstance(label, tfds.features.ClassLabel):
+        return DataInfo(name=builder.name, task="classification", input_shape=input_shape,
+                        num_classes=label.num_classes, class_names=tuple(label.names))
+    return DataInfo(name=builder.name, task="regression", input_shape=input_shape,
+                    target_shape=tuple(label.shape))
+
+
+def supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
+    keys = builder.info.supervised_keys
+    if not keys or len(keys) != 2 or not all(isinstance(k, str) for k in keys):
+        raise InputError("config.data.name", "dataset has no (input, label) supervised keys",
+                         got=builder.name, expected="a supervised dataset")
+    return keys
+
+
+def to_arrays(examples: list[dict], builder: tfds.core.DatasetBuilder, info: DataInfo, split: str) -> Arrays:
+    """Example dicts -> {"x": float32 (N, ...), "y": int32 (N,) or float32 (N, ...)}, checked.
+
+    uint8 inputs (images) are scaled to [0, 1]; other inputs are used as they are.
+    """
+    input_key, label_key = supervised_keys(builder)
+    if not examples:
+        return {"x": np.zeros((0, *info.input_shape), np.float32),
+                "y": np.zeros((0, *info.target_shape), np.int32 if info.num_classes else np.float32)}
+    x = tfds_door.stack_feature(examples, input_key)
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    y = tfds_door.stack_feature(examples, label_key)
+    where = f"data {info.name!r}, {split} split"
+    if not np.all(np.isfinite(x)):
+        bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0, 0])
+        raise InputError(where, "input is NaN or infinite", got=f"example {bad}", expected="finite inputs")
+    if info.task == "classification":
+        out_of_range = np.flatnonzero((y < 0) | (y >= info.num_classes))
+        if out_of_range.size:
+            raise InputError(where, "label out of range", got=int(y[out_of_range[0]]),
+                             expected=f"0..{info.num_classes - 1} (example {int(out_of_range[0])})")
+        y = y.astype(np.int32)
+    else:
+        y = y.astype(np.float32)
+        if not np.all(np.isfinite(y)):
+            raise InputError(where, "target is NaN or infinite", expected="finite targets")
+    assert size({"x": x}) == len(y)
+    return {"x": x, "y": y}

@@ -1,0 +1,94 @@
+"""The one door to datasets: a TFDS name in, numpy arrays per split out.
+
+Project builders (`digits`, ...) are prepared on first use, offline. Catalog datasets (`mnist`,
+`fashion_mnist`, `cifar10`, ...) are read if they are already prepared in `data_dir`; preparing
+one needs the network (and, for some builders, TensorFlow), so it only happens when asked for
+with `data.download=True`. Data is read through `tfds.data_source` (ArrayRecord): no TensorFlow
+at training time, and no pickle.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from jaxdl.data.digits import Digits
+from jaxdl.errors import InputError, did_you_mean
+
+# Builders that ship with jaxdl and need no download, by the name users give in `data.name`.
+PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {"digits": Digits}
+
+PREPARE_HINT = ("prepare it once on a machine with network access: "
+                "pip install 'jaxdl[catalog]' && python -m jaxdl.data.prepare {name} --data_dir {dir} "
+                "(or run with --config.data.download=true)")
+
+
+def default_data_dir() -> str:
+    """TFDS's own default: $TFDS_DATA_DIR or ~/tensorflow_datasets."""
+    return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def get_builder(name: str, data_dir: str | None = None, **builder_kwargs) -> tfds.core.DatasetBuilder:
+    """A project builder or a catalog builder for `name` (`name/config` and `name:version` allowed)."""
+    data_dir = data_dir or default_data_dir()
+    base = name.split("/")[0].split(":")[0]
+    if base in PROJECT_BUILDERS:
+        config = name.split("/", 1)[1] if "/" in name else None
+        if config is not None:
+            builder_kwargs["config"] = config
+        return PROJECT_BUILDERS[base](data_dir=data_dir, file_format="array_record", **builder_kwargs)
+    catalog = tfds.list_builders(with_community_datasets=False)
+    if base not in catalog:
+        suggestion = did_you_mean(base, list(PROJECT_BUILDERS) + catalog)
+        raise InputError("config.data.name", "unknown dataset", got=name,
+                         expected="a jaxdl builder (" + ", ".join(PROJECT_BUILDERS) + ") or a TFDS catalog name",
+                         hint=f"did you mean {suggestion!r}?" if suggestion else None)
+    return tfds.builder(name, data_dir=data_dir, **builder_kwargs)
+
+
+def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
+                download: bool = False) -> dict[str, list[dict]]:
+    """Reads whole splits as lists of example dicts (feature name -> numpy value)."""
+    name = builder.name
+    if name in PROJECT_BUILDERS and not builder.is_prepared():
+        tfds.display_progress_bar(False)
+        builder.download_and_prepare(file_format="array_record")
+    try:
+        sources = {split: builder.as_data_source(split=split) for split in splits}
+    except Exception as error:  # noqa: BLE001 (TFDS raises several kinds for an unprepared set)
+        if builder.is_prepared():
+            raise
+        if not download:
+            raise InputError("config.data.name", f"catalog dataset {name!r} is not prepared in "
+                             f"{builder.data_dir_root}",
+                             hint=PREPARE_HINT.format(name=name, dir=builder.data_dir_root)) from error
+        prepare(builder)
+        sources = {split: builder.as_data_source(split=split) for split in splits}
+    # Item by item: `__getitems__` is not served under tfds.testing.mock_data.
+    return {split: [source[i] for i in range(len(source))] for split, source in sources.items()}
+
+
+def prepare(builder: tfds.core.DatasetBuilder) -> None:
+    """Downloads and prepares a catalog dataset as ArrayRecord; a clear error when that cannot work."""
+    try:
+        builder.download_and_prepare(file_format="array_record")
+    except ModuleNotFoundError as error:
+        raise InputError("config.data.name", f"preparing {builder.name!r} needs {error.name!r}",
+                         hint="pip install 'jaxdl[catalog]'") from error
+    except OSError as error:
+        raise InputError("config.data.name", f"could not download {builder.name!r} ({error})",
+                         hint=PREPARE_HINT.format(name=builder.name, dir=builder.data_dir_root)) from error
+
+
+def available_splits(builder: tfds.core.DatasetBuilder) -> list[str]:
+    """The split names the builder declares; ['train', 'test'] when they are not known yet."""
+    known = list(builder.info.splits.keys())
+    return known or ["train", "test"]
+
+
+def stack_feature(examples: list[dict], key: str) -> np.ndarray:
+    """Stacks one feature of a list of examples into an array (N, ...)."""
+    return np.stack([np.asarray(example[key]) for example in examples])

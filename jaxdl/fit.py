@@ -1,0 +1,198 @@
+"""`fit`: epochs of training, validation, early stopping and checkpoints.
+
+Each epoch is one compiled program (`fit_epoch`): a `lax.scan` over the training batches, a scan
+over the validation batches, and the early-stopping update, all on device. The host syncs once
+per epoch to read a handful of scalars, report them, and maybe checkpoint.
+
+Early stopping is state too (`EarlyStopping`), updated with `jnp.where` rather than Python
+branches, so a stack of runs can be `vmap`-ed and each member stops on its own: a member that
+has stopped keeps its state unchanged while the others train.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.sharding import Mesh
+
+from jaxdl import parallel
+from jaxdl.checkpoint import Checkpointer
+from jaxdl.errors import InputError
+from jaxdl.train import TrainState, eval_batches, evaluate, train_epoch
+
+PyTree = Any
+
+
+class EarlyStopping(struct.PyTreeNode):
+    """Validation-loss bookkeeping; all fields are arrays so it can be stacked and vmapped.
+
+    Attributes:
+      best_loss: () float32, the lowest validation loss so far (inf before the first epoch).
+      best_epoch: () int32, the epoch that reached it (0: none yet).
+      bad_epochs: () int32, epochs since the last improvement.
+      stopped: () bool, patience ran out.
+      best_params, best_batch_stats: the model at `best_epoch`.
+    """
+
+    best_loss: jax.Array
+    best_epoch: jax.Array
+    bad_epochs: jax.Array
+    stopped: jax.Array
+    best_params: PyTree
+    best_batch_stats: PyTree
+
+
+class FitState(struct.PyTreeNode):
+    """A run in progress: the train state, early stopping, and epochs completed (() int32)."""
+
+    train: TrainState
+    early: EarlyStopping
+    epoch: jax.Array
+
+
+def init_fit_state(state: TrainState) -> FitState:
+    """A fresh FitState; the best-model slots get their own buffers (the state is donated each epoch)."""
+    early = EarlyStopping(best_loss=jnp.array(jnp.inf, jnp.float32), best_epoch=jnp.zeros((), jnp.int32),
+                          bad_epochs=jnp.zeros((), jnp.int32), stopped=jnp.zeros((), bool),
+                          best_params=jax.tree.map(jnp.copy, state.params),
+                          best_batch_stats=jax.tree.map(jnp.copy, state.batch_stats))
+    return FitState(train=state, early=early, epoch=jnp.zeros((), jnp.int32))
+
+
+def update_early_stopping(early: EarlyStopping, val_loss: jax.Array, epoch: jax.Array, state: TrainState,
+                          patience: int) -> EarlyStopping:
+    """Records `val_loss` of `epoch`; keeps the model if it improved; stops after `patience` bad epochs."""
+    improved = val_loss < early.best_loss  # False for NaN: a diverged epoch is never "best".
+    keep = functools.partial(jnp.where, improved)
+    bad_epochs = jnp.where(improved, 0, early.bad_epochs + 1)
+    return EarlyStopping(best_loss=keep(val_loss, early.best_loss), best_epoch=keep(epoch, early.best_epoch),
+                         bad_epochs=bad_epochs, stopped=(patience > 0) & (bad_epochs >= patience),
+                         best_params=jax.tree.map(keep, state.params, early.best_params),
+                         best_batch_stats=jax.tree.map(keep, state.batch_stats, early.best_batch_stats))
+
+
+def fit_epoch(fit_state: FitState, train_data: dict, val_batches: dict, *, batch_size: int, patience: int,
+              batch_sharding=None, eval_sharding=None) -> tuple[FitState, dict[str, jax.Array]]:
+    """One epoch: train, validate, update early stopping -> (fit state, {"train_*", "val_*"} scalars).
+
+    A fit state that had already stopped is returned unchanged (for stacked, vmapped runs).
+    """
+    state, train_metrics = train_epoch(fit_state.train, train_data, batch_size, batch_sharding)
+    val_metrics = evaluate(state, val_batches, eval_sharding)
+    epoch = fit_state.epoch + 1
+    early = update_early_stopping(fit_state.early, val_metrics["loss"], epoch, state, patience)
+    advanced = FitState(train=state, early=early, epoch=epoch)
+    frozen = fit_state.early.stopped
+    new = jax.tree.map(lambda new, old: jnp.where(frozen, old, new), advanced, fit_state)
+    metrics = {f"train_{k}": v for k, v in train_metrics.items()}
+    metrics.update({f"val_{k}": v for k, v in val_metrics.items() if k != "count"})
+    return new, metrics
+
+
+def final_state(fit_state: FitState, patience: int) -> TrainState:
+    """The model to keep: the best one when early stopping is on, else the last one."""
+    if patience > 0 and int(fit_state.early.best_epoch) > 0:
+        return fit_state.train.replace(params=fit_state.early.best_params,
+                                       batch_stats=fit_state.early.best_batch_stats)
+    return fit_state.train
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What `fit` returns.
+
+    Attributes:
+      state: the model to keep (best by validation loss when patience > 0, else the last).
+      fit_state: the full final FitState (train state, early stopping, epoch).
+      history: one dict per epoch run in this call: epoch, train_*, val_*, seconds.
+      epochs_run: epochs completed in total (including any before a resume).
+      best_epoch: the epoch with the lowest validation loss.
+      stopped_early: patience ran out before `epochs`.
+      resumed_from: the checkpoint epoch this call started from (0: a fresh start).
+      train_seconds: wall time of the epochs run in this call, compilation included.
+    """
+
+    state: TrainState
+    fit_state: FitState
+    history: list[dict]
+    epochs_run: int
+    best_epoch: int
+    stopped_early: bool
+    resumed_from: int
+    train_seconds: float
+
+
+def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, np.ndarray], *, epochs: int,
+        batch_size: int, patience: int = 0, eval_batch_size: int = 1024, mesh: Mesh | None = None,
+        checkpointer: Checkpointer | None = None, checkpoint_meta: dict | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+    """Trains `state` on `train` for up to `epochs`, validating after each epoch.
+
+    Args:
+      state: a TrainState from `create_state`.
+      train, validation: host arrays {"x": (N, ...), "y": (N, ...)}; both are put on the devices once.
+      epochs: the most epochs to run (a resumed run counts the epochs already done).
+      batch_size: global training batch; must divide by the device count. The last partial batch
+        of each epoch is dropped; validation covers every example (padded and masked).
+      patience: stop after this many epochs without a lower validation loss and keep the best
+        model (0: run all epochs, keep the last model).
+      eval_batch_size: validation batch (rounded to the device count, capped at the set size).
+      mesh: the device mesh (default: all devices).
+      checkpointer: if given, the run resumes from its latest checkpoint and saves on its schedule.
+      checkpoint_meta: JSON-able facts saved beside each checkpoint (e.g. the config).
+      on_epoch: called on the host after each epoch with that epoch's record.
+    """
+    mesh = mesh or parallel.make_mesh()
+    parallel.check_batch_size("config.train.batch_size", batch_size, mesh)
+    eval_batch_size = eval_batch_size_for(len(validation["y"]), eval_batch_size, mesh)
+    steps_per_epoch = len(train["y"]) // batch_size
+    if steps_per_epoch == 0:
+        raise InputError("config.train.batch_size", "batch size is larger than the training set",
+                         got=batch_size, expected=f"at most {len(train['y'])}")
+    replicated = parallel.replicated(mesh)
+    train_data = jax.device_put(train, replicated)
+    val_batches = jax.device_put(eval_batches(validation, eval_batch_size), replicated)
+    fit_state = jax.device_put(init_fit_state(state), replicated)
+    resumed_from = 0
+    if checkpointer is not None and checkpointer.latest_epoch() is not None:
+        fit_state, _ = checkpointer.restore(fit_state)
+        resumed_from = int(fit_state.epoch)
+
+    epoch_fn = jax.jit(functools.partial(fit_epoch, batch_size=batch_size, patience=patience,
+                                         batch_sharding=parallel.batch_sharded(mesh),
+                                         eval_sharding=parallel.batch_sharded(mesh)), donate_argnums=0)
+    history = []
+    start = time.perf_counter()
+    epoch, stopped = resumed_from, bool(fit_state.early.stopped)
+    while epoch < epochs and not stopped:
+        tick = time.perf_counter()
+        fit_state, metrics = epoch_fn(fit_state, train_data, val_batches)
+        metrics, epoch, stopped = jax.device_get((metrics, fit_state.epoch, fit_state.early.stopped))
+        epoch, stopped = int(epoch), bool(stopped)
+        record = {"epoch": epoch, **{k: float(v) for k, v in metrics.items()},
+                  "seconds": time.perf_counter() - tick}
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if checkpointer is not None and checkpointer.due(epoch, final=stopped or epoch >= epochs):
+            checkpointer.save(epoch, fit_state, checkpoint_meta or {})
+    train_seconds = time.perf_counter() - start
+    return FitResult(state=final_state(fit_state, patience), fit_state=fit_state, history=history,
+                     epochs_run=int(fit_state.epoch), best_epoch=int(fit_state.early.best_epoch),
+                     stopped_early=bool(fit_state.early.stopped), resumed_from=resumed_from,
+                     train_seconds=train_seconds)
+
+
+def eval_batch_size_for(num_examples: int, requested: int, mesh: Mesh) -> int:
+    """An evaluation batch no larger than needed, divisible by the device count."""
+    count = mesh.devices.size
+    size = min(requested, num_examples)
+    return max(count, -(-size // count) * count)

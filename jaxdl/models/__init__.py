@@ -1,0 +1,27 @@
+"""Model families as Flax Linen modules, built from `config.model` by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import ml_collections
+
+from jaxdl.data import DataInfo
+from jaxdl.errors import check_choice
+from jaxdl.models import mlp
+from jaxdl.models.activations import ACTIVATIONS, get_activation
+from jaxdl.models.mlp import MLP
+
+# name -> from_config(model_config, data_info) -> nn.Module
+FAMILIES: dict[str, Callable[[ml_collections.ConfigDict, DataInfo], nn.Module]] = {
+    "mlp": mlp.from_config,
+}
+
+
+def build_model(config: ml_collections.ConfigDict, info: DataInfo) -> nn.Module:
+    """The Linen module that `config.name` names, sized for the data described by `info`."""
+    return FAMILIES[check_choice("config.model.name", config.name, FAMILIES)](config, info)
+
+
+__all__ = ["ACTIVATIONS", "FAMILIES", "MLP", "build_model", "get_activation"]

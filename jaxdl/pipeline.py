@@ -1,0 +1,139 @@
+"""The supervised-learning cycle that every experiment shares, wired from a config.
+
+data -> model -> optimizer -> state -> fit (checkpoints, metrics.jsonl) -> test evaluation ->
+summary.json. Experiments call `train_and_evaluate`, passing their own data or model when the
+config alone does not describe them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import flax.linen as nn
+import jax
+import ml_collections
+
+from jaxdl import config as config_lib
+from jaxdl import data as data_lib
+from jaxdl import parallel, report
+from jaxdl.checkpoint import Checkpointer
+from jaxdl.errors import InputError, check_range
+from jaxdl.evaluate import count_params, evaluate_split, params_sha256
+from jaxdl.fit import FitResult, fit
+from jaxdl.losses import metrics_for_task
+from jaxdl.models import build_model
+from jaxdl.optim import build_optimizer, check_optimizer_config
+from jaxdl.train import TrainState, create_state
+
+
+def prepare_workdir(workdir: str) -> str:
+    """Creates `workdir` if needed and checks it is writable."""
+    workdir = os.path.abspath(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, ".write_test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise InputError("--workdir", f"cannot write there ({error.strerror})", got=workdir,
+                         expected="a writable folder") from error
+    return workdir
+
+
+def build_state(config: ml_collections.ConfigDict, info: data_lib.DataInfo, steps_per_epoch: int,
+                model: nn.Module | None = None) -> TrainState:
+    """Model and optimizer from the config, initialised from `config.seed`."""
+    model = model if model is not None else build_model(config.model, info)
+    tx = build_optimizer(config.optimizer, steps_per_epoch=steps_per_epoch, epochs=config.train.epochs)
+    return create_state(model, tx, info.input_shape, config.seed, metrics_for_task(info.task))
+
+
+def check_config(config: ml_collections.ConfigDict, mesh) -> None:
+    """Host-side checks of everything the pipeline reads, before data loading or compiling."""
+    config_lib.check_common(config)
+    check_optimizer_config(config.optimizer)
+    parallel.check_batch_size("config.train.batch_size", config.train.batch_size, mesh)
+    checkpoint = config.get("checkpoint", ml_collections.ConfigDict())
+    check_range("config.checkpoint.every_epochs", checkpoint.get("every_epochs", 0), low=0, integer=True)
+    check_range("config.checkpoint.every_seconds", checkpoint.get("every_seconds", 30.0), low=0)
+    check_range("config.checkpoint.keep", checkpoint.get("keep", 2), low=1, integer=True)
+
+
+def make_checkpointer(config: ml_collections.ConfigDict, workdir: str) -> Checkpointer:
+    checkpoint = config.get("checkpoint", ml_collections.ConfigDict())
+    return Checkpointer(os.path.join(workdir, "checkpoints"), every_epochs=checkpoint.get("every_epochs", 0),
+                        every_seconds=checkpoint.get("every_seconds", 30.0), keep=checkpoint.get("keep", 2))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, splits: data_lib.Splits | None = None,
+                       model: nn.Module | None = None, progress: bool = True) -> dict:
+    """Runs the whole cycle and returns the summary (also written to `workdir/summary.json`).
+
+    Args:
+      config: the experiment's config (shared keys of DESIGN.md plus `model.*`).
+      workdir: where config.json, metrics.jsonl, summary.json and checkpoints/ go; a workdir with
+        checkpoints is resumed.
+      splits: data to use instead of loading `config.data` (e.g. data an experiment built itself).
+      model: a module to use instead of building `config.model`.
+      progress: show the per-epoch progress bar on stderr.
+    """
+    started = time.perf_counter()
+    mesh = parallel.make_mesh()
+    check_config(config, mesh)
+    workdir = prepare_workdir(workdir)
+    splits = splits if splits is not None else data_lib.load(config.data)
+    report.write_config(workdir, config)
+    steps_per_epoch = data_lib.size(splits.train) // config.train.batch_size
+    if steps_per_epoch == 0:
+        raise InputError("config.train.batch_size", "batch size is larger than the training set",
+                         got=config.train.batch_size, expected=f"at most {data_lib.size(splits.train)}")
+    state = build_state(config, splits.info, steps_per_epoch, model)
+
+    checkpointer = make_checkpointer(config, workdir)
+    log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+    log.keep_through(checkpointer.latest_epoch() or 0)
+    bar = report.Progress(config.train.epochs, initial=checkpointer.latest_epoch() or 0, enabled=progress)
+
+    def on_epoch(record: dict) -> None:
+        log.append(record)
+        bar.update(record)
+
+    try:
+        result = fit(state, splits.train, splits.validation, epochs=config.train.epochs,
+                     batch_size=config.train.batch_size, patience=config.train.patience,
+                     eval_batch_size=config.eval.batch_size, mesh=mesh, checkpointer=checkpointer,
+                     checkpoint_meta={"config": config.to_dict()}, on_epoch=on_epoch)
+    finally:
+        bar.close()
+        checkpointer.close()
+    test = evaluate_split(result.state, splits.test, mesh=mesh, batch_size=config.eval.batch_size)
+    summary = summarize(config, workdir, splits, result, test, mesh, time.perf_counter() - started)
+    report.write_json(os.path.join(workdir, "summary.json"), summary)
+    return summary
+
+
+def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, test: dict, mesh,
+              total_seconds: float) -> dict:
+    """The summary.json record of a finished run."""
+    history = report.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+    return {
+        "experiment": config.get("experiment", ""),
+        "workdir": workdir,
+        "task": splits.info.task,
+        "data": {"name": splits.info.name, **splits.sizes()},
+        "model": config.model.name,
+        "num_params": count_params(result.state.params),
+        "test": test,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "resumed_from": result.resumed_from,
+        "best_val_loss": min((r["val_loss"] for r in history), default=None),
+        "train_seconds": sum(r["seconds"] for r in history),
+        "total_seconds": total_seconds,
+        "params_sha256": params_sha256(result.state.params),
+        "devices": parallel.describe_devices(mesh),
+        "jax_version": jax.__version__,
+    }
