@@ -79,11 +79,8 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
     for depth, part in enumerate(parts):
         keys = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
         if part not in keys:
-            prefix = ".".join(parts[:depth])
-            full = [f"{prefix}.{k}" if prefix else k for k in keys]
-            suggestion = did_you_mean(key, full) or did_you_mean(part, keys)
-            if suggestion and "." not in suggestion and prefix:
-                suggestion = f"{prefix}.{suggestion}"
+            close = did_you_mean(part, keys)
+            suggestion = ".".join([*parts[:depth], close, *parts[depth + 1:]]) if close else None
             raise InputError(where, "unknown config key", got=key,
                              hint=f"did you mean --config.{suggestion}?" if suggestion else None)
         if depth < len(parts) - 1:

@@ -17,7 +17,7 @@ class MLP(nn.Module):
     """(batch, *input_shape) -> (batch, num_outputs).
 
     With `hidden_sizes=()` this is softmax (or linear) regression. Each hidden layer's output is
-    sown into the `intermediates` collection as `hidden_<i>`, so activations can be inspected
+    sown into the `intermediates` collection as `hidden_<i>_out`, so activations can be inspected
     without a second model.
     """
 
@@ -32,7 +32,7 @@ class MLP(nn.Module):
         x = x.reshape((x.shape[0], -1))
         for i, width in enumerate(self.hidden_sizes):
             x = act(nn.Dense(width, name=f"hidden_{i}")(x))
-            self.sow("intermediates", f"hidden_{i}", x)
+            self.sow("intermediates", f"hidden_{i}_out", x)
             if self.dropout > 0:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.num_outputs, name="head")(x)
