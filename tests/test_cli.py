@@ -1,0 +1,71 @@
+"""The command line, in real subprocesses: files in the workdir, resume, one-line errors."""
+
+import json
+import os
+
+import pytest
+from conftest import run_cli
+
+TINY = ["--config", "configs/mlp.py:tiny", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data_dir):
+    workdir = str(tmp_path_factory.mktemp("run") / "mlp")
+    result = run_cli("experiments.mlp", *TINY, f"--config.data.data_dir={data_dir}", f"--workdir={workdir}",
+                     "--config.checkpoint.every_epochs=1")
+    assert result.returncode == 0, result.stderr
+    return workdir, result
+
+
+def test_run_writes_the_workdir_contract(tiny_run):
+    workdir, result = tiny_run
+    assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json"]
+    config = json.load(open(os.path.join(workdir, "config.json")))
+    assert config["model"]["hidden_sizes"] == [32] and config["train"]["epochs"] == 3
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    for record in records:
+        assert {"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "seconds"} <= set(record)
+    summary = json.load(open(os.path.join(workdir, "summary.json")))
+    assert {"loss", "accuracy"} <= set(summary["test"]) and summary["test"]["count"] == 359
+    assert summary["epochs_run"] == 3 and 1 <= summary["best_epoch"] <= 3
+    assert len(summary["params_sha256"]) == 64 and summary["devices"]["count"] >= 1
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints")))[-1] == "3"
+    assert "test accuracy" in result.stdout and "devices" in result.stdout
+
+
+def test_second_run_in_the_same_workdir_resumes(tiny_run, data_dir):
+    workdir, _ = tiny_run
+    before = json.load(open(os.path.join(workdir, "summary.json")))
+    result = run_cli("experiments.mlp", *TINY, f"--config.data.data_dir={data_dir}", f"--workdir={workdir}",
+                     "--config.train.epochs=5", "--config.checkpoint.every_epochs=1")
+    assert result.returncode == 0, result.stderr
+    after = json.load(open(os.path.join(workdir, "summary.json")))
+    assert after["resumed_from"] == 3 and after["epochs_run"] == 5
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5]
+    assert after["params_sha256"] != before["params_sha256"]
+
+
+@pytest.mark.parametrize("args, where", [
+    (["--config.train.epochz=3"], "error: --config.train.epochz: unknown config key"),
+    (["--config.model.activation=rleu"], "error: config.model.activation: unknown name"),
+    (["--config.optimizer.name=adma"], "error: config.optimizer.name: unknown name"),
+    (["--config.data.name=digts"], "error: config.data.name: unknown dataset"),
+    (["--config.train.batch_size=0"], "error: config.train.batch_size: out of range"),
+    (["--config", "configs/mpl.py"], "error: --config: no such config file"),
+])
+def test_bad_input_is_one_error_line_and_exit_code_2(args, where, data_dir, tmp_path):
+    result = run_cli("experiments.mlp", *TINY, f"--config.data.data_dir={data_dir}",
+                     f"--workdir={tmp_path / 'w'}", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(where), result.stderr
+    assert "did you mean" in lines[0] or "out of range" in lines[0]
+
+
+def test_debug_shows_the_traceback(data_dir, tmp_path):
+    result = run_cli("experiments.mlp", *TINY, f"--config.data.data_dir={data_dir}", f"--workdir={tmp_path}",
+                     "--config.train.epochz=3", "--debug")
+    assert result.returncode == 2 and "Traceback" in result.stderr and "error: --config.train.epochz" in result.stderr
