@@ -6,7 +6,7 @@ per epoch to read a handful of scalars, report them, and maybe checkpoint.
 
 Early stopping is state too (`EarlyStopping`), updated with `jnp.where` rather than Python
 branches, so a stack of runs can be `vmap`-ed and each member stops on its own: a member that
-has stopped keeps its state unchanged while the others train.
+has stopped keeps its state unchanged while the others train (`freeze_stopped`).
 """
 
 from __future__ import annotations
@@ -80,18 +80,21 @@ def update_early_stopping(early: EarlyStopping, val_loss: jax.Array, epoch: jax.
 
 
 def fit_epoch(fit_state: FitState, train_data: dict, val_batches: dict, *, batch_size: int, patience: int,
-              batch_sharding=None, eval_sharding=None) -> tuple[FitState, dict[str, jax.Array]]:
+              batch_sharding=None, eval_sharding=None,
+              freeze_stopped: bool = False) -> tuple[FitState, dict[str, jax.Array]]:
     """One epoch: train, validate, update early stopping -> (fit state, {"train_*", "val_*"} scalars).
 
-    A fit state that had already stopped is returned unchanged (for stacked, vmapped runs).
+    With `freeze_stopped`, a fit state that had already stopped is returned unchanged: stacked,
+    vmapped runs need it, since members stop at different epochs. A solo run's host loop simply
+    stops, so it leaves this off and skips a select over the whole state each epoch.
     """
     state, train_metrics = train_epoch(fit_state.train, train_data, batch_size, batch_sharding)
     val_metrics = evaluate(state, val_batches, eval_sharding)
     epoch = fit_state.epoch + 1
     early = update_early_stopping(fit_state.early, val_metrics["loss"], epoch, state, patience)
-    advanced = FitState(train=state, early=early, epoch=epoch)
-    frozen = fit_state.early.stopped
-    new = jax.tree.map(lambda new, old: jnp.where(frozen, old, new), advanced, fit_state)
+    new = FitState(train=state, early=early, epoch=epoch)
+    if freeze_stopped:
+        new = jax.tree.map(lambda new, old: jnp.where(fit_state.early.stopped, old, new), new, fit_state)
     metrics = {f"train_{k}": v for k, v in train_metrics.items()}
     metrics.update({f"val_{k}": v for k, v in val_metrics.items() if k != "count"})
     return new, metrics
