@@ -139,7 +139,8 @@ def main() -> None:
         first = statistics.median(run[0] for run in runs)
         rates[name] = per_epoch / steady
         print(f"  {name:<24} {rates[name]:>10,.0f} examples/s steady   first epoch (compile) {first:6.2f} s")
-    print(f"  ratio jaxdl / hand-written (steady examples/s): {rates['jaxdl fit'] / rates['hand-written jit+scan']:.3f}")
+    ratio = rates["jaxdl fit"] / rates["hand-written jit+scan"]
+    print(f"  ratio jaxdl / hand-written (steady examples/s): {ratio:.3f}")
     if "pytorch eager" in rates:
         print(f"  ratio jaxdl / pytorch eager (steady examples/s): {rates['jaxdl fit'] / rates['pytorch eager']:.2f}")
 

@@ -8,6 +8,7 @@ before compiling, and raised as `InputError`. The command line prints it as
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -68,7 +69,7 @@ def check_range(where: str, value: Any, *, low: float | None = None, high: float
         raise InputError(where, "wrong type", got=value, expected=kind)
     below = low is not None and (value < low if low_inclusive else value <= low)
     above = high is not None and (value > high if high_inclusive else value >= high)
-    if value != value or below or above:  # value != value catches NaN
+    if math.isnan(value) or below or above:
         left = "" if low is None else ("[" if low_inclusive else "(") + f"{low}"
         right = "" if high is None else f"{high}" + ("]" if high_inclusive else ")")
         bounds = {(True, True): f"in {left}, {right}", (True, False): f">{'=' if low_inclusive else ''} {low}",

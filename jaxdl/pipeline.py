@@ -109,12 +109,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         bar.close()
         checkpointer.close()
     test = evaluate_split(result.state, splits.test, mesh=mesh, batch_size=config.eval.batch_size)
-    summary = summarize(config, workdir, splits, result, test, mesh, time.perf_counter() - started)
+    summary = summarize(config, workdir, splits, result, test, mesh=mesh, total_seconds=time.perf_counter() - started)
     report.write_json(os.path.join(workdir, "summary.json"), summary)
     return summary
 
 
-def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, test: dict, mesh,
+def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, test: dict, *, mesh,
               total_seconds: float) -> dict:
     """The summary.json record of a finished run."""
     history = report.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()

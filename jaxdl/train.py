@@ -168,7 +168,8 @@ def eval_batches(arrays: dict[str, np.ndarray], batch_size: int) -> dict[str, np
     pad = num_batches * batch_size - n
 
     def padded(a):
-        return np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]).reshape(num_batches, batch_size, *a.shape[1:])
+        whole = np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)])
+        return whole.reshape(num_batches, batch_size, *a.shape[1:])
 
     batches = {key: padded(value) for key, value in arrays.items()}
     batches["mask"] = padded(np.ones((n,), np.float32))

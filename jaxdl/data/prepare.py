@@ -18,7 +18,8 @@ from jaxdl.errors import InputError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxdl.data.prepare", description=__doc__.splitlines()[0])
     parser.add_argument("name", help="a jaxdl builder or TFDS catalog name")
-    parser.add_argument("--data_dir", default="", help="TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    parser.add_argument("--data_dir", default="",
+                        help="TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     args = parser.parse_args(argv)
     try:
         builder = tfds_door.get_builder(args.name, args.data_dir or None)

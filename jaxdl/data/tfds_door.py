@@ -34,7 +34,7 @@ def default_data_dir() -> str:
 def get_builder(name: str, data_dir: str | None = None, **builder_kwargs) -> tfds.core.DatasetBuilder:
     """A project builder or a catalog builder for `name` (`name/config` and `name:version` allowed)."""
     data_dir = data_dir or default_data_dir()
-    base = name.split("/")[0].split(":")[0]
+    base = name.split("/", maxsplit=1)[0].split(":", maxsplit=1)[0]
     if base in PROJECT_BUILDERS:
         config = name.split("/", 1)[1] if "/" in name else None
         if config is not None:
