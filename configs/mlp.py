@@ -11,6 +11,8 @@ Variants, as `--config configs/mlp.py:NAME`:
 
 import ml_collections
 
+from jaxdl.config import add_training_sections
+
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -40,18 +42,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.optimizer.weight_decay = 0.0
     config.optimizer.clip_norm = 0.0
 
-    config.train = ml_collections.ConfigDict()
-    config.train.epochs = 300
-    config.train.batch_size = 64
-    config.train.patience = 20  # epochs without a better validation loss before stopping; 0 = off
-
-    config.eval = ml_collections.ConfigDict()
-    config.eval.batch_size = 1024
-
-    config.checkpoint = ml_collections.ConfigDict()
-    config.checkpoint.every_epochs = 0  # 0 = by time only
-    config.checkpoint.every_seconds = 30.0
-    config.checkpoint.keep = 2
+    # train.{epochs, batch_size, patience, nan_policy, max_consecutive_nonfinite}, eval.batch_size,
+    # checkpoint.{every_epochs, every_seconds, keep}: see jaxdl.config.add_training_sections.
+    add_training_sections(config, epochs=300, batch_size=64, patience=20)
 
     if variant == "softmax":
         config.model.hidden_sizes = ()

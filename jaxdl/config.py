@@ -8,13 +8,23 @@ as `--config.a.b=value` and are parsed against the type of the value they replac
 from __future__ import annotations
 
 import ast
+import fnmatch
 import importlib.util
 import os
 from typing import Any
 
 import ml_collections
 
-from jaxdl.errors import InputError, check_range, did_you_mean
+from jaxdl import nonfinite
+from jaxdl.errors import InputError, check_choice, check_range, did_you_mean
+
+# Flags that take no value.
+BARE_FLAGS = ("debug", "quiet", "help")
+
+# Keys a resumed run may change: how long to train and when to stop, how to evaluate and
+# checkpoint, where the data lives. Everything else must match the checkpoint's config.
+RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.max_consecutive_nonfinite",
+                  "eval.*", "checkpoint.*", "data.data_dir", "data.download")
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -28,7 +38,10 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
                          hint=f"did you mean {os.path.join(folder, suggestion)!r}?" if suggestion else None)
     module_spec = importlib.util.spec_from_file_location(f"_jaxdl_config_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 (a config file is user input: any failure in it is bad input)
+        raise InputError("--config", f"cannot load the config file ({type(e).__name__}: {e})", got=path) from e
     if not hasattr(module, "get_config"):
         raise InputError("--config", "config file has no get_config() function", got=path)
     try:
@@ -37,6 +50,11 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
         raise
     except (KeyError, ValueError) as e:
         raise InputError("--config", "unknown config variant", got=arg, hint=str(e)) from e
+    except Exception as e:  # noqa: BLE001
+        raise InputError("--config", f"get_config() failed ({type(e).__name__}: {e})", got=spec) from e
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise InputError("--config", "get_config() must return an ml_collections.ConfigDict",
+                         got=type(config).__name__)
     config.lock()
     return config
 
@@ -79,8 +97,13 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
     for depth, part in enumerate(parts):
         keys = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
         if part not in keys:
-            close = did_you_mean(part, keys)
-            suggestion = ".".join([*parts[:depth], close, *parts[depth + 1:]]) if close else None
+            fixed = did_you_mean(part, keys)
+            if fixed:
+                suggestion = ".".join([*parts[:depth], fixed, *parts[depth + 1:]])
+            else:  # e.g. a key given without its section: --config.epochs
+                by_name = {name.rsplit(".", 1)[-1]: name for name in flatten(config.to_dict())}
+                close = did_you_mean(parts[-1], by_name)
+                suggestion = by_name[close] if close else None
             raise InputError(where, "unknown config key", got=key,
                              hint=f"did you mean --config.{suggestion}?" if suggestion else None)
         if depth < len(parts) - 1:
@@ -96,7 +119,7 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
 def split_overrides(argv: list[str]) -> tuple[dict[str, str | None], dict[str, str]]:
     """Splits argv into plain flags {name: value} and config overrides {key: text}.
 
-    Accepts `--flag=value`, `--flag value`, and bare `--debug`.
+    Accepts `--flag=value`, `--flag value`, and the bare flags `--debug`, `--quiet`, `--help`.
     """
     flags: dict[str, str | None] = {}
     overrides: dict[str, str] = {}
@@ -105,17 +128,18 @@ def split_overrides(argv: list[str]) -> tuple[dict[str, str | None], dict[str, s
         arg = argv[i]
         if not arg.startswith("--"):
             raise InputError("command line", "unexpected argument", got=arg,
-                             expected="--config, --config.KEY=VALUE, --workdir or --debug")
+                             expected="--config, --config.KEY=VALUE, --workdir, --debug or --quiet")
         name, eq, value = arg[2:].partition("=")
-        if not eq and name != "debug":
-            if i + 1 >= len(argv):
+        bare = not eq and name in BARE_FLAGS
+        if not eq and not bare:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
                 raise InputError(f"--{name}", "missing value")
             value = argv[i + 1]
             i += 1
         if name.startswith("config."):
             overrides[name[len("config."):]] = value
         else:
-            flags[name] = value if (eq or name != "debug") else None
+            flags[name] = None if bare else value
         i += 1
     return flags, overrides
 
@@ -133,3 +157,51 @@ def check_common(config: ml_collections.ConfigDict) -> None:
     if "validation_fraction" in config.data:
         check_range("config.data.validation_fraction", config.data.validation_fraction,
                     low=0, high=1, low_inclusive=False, high_inclusive=False)
+    check_choice("config.train.nan_policy", config.train.get("nan_policy", "halt"), nonfinite.POLICIES)
+    check_range("config.train.max_consecutive_nonfinite", config.train.get("max_consecutive_nonfinite", 20),
+                low=1, integer=True)
+
+
+def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, batch_size: int, patience: int = 0,
+                          eval_batch_size: int = 1024) -> ml_collections.ConfigDict:
+    """Adds the `train`, `eval` and `checkpoint` sections every experiment shares; returns `config`.
+
+    train.epochs, train.batch_size: as given.
+    train.patience: epochs without a better validation loss before stopping (0: off, keep the last model).
+    train.nan_policy: "halt" (stop at a NaN or infinite loss or gradient) or "skip" (drop that update).
+    train.max_consecutive_nonfinite: under "skip", stop after this many non-finite steps in a row.
+    eval.batch_size: evaluation batch (rounded to the device count, capped at the split size).
+    checkpoint.every_epochs: save every this many epochs (0: by time only).
+    checkpoint.every_seconds: save when this many seconds passed since the last save (0: off).
+    checkpoint.keep: how many of the latest checkpoints to keep (each holds the best model too).
+    """
+    config.train = ml_collections.ConfigDict({
+        "epochs": epochs, "batch_size": batch_size, "patience": patience,
+        "nan_policy": "halt", "max_consecutive_nonfinite": 20,
+    })
+    config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size})
+    config.checkpoint = ml_collections.ConfigDict({"every_epochs": 0, "every_seconds": 30.0, "keep": 2})
+    return config
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_differences(saved: dict, current: dict, may_change: tuple[str, ...] = RESUMABLE_KEYS) -> list[str]:
+    """The keys where two JSON-form configs differ, outside the `may_change` patterns, as
+    "key (saved X, now Y)" strings."""
+    saved, current = flatten(saved), flatten(current)
+    absent = "<absent>"
+    return [f"{key} (saved {saved.get(key, absent)!r}, now {current.get(key, absent)!r})"
+            for key in sorted(set(saved) | set(current))
+            if saved.get(key, absent) != current.get(key, absent)
+            and not any(fnmatch.fnmatchcase(key, pattern) for pattern in may_change)]

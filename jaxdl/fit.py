@@ -23,9 +23,9 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh
 
-from jaxdl import parallel
+from jaxdl import nonfinite, parallel
 from jaxdl.checkpoint import Checkpointer
-from jaxdl.errors import InputError
+from jaxdl.errors import InputError, check_choice
 from jaxdl.train import TrainState, eval_batches, evaluate, train_epoch
 
 PyTree = Any
@@ -51,11 +51,13 @@ class EarlyStopping(struct.PyTreeNode):
 
 
 class FitState(struct.PyTreeNode):
-    """A run in progress: the train state, early stopping, and epochs completed (() int32)."""
+    """A run in progress: the train state, early stopping, epochs completed (() int32), and the
+    run of consecutive non-finite steps that ended the last epoch (() int32, see jaxdl.nonfinite)."""
 
     train: TrainState
     early: EarlyStopping
     epoch: jax.Array
+    nonfinite_streak: jax.Array = struct.field(default_factory=lambda: jnp.zeros((), jnp.int32))
 
 
 def init_fit_state(state: TrainState) -> FitState:
@@ -64,7 +66,8 @@ def init_fit_state(state: TrainState) -> FitState:
                           bad_epochs=jnp.zeros((), jnp.int32), stopped=jnp.zeros((), bool),
                           best_params=jax.tree.map(jnp.copy, state.params),
                           best_batch_stats=jax.tree.map(jnp.copy, state.batch_stats))
-    return FitState(train=state, early=early, epoch=jnp.zeros((), jnp.int32))
+    return FitState(train=state, early=early, epoch=jnp.zeros((), jnp.int32),
+                    nonfinite_streak=jnp.zeros((), jnp.int32))
 
 
 def update_early_stopping(early: EarlyStopping, val_loss: jax.Array, epoch: jax.Array, state: TrainState,
@@ -81,22 +84,31 @@ def update_early_stopping(early: EarlyStopping, val_loss: jax.Array, epoch: jax.
 
 def fit_epoch(fit_state: FitState, train_data: dict, val_batches: dict, *, batch_size: int, patience: int,
               batch_sharding=None, eval_sharding=None,
-              freeze_stopped: bool = False) -> tuple[FitState, dict[str, jax.Array]]:
-    """One epoch: train, validate, update early stopping -> (fit state, {"train_*", "val_*"} scalars).
+              freeze_stopped: bool = False, skip_nonfinite: bool = False) -> tuple[FitState, dict[str, jax.Array]]:
+    """One epoch: train, validate, update early stopping -> (fit state, scalars).
+
+    The scalars are "train_*", "val_*", "nonfinite_steps" (steps with a NaN or infinite loss or
+    gradient), "nonfinite_longest" (the longest run of them in a row, counting the run carried in
+    from the previous epoch) and "first_nonfinite_step" (1-based step number, -1 if none).
+    `skip_nonfinite` drops those steps' updates (jaxdl.nonfinite).
 
     With `freeze_stopped`, a fit state that had already stopped is returned unchanged: stacked,
     vmapped runs need it, since members stop at different epochs. A solo run's host loop simply
     stops, so it leaves this off and skips a select over the whole state each epoch.
     """
-    state, train_metrics = train_epoch(fit_state.train, train_data, batch_size, batch_sharding)
+    state, train_metrics = train_epoch(fit_state.train, train_data, batch_size, batch_sharding,
+                                       skip_nonfinite=skip_nonfinite)
+    runs = nonfinite.streaks(train_metrics.pop("nonfinite"), fit_state.nonfinite_streak)
     val_metrics = evaluate(state, val_batches, eval_sharding)
     epoch = fit_state.epoch + 1
     early = update_early_stopping(fit_state.early, val_metrics["loss"], epoch, state, patience)
-    new = FitState(train=state, early=early, epoch=epoch)
+    new = FitState(train=state, early=early, epoch=epoch, nonfinite_streak=runs["trailing"])
     if freeze_stopped:
         new = jax.tree.map(lambda new, old: jnp.where(fit_state.early.stopped, old, new), new, fit_state)
     metrics = {f"train_{k}": v for k, v in train_metrics.items()}
     metrics.update({f"val_{k}": v for k, v in val_metrics.items() if k != "count"})
+    metrics.update(nonfinite_steps=runs["count"], nonfinite_longest=runs["longest"],
+                   first_nonfinite_step=jnp.where(runs["first"] >= 0, fit_state.train.step + runs["first"] + 1, -1))
     return new, metrics
 
 
@@ -121,6 +133,7 @@ class FitResult:
       stopped_early: patience ran out before `epochs`.
       resumed_from: the checkpoint epoch this call started from (0: a fresh start).
       train_seconds: wall time of the epochs run in this call, compilation included.
+      interrupted: `stop_requested` stopped the run before `epochs` (its last epoch is checkpointed).
     """
 
     state: TrainState
@@ -131,12 +144,14 @@ class FitResult:
     stopped_early: bool
     resumed_from: int
     train_seconds: float
+    interrupted: bool = False
 
 
 def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, np.ndarray], *, epochs: int,
         batch_size: int, patience: int = 0, eval_batch_size: int = 1024, mesh: Mesh | None = None,
         checkpointer: Checkpointer | None = None, checkpoint_meta: dict | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+        on_epoch: Callable[[dict], None] | None = None, nan_policy: str = "halt",
+        max_consecutive_nonfinite: int = 20, stop_requested: Callable[[], bool] | None = None) -> FitResult:
     """Trains `state` on `train` for up to `epochs`, validating after each epoch.
 
     Args:
@@ -152,8 +167,14 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
       checkpointer: if given, the run resumes from its latest checkpoint and saves on its schedule.
       checkpoint_meta: JSON-able facts saved beside each checkpoint (e.g. the config).
       on_epoch: called on the host after each epoch with that epoch's record.
+      nan_policy: "halt" or "skip" a NaN or infinite loss or gradient (jaxdl.nonfinite); either
+        way NonFiniteError ends the run (after the epoch's record, without its checkpoint).
+      max_consecutive_nonfinite: under "skip", this many non-finite steps in a row end the run.
+      stop_requested: polled after each epoch (e.g. set by SIGTERM); when it returns True the
+        epoch is checkpointed and fit returns with `interrupted=True`.
     """
     mesh = mesh or parallel.make_mesh()
+    check_choice("config.train.nan_policy", nan_policy, nonfinite.POLICIES)
     parallel.check_batch_size("config.train.batch_size", batch_size, mesh)
     eval_batch_size = eval_batch_size_for(len(validation["y"]), eval_batch_size, mesh)
     steps_per_epoch = len(train["y"]) // batch_size
@@ -171,27 +192,33 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
 
     epoch_fn = jax.jit(functools.partial(fit_epoch, batch_size=batch_size, patience=patience,
                                          batch_sharding=parallel.batch_sharded(mesh),
-                                         eval_sharding=parallel.batch_sharded(mesh)), donate_argnums=0)
+                                         eval_sharding=parallel.batch_sharded(mesh),
+                                         skip_nonfinite=nan_policy == "skip"), donate_argnums=0)
     history = []
     start = time.perf_counter()
-    epoch, stopped = resumed_from, bool(fit_state.early.stopped)
-    while epoch < epochs and not stopped:
+    epoch, stopped, interrupted = resumed_from, bool(fit_state.early.stopped), False
+    while epoch < epochs and not stopped and not interrupted:
         tick = time.perf_counter()
         fit_state, metrics = epoch_fn(fit_state, train_data, val_batches)
         metrics, epoch, stopped = jax.device_get((metrics, fit_state.epoch, fit_state.early.stopped))
         epoch, stopped = int(epoch), bool(stopped)
+        longest, first_step = int(metrics.pop("nonfinite_longest")), int(metrics.pop("first_nonfinite_step"))
         record = {"epoch": epoch, **{k: float(v) for k, v in metrics.items()},
                   "seconds": time.perf_counter() - tick}
+        record["nonfinite_steps"] = int(record["nonfinite_steps"])
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if checkpointer is not None and checkpointer.due(epoch, final=stopped or epoch >= epochs):
+        nonfinite.check_epoch(record, longest, first_step, policy=nan_policy, max_consecutive=max_consecutive_nonfinite,
+                              last_checkpoint=checkpointer.latest_epoch() if checkpointer is not None else None)
+        interrupted = stop_requested is not None and stop_requested() and epoch < epochs and not stopped
+        if checkpointer is not None and checkpointer.due(epoch, final=stopped or epoch >= epochs or interrupted):
             checkpointer.save(epoch, fit_state, checkpoint_meta or {})
     train_seconds = time.perf_counter() - start
     return FitResult(state=final_state(fit_state, patience), fit_state=fit_state, history=history,
                      epochs_run=int(fit_state.epoch), best_epoch=int(fit_state.early.best_epoch),
                      stopped_early=bool(fit_state.early.stopped), resumed_from=resumed_from,
-                     train_seconds=train_seconds)
+                     train_seconds=train_seconds, interrupted=interrupted)
 
 
 def eval_batch_size_for(num_examples: int, requested: int, mesh: Mesh) -> int:

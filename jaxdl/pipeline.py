@@ -7,16 +7,19 @@ config alone does not describe them.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
+import flax
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from jaxdl import config as config_lib
 from jaxdl import data as data_lib
-from jaxdl import parallel, report
+from jaxdl import parallel, preemption, report
 from jaxdl.checkpoint import Checkpointer
 from jaxdl.errors import InputError, check_range
 from jaxdl.evaluate import count_params, evaluate_split, params_sha256
@@ -40,6 +43,40 @@ def prepare_workdir(workdir: str) -> str:
         raise InputError("--workdir", f"cannot write there ({error.strerror})", got=workdir,
                          expected="a writable folder") from error
     return workdir
+
+
+def check_resumable(checkpointer: Checkpointer, config: ml_collections.ConfigDict) -> None:
+    """Refuses to resume a checkpoint saved with another config (keys of RESUMABLE_KEYS may differ)."""
+    found = checkpointer.latest_meta()
+    if found is None or "config" not in found[1]:
+        return
+    epoch, meta = found
+    differences = config_lib.config_differences(meta["config"], json.loads(config.to_json()))
+    if differences:
+        more = f" and {len(differences) - 3} more" if len(differences) > 3 else ""
+        raise InputError("--workdir", f"its checkpoint {checkpointer.path(epoch)} was saved with a different config: "
+                         + "; ".join(differences[:3]) + more,
+                         expected="the saved config (only " + ", ".join(config_lib.RESUMABLE_KEYS)
+                                  + " may change) or a new --workdir")
+
+
+def check_model_fits_data(model: nn.Module, info: data_lib.DataInfo) -> None:
+    """Traces the model (no compiling) on one input of the data's shape; checks the output width."""
+    dummy = jax.ShapeDtypeStruct((1, *info.input_shape), jnp.float32)
+    key = jax.random.PRNGKey(0)
+    try:
+        outputs, _ = jax.eval_shape(lambda x: model.init_with_output({"params": key, "dropout": key}, x,
+                                                                     train=False), dummy)
+    except (TypeError, ValueError, flax.errors.FlaxError) as error:
+        message = " ".join(str(error).split())[:200]
+        raise InputError("config.model", f"the model does not accept the data's inputs ({type(error).__name__}: "
+                         f"{message})", got=f"inputs of shape {info.input_shape}",
+                         expected=f"a model for inputs of shape {info.input_shape}") from error
+    expected = (1, info.num_outputs)
+    if getattr(outputs, "shape", None) != expected:
+        raise InputError("config.model", "the model's output does not match the data",
+                         got=f"outputs of shape {getattr(outputs, 'shape', type(outputs).__name__)}",
+                         expected=f"{expected} for {info.num_outputs} {'classes' if info.num_classes else 'targets'}")
 
 
 def build_state(config: ml_collections.ConfigDict, info: data_lib.DataInfo, steps_per_epoch: int,
@@ -83,17 +120,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     mesh = parallel.make_mesh()
     check_config(config, mesh)
     workdir = prepare_workdir(workdir)
-    splits = splits if splits is not None else data_lib.load(config.data)
-    report.write_config(workdir, config)
-    steps_per_epoch = data_lib.size(splits.train) // config.train.batch_size
-    if steps_per_epoch == 0:
-        raise InputError("config.train.batch_size", "batch size is larger than the training set",
-                         got=config.train.batch_size, expected=f"at most {data_lib.size(splits.train)}")
-    state = build_state(config, splits.info, steps_per_epoch, model)
-
     checkpointer = make_checkpointer(config, workdir)
+    try:
+        check_resumable(checkpointer, config)
+        if splits is None:
+            splits = data_lib.load(config.data)
+        else:
+            data_lib.check_splits(splits)
+        steps_per_epoch = data_lib.size(splits.train) // config.train.batch_size
+        if steps_per_epoch == 0:
+            raise InputError("config.train.batch_size", "batch size is larger than the training set",
+                             got=config.train.batch_size, expected=f"at most {data_lib.size(splits.train)}")
+        model = model if model is not None else build_model(config.model, splits.info)
+        check_model_fits_data(model, splits.info)
+        report.write_config(workdir, config)
+        state = build_state(config, splits.info, steps_per_epoch, model)
+        result, stop = run_fit(config, state, splits, mesh=mesh, checkpointer=checkpointer, workdir=workdir,
+                               progress=progress)
+    finally:
+        checkpointer.close()
+    if result.interrupted:
+        raise preemption.RunInterrupted(stop.signum, result.epochs_run, workdir)
+    test = evaluate_split(result.state, splits.test, mesh=mesh, batch_size=config.eval.batch_size)
+    summary = summarize(config, workdir, splits, result, test, mesh=mesh, total_seconds=time.perf_counter() - started)
+    report.write_json(os.path.join(workdir, "summary.json"), summary)
+    return summary
+
+
+def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_lib.Splits, *, mesh,
+            checkpointer: Checkpointer, workdir: str, progress: bool) -> tuple[FitResult, preemption.StopRequest]:
+    """`fit` with metrics.jsonl, the progress bar, and SIGTERM / SIGINT turned into a clean stop."""
     log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
-    log.keep_through(checkpointer.latest_epoch() or 0)
     bar = report.Progress(config.train.epochs, initial=checkpointer.latest_epoch() or 0, enabled=progress)
 
     def on_epoch(record: dict) -> None:
@@ -101,17 +158,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         bar.update(record)
 
     try:
-        result = fit(state, splits.train, splits.validation, epochs=config.train.epochs,
-                     batch_size=config.train.batch_size, patience=config.train.patience,
-                     eval_batch_size=config.eval.batch_size, mesh=mesh, checkpointer=checkpointer,
-                     checkpoint_meta={"config": config.to_dict()}, on_epoch=on_epoch)
+        with preemption.stop_on_signals() as stop:
+            result = fit(state, splits.train, splits.validation, epochs=config.train.epochs,
+                         batch_size=config.train.batch_size, patience=config.train.patience,
+                         eval_batch_size=config.eval.batch_size, mesh=mesh, checkpointer=checkpointer,
+                         checkpoint_meta={"config": json.loads(config.to_json())}, on_epoch=on_epoch,
+                         nan_policy=config.train.get("nan_policy", "halt"),
+                         max_consecutive_nonfinite=config.train.get("max_consecutive_nonfinite", 20),
+                         stop_requested=stop)
     finally:
         bar.close()
-        checkpointer.close()
-    test = evaluate_split(result.state, splits.test, mesh=mesh, batch_size=config.eval.batch_size)
-    summary = summarize(config, workdir, splits, result, test, mesh=mesh, total_seconds=time.perf_counter() - started)
-    report.write_json(os.path.join(workdir, "summary.json"), summary)
-    return summary
+    return result, stop
 
 
 def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, test: dict, *, mesh,

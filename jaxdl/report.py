@@ -29,10 +29,15 @@ def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
 
 
 class MetricsLog:
-    """`metrics.jsonl`: one JSON object per epoch, each epoch once, even across resumes."""
+    """`metrics.jsonl`: one JSON object per epoch, each epoch once, even across resumes.
+
+    The first `append` of a MetricsLog drops the records from its epoch on: they belong to a run
+    that went past its last checkpoint before it was stopped, and the resumed run writes them again.
+    """
 
     def __init__(self, path: str):
         self.path = path
+        self._appended = False
 
     def read(self) -> list[dict]:
         if not os.path.exists(self.path):
@@ -49,6 +54,9 @@ class MetricsLog:
         os.replace(tmp, self.path)
 
     def append(self, record: dict) -> None:
+        if not self._appended:
+            self.keep_through(record["epoch"] - 1)
+            self._appended = True
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from jaxdl import nonfinite
 from jaxdl.losses import MetricsFn
 
 PyTree = Any
@@ -88,8 +89,13 @@ def apply_model(state: TrainState, params: PyTree, x: jax.Array, *, train: bool,
     return state.apply_fn(state.variables(params), x, train=train, rngs=rngs), state.batch_stats
 
 
-def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One gradient step on `batch` -> (new state, batch-mean metrics incl. "loss")."""
+def train_step(state: TrainState, batch: dict[str, jax.Array], *,
+               skip_nonfinite: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One gradient step on `batch` -> (new state, batch-mean metrics incl. "loss").
+
+    The metrics also hold "nonfinite": () bool, the loss or a gradient was NaN or infinite. With
+    `skip_nonfinite`, such a step changes nothing but the step counter (see jaxdl.nonfinite).
+    """
     dropout_key = jax.random.fold_in(stream_keys(state)[0], state.step)
 
     def loss_fn(params):
@@ -97,11 +103,14 @@ def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSta
         metrics = state.metrics_fn(outputs, batch["y"])
         return jnp.mean(metrics["loss"]), (metrics, batch_stats)
 
-    (_, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    finite = nonfinite.all_finite((loss, grads))
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, batch_stats=batch_stats)
-    return new_state, {name: jnp.mean(value) for name, value in metrics.items()}
+    if skip_nonfinite:
+        new_state = nonfinite.keep_if(finite, new_state, state.replace(step=state.step + 1))
+    return new_state, {**{name: jnp.mean(value) for name, value in metrics.items()}, "nonfinite": ~finite}
 
 
 def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -133,16 +142,24 @@ def epoch_order(state: TrainState, num_examples: int, batch_size: int) -> jax.Ar
 
 
 def train_epoch(state: TrainState, data: dict[str, jax.Array], batch_size: int,
-                batch_sharding: jax.sharding.Sharding | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One pass over `data` (on device) as a single `lax.scan` -> (state, epoch-mean metrics)."""
+                batch_sharding: jax.sharding.Sharding | None = None, *,
+                skip_nonfinite: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One pass over `data` (on device) as a single `lax.scan` -> (state, epoch metrics).
+
+    The epoch metrics are means over the steps whose loss and gradients were finite (NaN if none
+    was), plus "nonfinite": (steps,) bool, which steps were not (see `train_step`).
+    """
     order = epoch_order(state, data["x"].shape[0], batch_size)
 
     def body(state, index):
         batch = constrain(jax.tree.map(lambda a: a[index], data), batch_sharding)
-        return train_step(state, batch)
+        return train_step(state, batch, skip_nonfinite=skip_nonfinite)
 
     state, metrics = jax.lax.scan(body, state, order)
-    return state, jax.tree.map(jnp.mean, metrics)
+    bad = metrics.pop("nonfinite")
+    finite_steps = jnp.sum(~bad)
+    means = {name: jnp.sum(jnp.where(bad, 0.0, value)) / finite_steps for name, value in metrics.items()}
+    return state, {**means, "nonfinite": bad}
 
 
 def evaluate(state: TrainState, batches: dict[str, jax.Array],

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxdl.data import tfds_door
-from jaxdl.data.splits import Arrays, DataInfo, Splits, carve, size
+from jaxdl.data.splits import Arrays, DataInfo, Splits, carve, check_splits
 from jaxdl.errors import InputError
 
 
@@ -33,10 +33,7 @@ def load(config: ml_collections.ConfigDict) -> Splits:
     if "validation" not in arrays:
         train, arrays["validation"] = carve(train, config.validation_fraction, config.split_seed)
     splits = Splits(train=train, validation=arrays["validation"], test=arrays["test"], info=info)
-    for name, count in splits.sizes().items():
-        if count == 0:
-            raise InputError("config.data", f"the {name} split is empty", got=config.name,
-                             expected="at least one example")
+    check_splits(splits)
     return splits
 
 
@@ -46,11 +43,26 @@ def describe(builder: tfds.core.DatasetBuilder) -> DataInfo:
     features = builder.info.features
     label = features[label_key]
     input_shape = tuple(features[input_key].shape)
+    for key in (input_key, label_key):
+        check_fixed_numeric(builder.name, key, features[key])
     if isinstance(label, tfds.features.ClassLabel):
         return DataInfo(name=builder.name, task="classification", input_shape=input_shape,
                         num_classes=label.num_classes, class_names=tuple(label.names))
     return DataInfo(name=builder.name, task="regression", input_shape=input_shape,
                     target_shape=tuple(label.shape))
+
+
+def check_fixed_numeric(name: str, key: str, feature: tfds.features.FeatureConnector) -> None:
+    """Models need inputs and labels of one fixed shape and a numeric dtype."""
+    where = f"data {name!r}, feature {key!r}"
+    if not isinstance(feature, tfds.features.Tensor):  # Text, Sequence, FeaturesDict, ...
+        raise InputError(where, "not a fixed-shape array", got=type(feature).__name__,
+                         expected="a Tensor, Image or ClassLabel feature")
+    if any(dim is None for dim in feature.shape):
+        raise InputError(where, "variable shape", got=tuple(feature.shape),
+                         expected="a fixed shape (pad or resize the examples when preparing the dataset)")
+    if not (np.issubdtype(feature.np_dtype, np.number) or feature.np_dtype == np.bool_):
+        raise InputError(where, "not numeric", got=str(feature.np_dtype), expected="a numeric dtype")
 
 
 def supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
@@ -62,9 +74,10 @@ def supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
 
 
 def to_arrays(examples: list[dict], builder: tfds.core.DatasetBuilder, info: DataInfo, split: str) -> Arrays:
-    """Example dicts -> {"x": float32 (N, ...), "y": int32 (N,) or float32 (N, ...)}, checked.
+    """Example dicts of `split` -> {"x": float32 (N, ...), "y": int32 (N,) or float32 (N, ...)}.
 
-    uint8 inputs (images) are scaled to [0, 1]; other inputs are used as they are.
+    uint8 inputs (images) are scaled to [0, 1]; other inputs are used as they are. `load` checks
+    the result (finite, labels in range, shapes: `check_splits`).
     """
     input_key, label_key = supervised_keys(builder)
     if not examples:
@@ -73,19 +86,5 @@ def to_arrays(examples: list[dict], builder: tfds.core.DatasetBuilder, info: Dat
     x = tfds_door.stack_feature(examples, input_key)
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     y = tfds_door.stack_feature(examples, label_key)
-    where = f"data {info.name!r}, {split} split"
-    if not np.all(np.isfinite(x)):
-        bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0, 0])
-        raise InputError(where, "input is NaN or infinite", got=f"example {bad}", expected="finite inputs")
-    if info.task == "classification":
-        out_of_range = np.flatnonzero((y < 0) | (y >= info.num_classes))
-        if out_of_range.size:
-            raise InputError(where, "label out of range", got=int(y[out_of_range[0]]),
-                             expected=f"0..{info.num_classes - 1} (example {int(out_of_range[0])})")
-        y = y.astype(np.int32)
-    else:
-        y = y.astype(np.float32)
-        if not np.all(np.isfinite(y)):
-            raise InputError(where, "target is NaN or infinite", expected="finite targets")
-    assert size({"x": x}) == len(y)
+    y = y.astype(np.int32 if info.task == "classification" else np.float32)
     return {"x": x, "y": y}

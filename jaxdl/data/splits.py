@@ -10,6 +10,8 @@ import dataclasses
 
 import numpy as np
 
+from jaxdl.errors import InputError
+
 Arrays = dict[str, np.ndarray]
 
 
@@ -80,3 +82,42 @@ def carve(arrays: Arrays, fraction: float, seed: int) -> tuple[Arrays, Arrays]:
         carved = np.sort(rng.permutation(size(arrays))[: int(round(fraction * size(arrays)))])
     rest = np.setdiff1d(np.arange(size(arrays)), carved)
     return take(arrays, rest), take(arrays, carved)
+
+
+def check_splits(splits: Splits) -> None:
+    """Host-side checks of every split against `splits.info`; InputError naming the first problem.
+
+    Each split must be non-empty, with `x` (N, *input_shape) finite numbers and `y` (N,) labels in
+    0..num_classes-1 (classification) or (N, *target_shape) finite targets (regression).
+    """
+    for name in ("train", "validation", "test"):
+        check_arrays(getattr(splits, name), splits.info, name)
+
+
+def check_arrays(arrays: Arrays, info: DataInfo, split: str) -> None:
+    where = f"data {info.name!r}, {split} split"
+    x, y = arrays["x"], arrays["y"]
+    if len(y) == 0:
+        raise InputError(where, "split is empty", got="0 examples", expected="at least one example")
+    if len(x) != len(y):
+        raise InputError(where, "inputs and labels differ in number", got=f"{len(x)} and {len(y)}",
+                         expected="one label per input")
+    if tuple(x.shape[1:]) != tuple(info.input_shape):
+        raise InputError(where, "input shape differs from the dataset's", got=tuple(x.shape[1:]),
+                         expected=tuple(info.input_shape))
+    if not np.issubdtype(x.dtype, np.number):
+        raise InputError(where, "inputs are not numbers", got=str(x.dtype), expected="a numeric dtype")
+    bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+    if bad.size:
+        raise InputError(where, "input is NaN or infinite", got=f"example {int(bad[0])}", expected="finite inputs")
+    if info.task == "classification":
+        if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
+            raise InputError(where, "class labels must be integers of shape (N,)", got=f"{y.dtype} {y.shape}",
+                             expected=f"int (N,) in 0..{info.num_classes - 1}")
+        out_of_range = np.flatnonzero((y < 0) | (y >= info.num_classes))
+        if out_of_range.size:
+            first = int(out_of_range[0])
+            raise InputError(where, f"label of example {first} out of range", got=int(y[first]),
+                             expected=f"0..{info.num_classes - 1}")
+    elif not np.all(np.isfinite(y)):
+        raise InputError(where, "target is NaN or infinite", expected="finite targets")

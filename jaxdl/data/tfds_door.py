@@ -10,6 +10,7 @@ at training time, and no pickle.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,9 +22,13 @@ from jaxdl.errors import InputError, did_you_mean
 # Builders that ship with jaxdl and need no download, by the name users give in `data.name`.
 PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {"digits": Digits}
 
-PREPARE_HINT = ("prepare it once on a machine with network access: "
-                "pip install 'jaxdl[catalog]' && python -m jaxdl.data.prepare {name} --data_dir {dir} "
-                "(or run with --config.data.download=true)")
+# Where TFDS downloads most catalog sets from (and its mirror of prepared sets): reaching it
+# first turns "no network" into an immediate error instead of minutes of retries.
+DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+
+OFFLINE_HINT = ("prepare it once on a machine with network access: "
+                "pip install 'jaxdl[catalog]' && python -m jaxdl.data.prepare {name} --data_dir {dir}")
+PREPARE_HINT = OFFLINE_HINT + " (or run with --config.data.download=true)"
 
 
 def default_data_dir() -> str:
@@ -34,6 +39,9 @@ def default_data_dir() -> str:
 def get_builder(name: str, data_dir: str | None = None, **builder_kwargs) -> tfds.core.DatasetBuilder:
     """A project builder or a catalog builder for `name` (`name/config` and `name:version` allowed)."""
     data_dir = data_dir or default_data_dir()
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise InputError("config.data.data_dir", "not a directory", got=data_dir,
+                         expected="a folder for TFDS datasets")
     base = name.split("/", maxsplit=1)[0].split(":", maxsplit=1)[0]
     if base in PROJECT_BUILDERS:
         config = name.split("/", 1)[1] if "/" in name else None
@@ -55,7 +63,11 @@ def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
     name = builder.name
     if name in PROJECT_BUILDERS and not builder.is_prepared():
         tfds.display_progress_bar(False)
-        builder.download_and_prepare(file_format="array_record")
+        try:
+            builder.download_and_prepare(file_format="array_record")
+        except OSError as error:
+            raise InputError("config.data.data_dir", f"cannot prepare {name!r} there ({error.strerror or error})",
+                             got=builder.data_dir_root, expected="a writable folder") from error
     try:
         sources = {split: builder.as_data_source(split=split) for split in splits}
     except Exception as error:  # noqa: BLE001 (TFDS raises several kinds for an unprepared set)
@@ -73,6 +85,12 @@ def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
 
 def prepare(builder: tfds.core.DatasetBuilder) -> None:
     """Downloads and prepares a catalog dataset as ArrayRecord; a clear error when that cannot work."""
+    try:
+        socket.create_connection(DOWNLOAD_HOST, timeout=10).close()
+    except OSError as error:
+        raise InputError("config.data.name", f"cannot download {builder.name!r}: no network "
+                         f"({DOWNLOAD_HOST[0]} unreachable: {error})",
+                         hint=OFFLINE_HINT.format(name=builder.name, dir=builder.data_dir_root)) from error
     try:
         builder.download_and_prepare(file_format="array_record")
     except ModuleNotFoundError as error:

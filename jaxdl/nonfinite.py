@@ -1,0 +1,84 @@
+"""What training does with a non-finite (NaN or infinite) loss or gradient: `train.nan_policy`.
+
+  halt  (default) stop after the epoch where it first happens, with an error naming the epoch and
+        step; the checkpoints saved before stay as they are (nothing of that epoch is saved).
+  skip  leave parameters, optimizer state and batch-norm statistics unchanged for that step (the
+        step counter still advances, so the data order stays that of an uninterrupted run), count
+        it in `nonfinite_steps` of metrics.jsonl, and stop once `train.max_consecutive_nonfinite`
+        steps in a row were non-finite, across epoch boundaries.
+
+Detection happens inside the compiled epoch: each step yields one flag, the epoch reduces them to
+a few scalars, and the host reads them with the rest of the epoch's metrics (no extra sync).
+
+Either way the run ends with exit code 2, like bad input: a diverging run is fixed by changing the
+config or the data (learning rate, clipping, a broken example), not by running it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxdl.errors import InputError
+
+POLICIES = ("halt", "skip")
+
+
+class NonFiniteError(InputError):
+    """Training met non-finite values that `train.nan_policy` does not allow."""
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """() bool: every element of every leaf is finite."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+def keep_if(condition: jax.Array, new: Any, old: Any) -> Any:
+    """`new` where `condition` (a () bool) holds, else `old`, leaf by leaf."""
+    return jax.tree.map(lambda n, o: jnp.where(condition, n, o), new, old)
+
+
+def streaks(nonfinite: jax.Array, carried: jax.Array) -> dict[str, jax.Array]:
+    """Runs of consecutive non-finite steps in an epoch.
+
+    Args:
+      nonfinite: (steps,) bool, which steps of the epoch were non-finite.
+      carried: () int32, the run of non-finite steps that ended the previous epoch.
+
+    Returns:
+      {"count": () int32 non-finite steps in the epoch,
+       "longest": () int32 the longest run that includes a step of this epoch (a carried run
+                   that goes on counts from its start),
+       "trailing": () int32 the run still going at the end (carried into the next epoch),
+       "first": () int32 index of the first non-finite step in the epoch, -1 if none}.
+    """
+
+    def body(run, flag):
+        run = jnp.where(flag, run + 1, 0)
+        return run, run
+
+    trailing, runs = jax.lax.scan(body, carried.astype(jnp.int32), nonfinite)
+    return {"count": jnp.sum(nonfinite, dtype=jnp.int32), "longest": jnp.max(runs, initial=0),
+            "trailing": trailing, "first": jnp.where(jnp.any(nonfinite), jnp.argmax(nonfinite), -1)}
+
+
+def check_epoch(record: dict, longest: int, first_step: int, *, policy: str, max_consecutive: int,
+                last_checkpoint: int | None) -> None:
+    """Raises NonFiniteError if the epoch summarised by `record` breaks the policy (host side)."""
+    count = record["nonfinite_steps"]
+    if policy == "halt" and count:
+        problem, setting = f"{count} non-finite steps, the first is step {first_step}", "train.nan_policy=halt"
+    elif policy == "skip" and longest >= max_consecutive:
+        problem = f"{longest} non-finite steps in a row"
+        setting = f"train.max_consecutive_nonfinite={max_consecutive}"
+    else:
+        return
+    kept = (f"kept the last checkpoint, epoch {last_checkpoint}" if last_checkpoint
+            else "no checkpoint was saved before it")
+    skip = ", or use --config.train.nan_policy=skip" if policy == "halt" else ""
+    raise NonFiniteError(f"epoch {record['epoch']}", f"loss or gradient is NaN or infinite ({setting})",
+                         got=problem, expected="finite values",
+                         hint=f"{kept}; lower config.optimizer.learning_rate, set config.optimizer.clip_norm, "
+                              f"check the data{skip}")
