@@ -244,5 +244,6 @@ def warn_on_version_change(meta: dict, path: str) -> None:
 def first_line(error: BaseException) -> str:
     """`Type: first line of the message`, at most 160 characters (TensorStore messages run long)."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    text = text.split(" See full TensorStore details")[0]
     text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return text if len(text) <= 160 else text[:157] + "..."

@@ -40,10 +40,14 @@ class MetricsLog:
         self._appended = False
 
     def read(self) -> list[dict]:
+        """The records; a last line cut short (a process killed while writing it) is left out."""
         if not os.path.exists(self.path):
             return []
         with open(self.path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            lines = [line for line in f if line.strip()]
+        if lines and not lines[-1].endswith("\n"):
+            lines.pop()
+        return [json.loads(line) for line in lines]
 
     def keep_through(self, epoch: int) -> None:
         """Drops records after `epoch` (those of a run that was interrupted before its next checkpoint)."""

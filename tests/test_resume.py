@@ -1,0 +1,183 @@
+"""Exact resume through the real command line: a run stopped after any epoch - cleanly, by SIGTERM or
+SIGINT, or by `kill -9` at random moments - and started again with the same workdir ends with the
+uninterrupted run's params_sha256, and metrics.jsonl holds each epoch once, with the same numbers.
+
+The uninterrupted run and the same-seed run compile from scratch; the stopped and resumed runs load
+the same executables from a persistent XLA compilation cache, which cuts their start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, run_cli
+
+EPOCHS = 10
+# Dropout makes the RNG stream matter; patience > 0 makes the final model the early-stopping copy.
+ARGS = ["--config", "configs/mlp.py:tiny", f"--config.train.epochs={EPOCHS}", "--config.checkpoint.every_epochs=1",
+        "--config.model.dropout=0.1", "--config.train.patience=5", "--quiet"]
+
+
+def command(data_dir: str, workdir, *extra: str) -> list[str]:
+    return [*ARGS, f"--config.data.data_dir={data_dir}", f"--workdir={workdir}", *extra]
+
+
+def train(data_dir: str, workdir, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    result = run_cli("experiments.mlp", *command(data_dir, workdir, *extra), env=env)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def start(data_dir: str, workdir, env: dict, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "experiments.mlp", *command(data_dir, workdir, *extra)], cwd=REPO,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def metrics(workdir) -> list[dict]:
+    """metrics.jsonl without the wall-clock field."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.endswith("\n")]
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def summary(workdir) -> dict:
+    with open(os.path.join(workdir, "summary.json")) as f:
+        return json.load(f)
+
+
+def checkpoint_epochs(workdir) -> list[int]:
+    return sorted(int(name) for name in os.listdir(os.path.join(workdir, "checkpoints")) if name.isdigit())
+
+
+def wait_for_epoch(process: subprocess.Popen, workdir, epoch: int) -> None:
+    """Polls metrics.jsonl until it holds `epoch` (or the run ended)."""
+    while process.poll() is None and not any(r["epoch"] >= epoch for r in metrics(workdir)):
+        time.sleep(0.005)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> dict:
+    """Environment for a persistent compilation cache shared by this module's runs."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla_cache")),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, data_dir, cache):
+    workdir = tmp_path_factory.mktemp("resume") / "uninterrupted"
+    train(data_dir, workdir, env=cache)  # compiles from scratch, and fills the cache
+    return {"workdir": workdir, "sha": summary(workdir)["params_sha256"], "metrics": metrics(workdir)}
+
+
+def assert_same_as_uninterrupted(workdir, uninterrupted) -> None:
+    assert summary(workdir)["params_sha256"] == uninterrupted["sha"]
+    assert metrics(workdir) == uninterrupted["metrics"]  # each epoch once, with the same numbers
+    assert [r["epoch"] for r in uninterrupted["metrics"]] == list(range(1, EPOCHS + 1))
+
+
+def test_same_seed_twice_gives_the_same_parameters(data_dir, tmp_path, uninterrupted):
+    train(data_dir, tmp_path / "again")
+    assert_same_as_uninterrupted(tmp_path / "again", uninterrupted)
+    assert summary(tmp_path / "again")["resumed_from"] == 0
+
+
+def test_clean_stop_then_resume_with_more_epochs(data_dir, tmp_path, uninterrupted, cache):
+    workdir = tmp_path / "clean"
+    train(data_dir, workdir, "--config.train.epochs=4", env=cache)
+    assert checkpoint_epochs(workdir)[-1] == 4
+    train(data_dir, workdir, env=cache)
+    assert summary(workdir)["resumed_from"] == 4
+    assert_same_as_uninterrupted(workdir, uninterrupted)
+
+
+def resume_command_from(stderr: str) -> list[str]:
+    marker = "The run can be resumed from there: "
+    line = next(line for line in stderr.splitlines() if marker in line)
+    return shlex.split(line.split(marker, 1)[1])
+
+
+def test_sigterm_and_sigint_stop_after_a_checkpoint_and_print_the_resume_command(data_dir, tmp_path, uninterrupted,
+                                                                                  cache):
+    workdir = tmp_path / "signals"
+    process = start(data_dir, workdir, cache)
+    wait_for_epoch(process, workdir, 2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    stopped_at = checkpoint_epochs(workdir)[-1]
+    assert f"stopped by SIGTERM after epoch {stopped_at}; its checkpoint is in {workdir}" in stderr
+    assert 2 <= stopped_at < EPOCHS and metrics(workdir)[-1]["epoch"] == stopped_at
+    assert not (workdir / "summary.json").exists()
+
+    resume = resume_command_from(stderr)
+    assert resume[:3] == [sys.executable, "-m", "experiments.mlp"] and f"--workdir={workdir}" in resume
+    elsewhere = tmp_path / "elsewhere"  # absolute paths: the command works from any folder
+    elsewhere.mkdir()
+    process = subprocess.Popen(resume, cwd=elsewhere, env={**os.environ, **cache}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    wait_for_epoch(process, workdir, stopped_at + 2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "stopped by SIGINT" in stderr
+
+    finished = subprocess.run(resume_command_from(stderr), cwd=elsewhere, env={**os.environ, **cache},
+                              capture_output=True, text=True, timeout=300, check=False)
+    assert finished.returncode == 0, finished.stderr
+    assert_same_as_uninterrupted(workdir, uninterrupted)
+
+
+def test_kill_9_at_random_moments_then_resume(data_dir, tmp_path, uninterrupted, cache):
+    seed = int(os.environ.get("JAXDL_KILL_SEED", time.time_ns() % 10**6))
+    rng = random.Random(seed)
+    workdir = tmp_path / "killed"
+    for _ in range(2):
+        process = start(data_dir, workdir, cache)
+        wait_for_epoch(process, workdir, rng.randint(1, EPOCHS - 2))
+        time.sleep(rng.uniform(0, 0.05))  # somewhere in the next epoch, its save, or its metrics line
+        process.kill()
+        process.wait()
+    train(data_dir, workdir, env=cache)
+    assert not [name for name in os.listdir(workdir / "checkpoints") if "tmp" in name], f"JAXDL_KILL_SEED={seed}"
+    assert_same_as_uninterrupted(workdir, uninterrupted)
+
+
+def test_a_damaged_latest_checkpoint_resumes_from_the_one_before(data_dir, tmp_path, uninterrupted, cache):
+    workdir = tmp_path / "damaged"
+    shutil.copytree(uninterrupted["workdir"], workdir)
+    last = checkpoint_epochs(workdir)[-1]
+    for root, _, files in os.walk(workdir / "checkpoints" / str(last) / "state"):
+        for name in files:
+            if os.path.basename(root) == "d":
+                os.truncate(os.path.join(root, name), 0)
+    result = train(data_dir, workdir, env=cache)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and f"checkpoints/{last} is corrupted" in warnings[0], result.stderr
+    assert f"resumed from epoch {last - 1}" in warnings[0]
+    assert summary(workdir)["resumed_from"] == last - 1
+    assert_same_as_uninterrupted(workdir, uninterrupted)
+
+
+def test_resuming_with_another_model_is_refused_with_one_line(data_dir, tmp_path, uninterrupted):
+    workdir = tmp_path / "other"
+    shutil.copytree(uninterrupted["workdir"], workdir)
+    result = run_cli("experiments.mlp", *command(data_dir, workdir, "--config.model.hidden_sizes=(64,)",
+                                                 "--config.optimizer.learning_rate=0.01"))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: --workdir: its checkpoint {workdir}/checkpoints/{EPOCHS} was saved with a "
+                               "different config: model.hidden_sizes (saved [32], now [64]); "
+                               "optimizer.learning_rate (saved 0.001, now 0.01)"), lines[0]
+    assert metrics(workdir) == uninterrupted["metrics"]  # nothing touched
