@@ -35,11 +35,6 @@ def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
-def keep_if(condition: jax.Array, new: Any, old: Any) -> Any:
-    """`new` where `condition` (a () bool) holds, else `old`, leaf by leaf."""
-    return jax.tree.map(lambda n, o: jnp.where(condition, n, o), new, old)
-
-
 def streaks(nonfinite: jax.Array, carried: jax.Array) -> dict[str, jax.Array]:
     """Runs of consecutive non-finite steps in an epoch.
 

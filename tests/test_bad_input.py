@@ -167,9 +167,9 @@ def test_the_table_is_big_enough():
     assert len({case[0] for case in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize(("extra", "where", "fragments"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_through_the_cli(driver, places, request, extra, where, fragments):
-    case_id = request.node.callspec.id
+@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+def test_bad_input_through_the_cli(driver, places, case):
+    case_id, extra, where, fragments = case
     result = driver.run(argv_for(case_id, extra, places), offline=case_id in OFFLINE)
     assert_one_error_line(result["code"], result["stderr"], where, fragments)
     assert not os.path.exists(os.path.join(places["work"], case_id, "metrics.jsonl"))

@@ -76,7 +76,7 @@ def test_halt_names_the_epoch_and_keeps_the_last_good_checkpoint(digits, tmp_pat
     assert "kept the last checkpoint, epoch 2" in message
     # Once the poisoned batch's NaN reaches the parameters, every later step of the epoch is NaN too.
     assert [r["epoch"] for r in records] == [3]
-    first = int(message.split("the first is step ")[1].split("'")[0])
+    first = int(message.split("the first is step ", 1)[1].split("'", 1)[0])
     assert 2 * 8 < first <= 3 * 8 and records[0]["nonfinite_steps"] == 3 * 8 - first + 1
     checkpointer = Checkpointer(directory)
     assert checkpointer.epochs() == [1, 2]
