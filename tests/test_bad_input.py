@@ -2,18 +2,27 @@
 
 The table runs through `jaxdl.cli.main`, the code behind `python -m experiments.mlp`, in one
 driver subprocess per test worker (tests/cli_driver.py: JAX imported once, 8 simulated devices);
-a handful of cases also run as real `python -m experiments.mlp` subprocesses.
+a handful of cases also run as real `python -m experiments.mlp` subprocesses. What only research
+code can pass (its own model or data) is checked through `train_and_evaluate`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 
+import flax.linen as nn
+import numpy as np
 import pytest
 from conftest import REPO, run_cli
+
+from jaxdl.config import load_config
+from jaxdl.errors import InputError
+from jaxdl.models import MLP
+from jaxdl.pipeline import train_and_evaluate
 
 EIGHT_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
 
@@ -191,3 +200,43 @@ def test_debug_shows_the_traceback(places):
     assert result.returncode == 2
     assert "Traceback (most recent call last)" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: config.train.batch_size: out of range")
+
+
+class Reshapes(nn.Module):
+    """A model written for inputs of 49 values (7x7), not the digits' 8x8x1."""
+
+    @nn.compact
+    def __call__(self, x, *, train: bool = False):
+        return nn.Dense(10)(x.reshape((x.shape[0], 7, 7)).sum(axis=-1))
+
+
+@pytest.fixture
+def tiny_config(data_dir):
+    config = load_config(os.path.join(REPO, "configs", "mlp.py:tiny"))
+    with config.unlocked():
+        config.data.data_dir = data_dir
+    return config
+
+
+@pytest.mark.parametrize(("model", "fragments"), [
+    (Reshapes(), ["the model does not accept the data's inputs", "inputs of shape (8, 8, 1)"]),
+    (MLP(num_outputs=5, hidden_sizes=(8,)), ["the model's output does not match the data",
+                                             "outputs of shape (1, 5)", "(1, 10) for 10 classes"]),
+])
+def test_a_model_that_does_not_fit_the_data_is_refused_before_compiling(tiny_config, tmp_path, model, fragments):
+    with pytest.raises(InputError) as caught:
+        train_and_evaluate(tiny_config, str(tmp_path), model=model, progress=False)
+    assert str(caught.value).startswith("config.model: ")
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_splits_given_by_research_code_are_checked_too(tiny_config, digits, tmp_path):
+    x = digits.validation["x"].copy()
+    x[3, 0, 0, 0] = np.inf
+    bad = dataclasses.replace(digits, validation={"x": x, "y": digits.validation["y"]})
+    with pytest.raises(InputError, match=r"^data 'digits', validation split: input is NaN or infinite"):
+        train_and_evaluate(tiny_config, str(tmp_path / "a"), splits=bad, progress=False)
+    wrong_shape = dataclasses.replace(digits, test={"x": digits.test["x"].reshape(-1, 64), "y": digits.test["y"]})
+    with pytest.raises(InputError, match=r"input shape differs from the dataset's \(got \(64,\), expected \(8, 8, 1\)"):
+        train_and_evaluate(tiny_config, str(tmp_path / "b"), splits=wrong_shape, progress=False)
