@@ -8,6 +8,7 @@ the same executables from a persistent XLA compilation cache, which cuts their s
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -67,17 +68,28 @@ def wait_for_epoch(process: subprocess.Popen, workdir, epoch: int) -> None:
         time.sleep(0.005)
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> dict:
+@pytest.fixture(scope="session")
+def shared_root(tmp_path_factory):
+    """A folder of this test session that every pytest-xdist worker sees."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def cache(shared_root) -> dict:
     """Environment for a persistent compilation cache shared by this module's runs."""
-    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla_cache")),
+    return {"JAX_COMPILATION_CACHE_DIR": str(shared_root / "xla_cache"),
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, data_dir, cache):
-    workdir = tmp_path_factory.mktemp("resume") / "uninterrupted"
-    train(data_dir, workdir, env=cache)  # compiles from scratch, and fills the cache
+@pytest.fixture(scope="session")
+def uninterrupted(shared_root, data_dir, cache):
+    """The reference run, made once per session even when several workers ask for it."""
+    workdir = shared_root / "resume_uninterrupted"
+    with open(shared_root / "resume_uninterrupted.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (workdir / "summary.json").exists():
+            train(data_dir, workdir, env=cache)  # compiles from scratch, and fills the cache
     return {"workdir": workdir, "sha": summary(workdir)["params_sha256"], "metrics": metrics(workdir)}
 
 
