@@ -153,6 +153,7 @@ def test_sigterm_and_sigint_stop_after_a_checkpoint_and_print_the_resume_command
 
 def test_kill_9_at_random_moments_then_resume(data_dir, tmp_path, uninterrupted, cache):
     seed = int(os.environ.get("JAXDL_KILL_SEED", time.time_ns() % 10**6))
+    print(f"JAXDL_KILL_SEED={seed}")  # shown by pytest when the test fails, to replay the same kills
     rng = random.Random(seed)
     workdir = tmp_path / "killed"
     for _ in range(2):
@@ -162,7 +163,7 @@ def test_kill_9_at_random_moments_then_resume(data_dir, tmp_path, uninterrupted,
         process.kill()
         process.wait()
     train(data_dir, workdir, env=cache)
-    assert not [name for name in os.listdir(workdir / "checkpoints") if "tmp" in name], f"JAXDL_KILL_SEED={seed}"
+    assert not [name for name in os.listdir(workdir / "checkpoints") if "tmp" in name]
     assert_same_as_uninterrupted(workdir, uninterrupted)
 
 
