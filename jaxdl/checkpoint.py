@@ -71,7 +71,7 @@ def library_versions() -> dict[str, str]:
 
 def tree_digest(tree: Any) -> tuple[str, dict[str, str]]:
     """(SHA-256 of the leaves' bytes, {leaf path: "dtype[shape]"}) of a pytree, read to the host."""
-    from jaxdl.evaluate import params_sha256  # noqa: PLC0415 (evaluate imports fit, which imports this)
+    from jaxdl.evaluate import params_sha256  # here: evaluate imports fit, which imports this module
 
     host = jax.device_get(tree)
     return params_sha256(host), leaf_specs(host)

@@ -61,6 +61,6 @@ class BadData(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 def register() -> None:
-    from jaxdl.data import tfds_door  # noqa: PLC0415
+    from jaxdl.data import tfds_door
 
     tfds_door.PROJECT_BUILDERS["bad_data"] = BadData

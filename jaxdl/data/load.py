@@ -55,8 +55,8 @@ def describe(builder: tfds.core.DatasetBuilder) -> DataInfo:
 def check_fixed_numeric(name: str, key: str, feature: tfds.features.FeatureConnector) -> None:
     """Models need inputs and labels of one fixed shape and a numeric dtype."""
     where = f"data {name!r}, feature {key!r}"
-    if not isinstance(feature, tfds.features.Tensor):  # Text, Sequence, FeaturesDict, ...
-        raise InputError(where, "not a fixed-shape array", got=type(feature).__name__,
+    if not isinstance(getattr(feature, "shape", None), tuple) or not hasattr(feature, "np_dtype"):
+        raise InputError(where, "not a single array", got=type(feature).__name__,  # e.g. a FeaturesDict
                          expected="a Tensor, Image or ClassLabel feature")
     if any(dim is None for dim in feature.shape):
         raise InputError(where, "variable shape", got=tuple(feature.shape),
