@@ -115,6 +115,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
       splits: data to use instead of loading `config.data` (e.g. data an experiment built itself).
       model: a module to use instead of building `config.model`.
       progress: show the per-epoch progress bar on stderr.
+
+    Raises InputError for bad input (before compiling) and for a diverged run (NonFiniteError),
+    and RunInterrupted when SIGTERM or SIGINT stopped the run after a checkpointed epoch.
     """
     started = time.perf_counter()
     mesh = parallel.make_mesh()
