@@ -11,6 +11,8 @@ Variants, as `--config configs/mlp.py:NAME`:
 
 import ml_collections
 
+from jaxdl import sweep
+
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -52,6 +54,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.checkpoint.every_epochs = 0  # 0 = by time only
     config.checkpoint.every_seconds = 30.0
     config.checkpoint.keep = 2
+
+    # Several members (seeds x values) train as one program; () = the value above. See jaxdl/sweep.py.
+    config.sweep = sweep.default_config()
 
     if variant == "softmax":
         config.model.hidden_sizes = ()
