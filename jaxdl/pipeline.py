@@ -129,7 +129,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
                             member=best)
         summary.update(outcome)
         plot_curves(log.read(), os.path.join(workdir, "validation_curves.png"),
-                    labels={m.index: m.label() for m in members}, title=f"{len(members)} members")
+                    labels=dict(enumerate(sweep_lib.member_labels(members))), title=f"{len(members)} members")
     else:
         test = evaluate_split(result.state, splits.test, mesh=mesh, batch_size=config.eval.batch_size)
         summary = summarize(config, workdir, splits, result, test, mesh=mesh,

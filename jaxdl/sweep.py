@@ -46,11 +46,16 @@ class Member:
     seed: int
     hyperparameters: dict[str, float]
 
-    def label(self) -> str:
-        """A short name for legends and titles, e.g. `lr=0.01 wd=0 seed=1`."""
-        short = {"learning_rate": "lr", "weight_decay": "wd", "l1": "l1"}
-        values = " ".join(f"{short.get(k, k)}={v:g}" for k, v in self.hyperparameters.items())
-        return f"{values} seed={self.seed}"
+
+
+SHORT_NAMES = {"learning_rate": "lr", "weight_decay": "wd", "l1": "l1", "seed": "seed"}
+
+
+def member_labels(members: list[Member]) -> list[str]:
+    """Short names for legends and titles, showing only what differs between members, e.g. `lr=0.01 seed=1`."""
+    settings = [{**m.hyperparameters, "seed": m.seed} for m in members]
+    varying = [name for name in settings[0] if len({s[name] for s in settings}) > 1] or ["seed"]
+    return [" ".join(f"{SHORT_NAMES.get(name, name)}={s[name]:g}" for name in varying) for s in settings]
 
 
 def default_config(hyperparameters: tuple[str, ...] = ("learning_rate", "weight_decay")) -> ml_collections.ConfigDict:

@@ -16,10 +16,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxdl.data.digits import Digits
+from jaxdl.data.playground import PLAYGROUND_BUILDERS
 from jaxdl.errors import InputError, did_you_mean
 
 # Builders that ship with jaxdl and need no download, by the name users give in `data.name`.
-PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {"digits": Digits}
+PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {"digits": Digits, **PLAYGROUND_BUILDERS}
 
 PREPARE_HINT = ("prepare it once on a machine with network access: "
                 "pip install 'jaxdl[catalog]' && python -m jaxdl.data.prepare {name} --data_dir {dir} "
