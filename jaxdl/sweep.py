@@ -106,7 +106,8 @@ def create_states(model: nn.Module, tx: optax.GradientTransformation, input_shap
     optimizer state carries its own hyperparameters.
     """
     keys = jnp.stack([jax.random.PRNGKey(member.seed) for member in members])
-    states = jax.vmap(lambda key: create_state(model, tx, input_shape, key, metrics_fn))(keys)
+    # One compiled program rather than op-by-op dispatch; the initial values are the same.
+    states = jax.jit(jax.vmap(lambda key: create_state(model, tx, input_shape, key, metrics_fn)))(keys)
     return set_hyperparameters(states, members)
 
 
