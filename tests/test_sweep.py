@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import ml_collections
 import numpy as np
@@ -127,6 +128,22 @@ def test_sweep_summary_metrics_and_images(swept):
     for image in ("validation_curves.png", "members.png", "boundary.png", "neurons.png", "curves.png"):
         with open(os.path.join(workdir, image), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", image
+
+
+def test_an_interrupted_sweep_resumes_to_the_same_members(swept, tmp_path):
+    config, reference, workdir = swept
+    copy = str(tmp_path / "run")
+    shutil.copytree(workdir, copy)
+    saved = sorted(int(name) for name in os.listdir(os.path.join(copy, "checkpoints")) if name.isdigit())
+    assert len(saved) == 2  # keep = 2
+    shutil.rmtree(os.path.join(copy, "checkpoints", str(saved[-1])))  # as if killed before the last save
+    resumed = playground.run(config, copy, progress=False)
+    assert resumed["resumed_from"] == saved[0]
+    for ours, theirs in zip(resumed["members"], reference["members"], strict=True):
+        assert (ours["epochs_run"], ours["best_epoch"]) == (theirs["epochs_run"], theirs["best_epoch"])
+        assert ours["params_sha256"] == theirs["params_sha256"]
+    with open(os.path.join(copy, "metrics.jsonl")) as ours, open(os.path.join(workdir, "metrics.jsonl")) as theirs:
+        assert len(ours.readlines()) == len(theirs.readlines())
 
 
 def test_members_get_their_hyperparameters_and_the_ensemble_averages_their_probabilities():
