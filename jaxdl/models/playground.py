@@ -23,7 +23,7 @@ MAX_HIDDEN_LAYERS = 6
 class PlaygroundNet(nn.Module):
     """(batch, 2) points -> (batch, num_outputs).
 
-    Hidden-layer outputs are sown into `intermediates` as `mlp/hidden_<i>` (see `jaxdl.models.mlp`).
+    Hidden-layer outputs are sown into `intermediates` as `mlp/hidden_<i>_out` (see `jaxdl.models.mlp`).
     """
 
     features: tuple[str, ...]
