@@ -11,6 +11,7 @@ Variants, as `--config configs/mlp.py:NAME`:
 
 import ml_collections
 
+from jaxdl import sweep
 from jaxdl.config import add_training_sections
 
 
@@ -45,6 +46,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     # train.{epochs, batch_size, patience, nan_policy, max_consecutive_nonfinite}, eval.batch_size,
     # checkpoint.{every_epochs, every_seconds, keep}: see jaxdl.config.add_training_sections.
     add_training_sections(config, epochs=300, batch_size=64, patience=20)
+
+    # Several members (seeds x values) train as one program; () = the value above. See jaxdl/sweep.py.
+    config.sweep = sweep.default_config()
 
     if variant == "softmax":
         config.model.hidden_sizes = ()

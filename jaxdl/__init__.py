@@ -9,6 +9,10 @@ The pieces of the supervised-learning cycle, each usable on its own:
     state, metrics = jax.jit(jaxdl.train_step)(state, batch)   # or a whole epoch: jaxdl.train_epoch
     result = jaxdl.fit(state, splits.train, splits.validation, epochs=..., batch_size=...)
     test = jaxdl.evaluate_split(result.state, splits.test)
+
+A sweep trains many members as one program: `members = jaxdl.members_of(config)`, `states =
+jaxdl.create_states(model, tx, input_shape, members, metrics_fn)`, `jaxdl.fit(states, ...,
+members=len(members))`, `jaxdl.evaluate_members(result.state, splits.test, task=...)`.
 """
 
 from jaxdl.checkpoint import Checkpointer
@@ -23,12 +27,14 @@ from jaxdl.models import build_model
 from jaxdl.optim import build_optimizer
 from jaxdl.parallel import make_mesh
 from jaxdl.pipeline import train_and_evaluate
+from jaxdl.sweep import Member, create_states, evaluate_members, members_of
 from jaxdl.train import TrainState, create_state, eval_batches, eval_step, evaluate, train_epoch, train_step
 
 __all__ = [
-    "Checkpointer", "DataInfo", "EarlyStopping", "FitResult", "FitState", "InputError", "Splits", "TrainState",
-    "apply_override", "build_model", "build_optimizer", "classification_metrics", "count_params", "create_state",
-    "cross_entropy", "eval_batches", "eval_step", "evaluate", "evaluate_split", "fit", "fit_epoch",
-    "init_fit_state", "load_config", "load_data", "make_mesh", "metrics_for_task", "params_sha256",
+    "Checkpointer", "DataInfo", "EarlyStopping", "FitResult", "FitState", "InputError", "Member", "Splits",
+    "TrainState", "apply_override", "build_model", "build_optimizer", "classification_metrics", "count_params",
+    "create_state", "create_states", "cross_entropy", "eval_batches", "eval_step", "evaluate", "evaluate_members",
+    "evaluate_split", "fit", "fit_epoch", "init_fit_state", "load_config", "load_data", "make_mesh", "members_of",
+    "metrics_for_task", "params_sha256",
     "regression_metrics", "squared_error", "train_and_evaluate", "train_epoch", "train_step",
 ]

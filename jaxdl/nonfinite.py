@@ -59,10 +59,13 @@ def streaks(nonfinite: jax.Array, carried: jax.Array) -> dict[str, jax.Array]:
             "trailing": trailing, "first": jnp.where(jnp.any(nonfinite), jnp.argmax(nonfinite), -1)}
 
 
-def check_epoch(record: dict, longest: int, first_step: int, *, policy: str, max_consecutive: int,
+def check_epoch(epoch: int, count: int, longest: int, first_step: int, *, policy: str, max_consecutive: int,
                 last_checkpoint: int | None) -> None:
-    """Raises NonFiniteError if the epoch summarised by `record` breaks the policy (host side)."""
-    count = record["nonfinite_steps"]
+    """Raises NonFiniteError if `epoch`, with `count` non-finite steps, breaks the policy (host side).
+
+    For a stack of members, `count` is summed over them and `longest` and `first_step` are the
+    worst member's.
+    """
     if policy == "halt" and count:
         problem, setting = f"{count} non-finite steps, the first is step {first_step}", "train.nan_policy=halt"
     elif policy == "skip" and longest >= max_consecutive:
@@ -73,7 +76,7 @@ def check_epoch(record: dict, longest: int, first_step: int, *, policy: str, max
     kept = (f"kept the last checkpoint, epoch {last_checkpoint}" if last_checkpoint
             else "no checkpoint was saved before it")
     skip = ", or use --config.train.nan_policy=skip" if policy == "halt" else ""
-    raise NonFiniteError(f"epoch {record['epoch']}", f"loss or gradient is NaN or infinite ({setting})",
+    raise NonFiniteError(f"epoch {epoch}", f"loss or gradient is NaN or infinite ({setting})",
                          got=problem, expected="finite values",
                          hint=f"{kept}; lower config.optimizer.learning_rate, set config.optimizer.clip_norm, "
                               f"check the data{skip}")

@@ -1,6 +1,6 @@
-"""Optax optimizers from config: name, learning rate, schedule, weight decay, clipping.
+"""Optax optimizers from config: name, learning rate, schedule, weight decay, L1, clipping.
 
-The peak learning rate and the weight decay are injected hyperparameters
+The peak learning rate, the weight decay and the L1 rate are injected hyperparameters
 (`optax.inject_hyperparams`): they live in the optimizer state, so a stacked sweep can give each
 member its own values without a second compile. The schedule is a shape in [0, 1] that
 multiplies the peak rate, step by step.
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -30,6 +32,13 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
 }
 
 SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine")
+
+# The injected hyperparameters and their valid ranges (keyword arguments of `check_range`).
+HYPERPARAMETER_RANGES: dict[str, dict] = {
+    "learning_rate": {"low": 0, "low_inclusive": False, "high": 10},
+    "weight_decay": {"low": 0, "high": 1},
+    "l1": {"low": 0, "high": 1},
+}
 
 
 def schedule_shape(config: ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int) -> Schedule:
@@ -54,8 +63,9 @@ def schedule_shape(config: ml_collections.ConfigDict, total_steps: int, steps_pe
 def check_optimizer_config(config: ml_collections.ConfigDict) -> None:
     check_choice("config.optimizer.name", config.name, OPTIMIZERS)
     check_choice("config.optimizer.schedule", config.schedule, SCHEDULES)
-    check_range("config.optimizer.learning_rate", config.learning_rate, low=0, low_inclusive=False, high=10)
-    check_range("config.optimizer.weight_decay", config.get("weight_decay", 0.0), low=0, high=1)
+    check_range("config.optimizer.learning_rate", config.learning_rate, **HYPERPARAMETER_RANGES["learning_rate"])
+    for name in ("weight_decay", "l1"):
+        check_range(f"config.optimizer.{name}", config.get(name, 0.0), **HYPERPARAMETER_RANGES[name])
     check_range("config.optimizer.clip_norm", config.get("clip_norm", 0.0), low=0)
     check_range("config.optimizer.momentum", config.get("momentum", 0.9), low=0, high=1, high_inclusive=False)
     check_range("config.optimizer.warmup_epochs", config.get("warmup_epochs", 0), low=0)
@@ -67,8 +77,10 @@ def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
     """The optimizer that `config` (the `optimizer` section) describes.
 
     Keys: `name`, `learning_rate` (peak), `schedule`, `warmup_epochs`, `final_lr_ratio`,
-    `momentum` (beta1 for Adam-style rules), `weight_decay` (decoupled for adamw, added to the
-    gradient otherwise), `clip_norm` (global-norm clipping, 0 = off).
+    `momentum` (beta1 for Adam-style rules), `weight_decay` (L2: decoupled for adamw, added to the
+    gradient otherwise), `l1` (optional key: L1 regularisation, `l1 * sign(params)` added to the
+    gradient; without the key there is no L1 term and no `l1` hyperparameter), `clip_norm`
+    (global-norm clipping, 0 = off).
     """
     check_optimizer_config(config)
     shape = schedule_shape(config, steps_per_epoch * epochs, steps_per_epoch)
@@ -77,14 +89,32 @@ def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
     decoupled = config.name == "adamw"
     clip_norm = config.get("clip_norm", 0.0)
 
-    def make(learning_rate: float, weight_decay: float) -> optax.GradientTransformation:
+    def make(learning_rate: float, weight_decay: float, l1: float | None = None) -> optax.GradientTransformation:
         rate = lambda step: learning_rate * shape(step)  # noqa: E731
         parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm > 0 else []
+        if l1 is not None:
+            parts.append(add_l1_subgradient(l1))
         if decoupled:
             parts.append(optax.adamw(rate, b1=momentum, weight_decay=weight_decay))
         else:
             parts += [optax.add_decayed_weights(weight_decay), rule(rate, momentum)]
         return optax.chain(*parts)
 
-    return optax.inject_hyperparams(make)(learning_rate=config.learning_rate,
-                                          weight_decay=config.get("weight_decay", 0.0))
+    hyperparams = {"learning_rate": config.learning_rate, "weight_decay": config.get("weight_decay", 0.0)}
+    if "l1" in config:
+        hyperparams["l1"] = config.l1
+    return optax.inject_hyperparams(make)(**hyperparams)
+
+
+def add_l1_subgradient(rate: float | jax.Array) -> optax.GradientTransformation:
+    """Adds `rate * sign(params)` to the updates: the subgradient of the L1 penalty `rate * sum |w|`.
+
+    Like `optax.add_decayed_weights` (L2) it acts on every parameter, before the update rule.
+    """
+
+    def update(updates, state, params):
+        if params is None:
+            raise ValueError("add_l1_subgradient needs the params passed to update")
+        return jax.tree.map(lambda g, p: g + rate * jnp.sign(p).astype(g.dtype), updates, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)

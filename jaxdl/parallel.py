@@ -2,7 +2,8 @@
 
 Batches are sharded along `data`; parameters, optimizer state and the (small) datasets are
 replicated. XLA's SPMD partitioner turns the batch sharding into data parallelism, with the
-gradient all-reduce and global batch-norm statistics included, and no `pmap`.
+gradient all-reduce and global batch-norm statistics included, and no `pmap`. A stack of runs
+(a sweep) is split along `data` by member instead, when the member count allows it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_sharded(mesh: Mesh, axis: int = 0) -> NamedSharding:
     """Dimension `axis` (the batch) is split across the `data` axis."""
     return NamedSharding(mesh, PartitionSpec(*([None] * axis), DATA_AXIS))
+
+
+def splits_members(mesh: Mesh, count: int) -> bool:
+    """Whether a stack of `count` runs is split across the devices (a multiple of the device count)."""
+    devices = mesh.devices.size
+    return devices > 1 and count % devices == 0
+
+
+def stacked(mesh: Mesh, count: int) -> NamedSharding:
+    """Where a stack of `count` runs lives: its leading (member) axis split across `data` when
+    `count` is a multiple of the device count, each device training whole members; else replicated."""
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS)) if splits_members(mesh, count) else replicated(mesh)
 
 
 def check_batch_size(where: str, batch_size: int, mesh: Mesh) -> None:

@@ -2,7 +2,8 @@
 
 data -> model -> optimizer -> state -> fit (checkpoints, metrics.jsonl) -> test evaluation ->
 summary.json. Experiments call `train_and_evaluate`, passing their own data or model when the
-config alone does not describe them.
+config alone does not describe them. A config whose `sweep` section asks for several members
+trains them all at once (`jaxdl.sweep`) through the same steps.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import ml_collections
 from jaxdl import config as config_lib
 from jaxdl import data as data_lib
 from jaxdl import parallel, preemption, report
+from jaxdl import sweep as sweep_lib
 from jaxdl.checkpoint import Checkpointer
+from jaxdl.curves import plot_curves
 from jaxdl.errors import InputError, check_range
 from jaxdl.evaluate import count_params, evaluate_split, params_sha256
 from jaxdl.fit import FitResult, fit
@@ -80,10 +83,12 @@ def check_model_fits_data(model: nn.Module, info: data_lib.DataInfo) -> None:
 
 
 def build_state(config: ml_collections.ConfigDict, info: data_lib.DataInfo, steps_per_epoch: int,
-                model: nn.Module | None = None) -> TrainState:
-    """Model and optimizer from the config, initialised from `config.seed`."""
+                model: nn.Module | None = None, members: list[sweep_lib.Member] | None = None) -> TrainState:
+    """Model and optimizer from the config, initialised from `config.seed`; a stack for sweep `members`."""
     model = model if model is not None else build_model(config.model, info)
     tx = build_optimizer(config.optimizer, steps_per_epoch=steps_per_epoch, epochs=config.train.epochs)
+    if members:
+        return sweep_lib.create_states(model, tx, info.input_shape, members, metrics_for_task(info.task))
     return create_state(model, tx, info.input_shape, config.seed, metrics_for_task(info.task))
 
 
@@ -105,8 +110,13 @@ def make_checkpointer(config: ml_collections.ConfigDict, workdir: str) -> Checkp
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, splits: data_lib.Splits | None = None,
-                       model: nn.Module | None = None, progress: bool = True) -> dict:
+                       model: nn.Module | None = None, progress: bool = True,
+                       return_state: bool = False) -> dict | tuple[dict, TrainState]:
     """Runs the whole cycle and returns the summary (also written to `workdir/summary.json`).
+
+    For a sweep, the summary's top-level figures are the best member's, and it adds `members`,
+    `best_member` and `ensemble` (see `jaxdl.sweep.sweep_summary`); metrics.jsonl holds one line
+    per member and epoch (with a `member` field) and `validation_curves.png` shows them.
 
     Args:
       config: the experiment's config (shared keys of DESIGN.md plus `model.*`).
@@ -115,6 +125,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
       splits: data to use instead of loading `config.data` (e.g. data an experiment built itself).
       model: a module to use instead of building `config.model`.
       progress: show the per-epoch progress bar on stderr.
+      return_state: also return the kept model: (summary, state); a stack for a sweep.
 
     Raises InputError for bad input (before compiling) and for a diverged run (NonFiniteError),
     and RunInterrupted when SIGTERM or SIGINT stopped the run after a checkpointed epoch.
@@ -122,6 +133,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     started = time.perf_counter()
     mesh = parallel.make_mesh()
     check_config(config, mesh)
+    members = sweep_lib.members_of(config)
     workdir = prepare_workdir(workdir)
     checkpointer = make_checkpointer(config, workdir)
     try:
@@ -137,28 +149,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         model = model if model is not None else build_model(config.model, splits.info)
         check_model_fits_data(model, splits.info)
         report.write_config(workdir, config)
-        state = build_state(config, splits.info, steps_per_epoch, model)
+        state = build_state(config, splits.info, steps_per_epoch, model, members)
         result, stop = run_fit(config, state, splits, mesh=mesh, checkpointer=checkpointer, workdir=workdir,
-                               progress=progress)
+                               progress=progress, members=members)
     finally:
         checkpointer.close()
     if result.interrupted:
         raise preemption.RunInterrupted(stop.signum, result.epochs_run, workdir)
-    test = evaluate_split(result.state, splits.test, mesh=mesh, batch_size=config.eval.batch_size)
-    summary = summarize(config, workdir, splits, result, test, mesh=mesh, total_seconds=time.perf_counter() - started)
+    if members:
+        outcome = sweep_lib.sweep_summary(members, result, splits, mesh=mesh, batch_size=config.eval.batch_size)
+        best = outcome["best_member"]
+        summary = summarize(config, workdir, splits, sweep_lib.member_result(result, best),
+                            outcome["members"][best]["test"], mesh=mesh, total_seconds=time.perf_counter() - started,
+                            member=best)
+        summary.update(outcome)
+        plot_curves(report.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read(),
+                    os.path.join(workdir, "validation_curves.png"),
+                    labels=dict(enumerate(sweep_lib.member_labels(members))), title=f"{len(members)} members")
+    else:
+        test = evaluate_split(result.state, splits.test, mesh=mesh, batch_size=config.eval.batch_size)
+        summary = summarize(config, workdir, splits, result, test, mesh=mesh,
+                            total_seconds=time.perf_counter() - started)
     report.write_json(os.path.join(workdir, "summary.json"), summary)
-    return summary
+    return (summary, result.state) if return_state else summary
 
 
 def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_lib.Splits, *, mesh,
-            checkpointer: Checkpointer, workdir: str, progress: bool) -> tuple[FitResult, preemption.StopRequest]:
+            checkpointer: Checkpointer, workdir: str, progress: bool,
+            members: list) -> tuple[FitResult, preemption.StopRequest]:
     """`fit` with metrics.jsonl, the progress bar, and SIGTERM / SIGINT turned into a clean stop."""
     log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
     bar = report.Progress(config.train.epochs, initial=checkpointer.latest_epoch() or 0, enabled=progress)
 
     def on_epoch(record: dict) -> None:
-        log.append(record)
-        bar.update(record)
+        for line in record.get("members", [record]):
+            log.append(line)
+        bar.update(sweep_lib.progress_record(record) if members else record)
 
     try:
         with preemption.stop_on_signals() as stop:
@@ -168,16 +194,18 @@ def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_l
                          checkpoint_meta={"config": json.loads(config.to_json())}, on_epoch=on_epoch,
                          nan_policy=config.train.get("nan_policy", "halt"),
                          max_consecutive_nonfinite=config.train.get("max_consecutive_nonfinite", 20),
-                         stop_requested=stop)
+                         stop_requested=stop, members=len(members))
     finally:
         bar.close()
     return result, stop
 
 
 def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, test: dict, *, mesh,
-              total_seconds: float) -> dict:
-    """The summary.json record of a finished run."""
+              total_seconds: float, member: int | None = None) -> dict:
+    """The summary.json record of a finished run (of sweep member `member`, whose result is given)."""
     history = report.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+    own = [r for r in history if r.get("member") == member]
+    epoch_seconds = {r["epoch"]: r["seconds"] for r in history}  # a sweep logs each epoch once per member
     return {
         "experiment": config.get("experiment", ""),
         "workdir": workdir,
@@ -190,8 +218,8 @@ def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, 
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
         "resumed_from": result.resumed_from,
-        "best_val_loss": min((r["val_loss"] for r in history), default=None),
-        "train_seconds": sum(r["seconds"] for r in history),
+        "best_val_loss": min((r["val_loss"] for r in own), default=None),
+        "train_seconds": sum(epoch_seconds.values()),
         "total_seconds": total_seconds,
         "params_sha256": params_sha256(result.state.params),
         "devices": parallel.describe_devices(mesh),

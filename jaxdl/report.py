@@ -94,6 +94,9 @@ def final_table(summary: dict) -> str:
     rows = [(f"test {name}", f"{value:.4f}") for name, value in summary["test"].items() if name != "count"]
     if "baseline" in summary:
         rows += [(f"baseline test {k}", f"{v:.4f}") for k, v in summary["baseline"]["test"].items() if k != "count"]
+    if "members" in summary:  # a sweep: the figures above are the best member's
+        rows.insert(0, ("sweep", f"{len(summary['members'])} members, best: member {summary['best_member']}"))
+        rows += [(f"ensemble test {k}", f"{v:.4f}") for k, v in summary["ensemble"]["test"].items() if k != "count"]
     rows += [
         ("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                    + (", stopped early)" if summary.get("stopped_early") else ")")),

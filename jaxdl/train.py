@@ -9,6 +9,7 @@ N = batch size; evaluation batches carry a "mask" (B,) of 1.0 for real and 0.0 f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +66,8 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation, input_shape
     key = jax.random.PRNGKey(rng) if isinstance(rng, (int, np.integer)) else rng
     init_key, run_key = jax.random.split(key)
     dummy = jnp.zeros((1, *input_shape), jnp.float32)
-    variables = model.init({"params": init_key, "dropout": init_key}, dummy, train=False)
+    # Compiled: initialising op by op costs seconds of host time per process for a large model.
+    variables = jax.jit(functools.partial(model.init, train=False))({"params": init_key, "dropout": init_key}, dummy)
     params = variables["params"]
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                       rng=run_key, batch_stats=variables.get("batch_stats", {}),

@@ -80,6 +80,6 @@ def test_clipping_and_weight_decay():
 
 def test_bad_optimizer_names_suggest():
     with pytest.raises(InputError, match="did you mean 'adamw'"):
-        build_optimizer(optimizer_config(name="adamm"), steps_per_epoch=1, epochs=1)
+        build_optimizer(optimizer_config(name="adamww"), steps_per_epoch=1, epochs=1)
     with pytest.raises(InputError, match="config.optimizer.schedule"):
         build_optimizer(optimizer_config(schedule="cosin"), steps_per_epoch=1, epochs=1)

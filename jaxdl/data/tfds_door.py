@@ -17,10 +17,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxdl.data.digits import Digits
+from jaxdl.data.playground import PLAYGROUND_BUILDERS
 from jaxdl.errors import InputError, did_you_mean
 
 # Builders that ship with jaxdl and need no download, by the name users give in `data.name`.
-PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {"digits": Digits}
+PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {"digits": Digits, **PLAYGROUND_BUILDERS}
 
 # Where TFDS downloads most catalog sets from (and its mirror of prepared sets): reaching it
 # first turns "no network" into an immediate error instead of minutes of retries.

@@ -9,13 +9,14 @@ import ml_collections
 
 from jaxdl.data import DataInfo
 from jaxdl.errors import check_choice
-from jaxdl.models import mlp
+from jaxdl.models import mlp, playground
 from jaxdl.models.activations import ACTIVATIONS, get_activation
 from jaxdl.models.mlp import MLP
 
 # name -> from_config(model_config, data_info) -> nn.Module
 FAMILIES: dict[str, Callable[[ml_collections.ConfigDict, DataInfo], nn.Module]] = {
     "mlp": mlp.from_config,
+    "playground": playground.from_config,
 }
 
 
