@@ -14,9 +14,20 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxdl import evaluate, intermediates
+from jaxdl import intermediates
 from jaxdl.baseline import baseline_name, fit_baseline, is_baseline_model
 from jaxdl.data import Splits
+from jaxdl.evaluate import (
+    Predictions,
+    macro_average,
+    most_confused,
+    overfitting,
+    per_class_scores,
+    predict_split,
+    residual_stats,
+    target_verdict,
+    worst_examples,
+)
 from jaxdl.train import TrainState
 
 WORST_EXAMPLES = 16
@@ -35,7 +46,7 @@ class Review:
     """
 
     fields: dict
-    predictions: evaluate.Predictions
+    predictions: Predictions
     activations: dict[str, np.ndarray]
     examples: np.ndarray
 
@@ -44,16 +55,16 @@ class Review:
         return self.predictions.metrics
 
 
-def test_findings(predictions: evaluate.Predictions, test: dict[str, np.ndarray], info) -> dict:
+def findings_on_test(predictions: Predictions, test: dict[str, np.ndarray], info) -> dict:
     """summary.json fields read from the test pass."""
     if info.task != "classification":
-        return {"residuals": evaluate.residual_stats(predictions.outputs, test["y"])}
+        return {"residuals": residual_stats(predictions.outputs, test["y"])}
     names = info.class_names
-    per_class = evaluate.per_class_scores(predictions.confusion, names)
+    per_class = per_class_scores(predictions.confusion, names)
     return {"confusion_matrix": predictions.confusion.tolist(), "class_names": list(names),
-            "per_class": per_class, "macro_average": evaluate.macro_average(per_class),
-            "most_confused": evaluate.most_confused(predictions.confusion, names),
-            "worst_errors": evaluate.worst_examples(predictions, test["y"], names, top=WORST_EXAMPLES)}
+            "per_class": per_class, "macro_average": macro_average(per_class),
+            "most_confused": most_confused(predictions.confusion, names),
+            "worst_errors": worst_examples(predictions, test["y"], names, top=WORST_EXAMPLES)}
 
 
 def review_run(config: ml_collections.ConfigDict, splits: Splits, state: TrainState, mesh: Mesh,
@@ -61,14 +72,14 @@ def review_run(config: ml_collections.ConfigDict, splits: Splits, state: TrainSt
     """Evaluates the trained `state` on the test split and gathers the findings (see module doc)."""
     eval_config = config.get("eval", ml_collections.ConfigDict())
     info = splits.info
-    predictions = evaluate.predict_split(state, splits.test, num_classes=info.num_classes, mesh=mesh,
+    predictions = predict_split(state, splits.test, num_classes=info.num_classes, mesh=mesh,
                                          batch_size=eval_config.get("batch_size", 1024))
-    fields = test_findings(predictions, splits.test, info)
+    fields = findings_on_test(predictions, splits.test, info)
     examples = intermediates.representative_examples(splits.test["y"], info.num_classes)
     activations = intermediates.capture(state, splits.test["x"][examples])
     fields["activations"] = intermediates.describe(activations)
     fields["activation_examples"] = examples.tolist()
-    curves = evaluate.overfitting(history)
+    curves = overfitting(history)
     fields["overfitting"] = curves.pop("overfitting")
     fields["overfitting_evidence"] = curves
     if not eval_config.get("baseline", True):
@@ -77,7 +88,7 @@ def review_run(config: ml_collections.ConfigDict, splits: Splits, state: TrainSt
         fields["baseline"] = {"model": baseline_name(info.task), "skipped": "the model itself has no hidden layer"}
     else:
         fields["baseline"] = fit_baseline(config, splits, mesh)
-    target = evaluate.target_verdict(eval_config.get("target_accuracy", None), predictions.metrics)
+    target = target_verdict(eval_config.get("target_accuracy", None), predictions.metrics)
     if target is not None:
         fields["target"] = target
     return Review(fields=fields, predictions=predictions, activations=activations, examples=examples)
