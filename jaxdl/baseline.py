@@ -79,7 +79,10 @@ def fit_baseline(config: ml_collections.ConfigDict, splits: Splits, mesh: Mesh) 
     model = MLP(num_outputs=info.num_outputs, hidden_sizes=())
     tx = build_optimizer(config.optimizer, steps_per_epoch=size(splits.train) // config.train.batch_size,
                          epochs=config.train.epochs)
-    state = create_state(model, tx, info.input_shape, config.seed, metrics_for_task(info.task))
+    # Jitted: one compile, where running the initialisers op by op would compile each op for its shapes.
+    state = jax.jit(create_state, static_argnums=(0, 1, 2, 4))(model, tx, tuple(info.input_shape),
+                                                              jax.random.PRNGKey(config.seed),
+                                                              metrics_for_task(info.task))
     eval_batch_size = config.eval.get("batch_size", 1024)
     fit_state, history = fit_in_one_program(state, splits.train, splits.validation, epochs=config.train.epochs,
                                             batch_size=config.train.batch_size, patience=config.train.patience,

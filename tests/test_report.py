@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
+import pathlib
 import re
 import shutil
 import struct
@@ -45,15 +47,40 @@ def assert_png(path: str) -> tuple[int, int]:
         return image.size
 
 
+def shared_run(tmp_path_factory, name: str, make) -> tuple[str, str]:
+    """Runs `make(workdir) -> stdout` once for all pytest-xdist workers; returns (workdir, stdout).
+
+    The workers share the parent of their temporary folders; a lock there makes the first worker
+    run it and the others wait for and reuse its workdir.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    workdir, stdout_file = root / f"shared-{name}", root / f"shared-{name}.stdout"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stdout_file.exists():
+            stdout_file.write_text(make(str(workdir)))
+    return str(workdir), stdout_file.read_text()
+
+
+def read_summary(workdir: str) -> dict:
+    with open(os.path.join(workdir, "summary.json")) as f:
+        return json.load(f)
+
+
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory, data_dir):
-    """`python -m experiments.mlp` (tiny variant, a target) in a real subprocess: the workdir and stdout."""
-    workdir = str(tmp_path_factory.mktemp("runs") / "mlp")
-    result = run_cli("experiments.mlp", "--config", "configs/mlp.py:tiny", f"--config.data.data_dir={data_dir}",
-                     "--config.eval.target_accuracy=0.99", "--workdir", workdir)
-    assert result.returncode == 0, result.stderr
-    with open(os.path.join(workdir, "summary.json")) as f:
-        return workdir, json.load(f), result.stdout
+    """`python -m experiments.mlp` (tiny variant, a target) in a real subprocess: workdir, summary, stdout."""
+
+    def make(workdir):
+        result = run_cli("experiments.mlp", "--config", "configs/mlp.py:tiny", f"--config.data.data_dir={data_dir}",
+                         "--config.eval.target_accuracy=0.99", "--workdir", workdir)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    workdir, stdout = shared_run(tmp_path_factory, "mlp", make)
+    return workdir, read_summary(workdir), stdout
 
 
 def test_classification_run_leaves_every_figure(cli_run):
@@ -182,14 +209,37 @@ class TinyConv(nn.Module):
         return nn.Dense(10)(nn.max_pool(x, (2, 2), (2, 2)).reshape((x.shape[0], -1)))
 
 
-def test_conv_model_gets_feature_maps(tmp_path, data_dir):
-    summary = train_and_evaluate(tiny_config(data_dir, baseline=False), str(tmp_path), model=TinyConv(),
-                                 progress=False)
+@pytest.fixture(scope="module")
+def conv_run(tmp_path_factory, data_dir):
+    """The tiny digits config with a conv model passed in, the baseline turned off: (workdir, summary)."""
+
+    def make(workdir):
+        train_and_evaluate(tiny_config(data_dir, baseline=False), workdir, model=TinyConv(), progress=False)
+        return ""
+
+    workdir, _ = shared_run(tmp_path_factory, "conv", make)
+    return pathlib.Path(workdir), read_summary(workdir)
+
+
+def test_conv_model_gets_feature_maps(conv_run):
+    workdir, summary = conv_run
     assert summary["activations"]["Conv_0"]["shape"] == [10, 8, 8, 6]
-    width, height = assert_png(str(tmp_path / "activations_Conv_0.png"))
+    width, height = assert_png(str(workdir / "activations_Conv_0.png"))
     assert height > width / 2  # a tile per example and channel, not one flat strip
     assert summary["baseline"]["skipped"].startswith("turned off")
     assert "activations_Conv_0.png" in summary["files"]
+    assert summary["confusion_matrix"] and (workdir / "worst_errors.png").exists()
+
+
+def test_compare_two_real_runs(cli_run, conv_run, tmp_path):
+    plot = tmp_path / "curves.png"
+    result = run_cli("jaxdl.compare", cli_run[0], str(conv_run[0]), "--out", str(plot))
+    assert result.returncode == 0, result.stderr
+    header, _, mlp, conv = result.stdout.splitlines()[:4]
+    assert "eval.baseline" in header and "eval.target_accuracy" in header and "model.name" not in header
+    assert mlp.startswith("shared-mlp ") and f"{cli_run[1]['test']['accuracy']:.4f}" in mlp
+    assert conv.startswith("shared-conv ") and f"{conv_run[1]['test']['accuracy']:.4f}" in conv
+    assert_png(str(plot))
 
 
 def regression_splits(seed: int = 0) -> Splits:
@@ -207,6 +257,7 @@ def regression_splits(seed: int = 0) -> Splits:
 def test_regression_run_gets_predicted_vs_true_and_residuals(tmp_path, data_dir):
     config = tiny_config(data_dir)
     summary = train_and_evaluate(config, str(tmp_path), splits=regression_splits(), progress=False)
+    assert summary["test"]["mse"] > 0
     for name in ("learning_curves.png", "predicted_vs_true.png", "residuals.png", "report.html"):
         assert (tmp_path / name).exists(), name
     assert_png(str(tmp_path / "predicted_vs_true.png"))
