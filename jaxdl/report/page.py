@@ -52,7 +52,8 @@ def headline(summary: dict) -> str:
     test, cards = summary["test"], []
     main = "accuracy" if "accuracy" in test else "mse"
     cards.append(card(f"{test[main]:.4f}", f"test {main} ({test.get('count', '?')} examples)"))
-    cards.append(card(f"{test['loss']:.4f}", "test loss"))
+    if test.get("loss") != test[main]:
+        cards.append(card(f"{test['loss']:.4f}", "test loss"))
     baseline = summary.get("baseline") or {}
     if "test" in baseline:
         ours, theirs = test[main], baseline["test"][main]
@@ -76,7 +77,10 @@ def headline(summary: dict) -> str:
 def curves_section(summary: dict, images: dict[str, bytes]) -> str:
     evidence = summary.get("overfitting_evidence", {})
     note = ""
-    if evidence:
+    if evidence and evidence["best_epoch"] == summary["epochs_run"]:
+        note = (f"Validation loss was still at its lowest ({evidence['val_loss_best']:.4f}) in the last epoch: "
+                "more epochs might help.")
+    elif evidence:
         note = (f"Validation loss was lowest at epoch {evidence['best_epoch']} ({evidence['val_loss_best']:.4f}) "
                 f"and ended at {evidence['val_loss_last']:.4f}; training loss went from "
                 f"{evidence['train_loss_at_best']:.4f} to {evidence['train_loss_last']:.4f} over the same epochs.")
@@ -120,9 +124,11 @@ def activation_section(summary: dict, images: dict[str, bytes]) -> str:
     layers = summary.get("activations", {})
     if not layers:
         return ""
-    parts = ["<h2>Activations</h2>", '<p class="note">What each hidden layer does with one test example per '
-             "class (rows, in class order): per-unit values for dense layers, the most active channels for "
-             "convolutional feature maps. A unit that is zero for every example is dead for these inputs.</p>",
+    rows = "one test example per class (rows, in class order)" if summary["task"] == "classification" \
+        else "the first test examples (rows)"
+    parts = ["<h2>Activations</h2>", f'<p class="note">What each hidden layer does with {rows}: per-unit values '
+             "for dense layers, the most active channels for convolutional feature maps. A unit that is zero for "
+             "every example is dead for these inputs.</p>",
              table(["layer", "shape", "mean", "zero fraction"],
                    [[name, "x".join(map(str, s["shape"][1:])), f"{s['mean']:.4f}", f"{s['zero_fraction']:.3f}"]
                     for name, s in layers.items()])]
