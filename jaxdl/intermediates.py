@@ -43,7 +43,7 @@ def _intermediates(state: TrainState, x: jax.Array) -> dict:
 def capture(state: TrainState, x: np.ndarray) -> dict[str, np.ndarray]:
     """Hidden activations for inputs `x` (n, *input_shape) -> {layer name: (n, ...)} in model order.
 
-    Names are the module path, e.g. "hidden_0/activation" (sown by the MLP) or "Conv_0" (captured
+    Names are the module path, e.g. "hidden_0_out" (sown by the MLP) or "Conv_0" (captured
     output of a Conv); a value sown several times gets "#i" appended.
     """
     tree = jax.device_get(jax.jit(_intermediates)(state, np.asarray(x, np.float32)))

@@ -43,11 +43,11 @@ def test_mlp_activations_are_the_sown_hidden_layers():
     state = state_for(MLP(num_outputs=10, hidden_sizes=(16, 8), activation="relu"))
     x = np.random.default_rng(0).uniform(size=(5, 8, 8, 1)).astype(np.float32)
     activations = intermediates.capture(state, x)
-    assert list(activations) == ["hidden_0/activation", "hidden_1/activation"]
+    assert list(activations) == ["hidden_0_out", "hidden_1_out"]
     params = jax.device_get(state.params)
     first = np.maximum(x.reshape(5, -1) @ params["hidden_0"]["kernel"] + params["hidden_0"]["bias"], 0)
-    np.testing.assert_allclose(activations["hidden_0/activation"], first, rtol=1e-5, atol=1e-6)
-    assert activations["hidden_1/activation"].shape == (5, 8)
+    np.testing.assert_allclose(activations["hidden_0_out"], first, rtol=1e-5, atol=1e-6)
+    assert activations["hidden_1_out"].shape == (5, 8)
 
 
 def test_a_model_that_sows_nothing_gets_each_layer_captured():

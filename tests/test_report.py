@@ -86,7 +86,7 @@ def cli_run(tmp_path_factory, data_dir):
 def test_classification_run_leaves_every_figure(cli_run):
     workdir, summary, _ = cli_run
     for name in ("learning_curves.png", "confusion_matrix.png", "worst_errors.png",
-                 "activations_hidden_0-activation.png"):
+                 "activations_hidden_0_out.png"):
         assert_png(os.path.join(workdir, name))
     assert summary["files"][-1] == "report.html"
     for name in summary["files"]:
@@ -128,7 +128,7 @@ def test_summary_has_baseline_target_overfitting_worst_errors_and_activations(cl
     assert len(summary["worst_errors"]) == 16
     losses = [w["loss"] for w in summary["worst_errors"]]
     assert losses == sorted(losses, reverse=True)
-    assert summary["activations"]["hidden_0/activation"]["shape"] == [10, 32]
+    assert summary["activations"]["hidden_0_out"]["shape"] == [10, 32]
     assert len(summary["activation_examples"]) == 10  # one test example per class
     # The final table says it too.
     assert "baseline test accuracy" in stdout and "target accuracy         0.99: NOT met" in stdout
@@ -263,7 +263,7 @@ def test_regression_run_gets_predicted_vs_true_and_residuals(tmp_path, data_dir)
     assert_png(str(tmp_path / "predicted_vs_true.png"))
     assert "confusion_matrix" not in summary and not (tmp_path / "confusion_matrix.png").exists()
     assert summary["residuals"]["mae"] > 0 and summary["baseline"]["model"] == "linear regression"
-    assert summary["activations"]["hidden_0/activation"]["shape"] == [10, 32]
+    assert summary["activations"]["hidden_0_out"]["shape"] == [10, 32]
     page = (tmp_path / "report.html").read_text()
     assert "Residuals" in page and "Predicted against true" in page
 

@@ -20,6 +20,16 @@ def save(fig: Figure, path: str) -> str:
     return path
 
 
+def margins(fig: Figure, left: float, right: float, bottom: float, top: float, **grid) -> None:
+    """Fixed margins in inches (room for labels) for the subplots created after this call.
+
+    Fixed margins instead of a layout engine: constrained layout about doubles the time to draw.
+    """
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        **grid)
+
+
 def is_image(shape: tuple[int, ...]) -> bool:
     """True for inputs shaped (H, W) or (H, W, C) with 1, 3 or 4 channels."""
     return len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3, 4))
@@ -57,7 +67,8 @@ def learning_curves(history: list[dict], path: str, *, task: str, best_epoch: in
     """
     metric = "accuracy" if task == "classification" else "mse"
     epochs = [r["epoch"] for r in history]
-    fig = Figure(figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(11, 4))
+    margins(fig, 0.75, 0.15, 0.55, 0.15, wspace=0.22)
     for ax, name in zip(fig.subplots(1, 2), ("loss", metric), strict=True):
         for split, colour in (("train", TRAIN), ("val", VAL)):
             key = f"{split}_{name}"
@@ -87,14 +98,17 @@ def confusion_matrix(confusion: np.ndarray, class_names: tuple[str, ...], path: 
     confusion = np.asarray(confusion)
     k = len(confusion)
     side = min(max(4.0, 0.4 * k + 1.5), 14)
-    fig = Figure(figsize=(side + 1, side), layout="constrained")
+    names = class_names or tuple(str(i) for i in range(k))
+    rotate = k <= 30 and max(map(len, names)) > 3
+    fig = Figure(figsize=(side + 1, side + (0.07 * max(map(len, names)) if rotate else 0)))
+    margins(fig, 0.75 + (0.07 * max(map(len, names)) if k <= 30 else 0), 0.1,
+            0.6 + (0.07 * max(map(len, names)) if rotate else 0), 0.4)
     ax = fig.subplots()
     shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, label="share of the true class", shrink=0.8)
-    names = class_names or tuple(str(i) for i in range(k))
     if k <= 30:
-        ax.set_xticks(range(k), names, rotation=90 if max(map(len, names)) > 3 else 0)
+        ax.set_xticks(range(k), names, rotation=90 if rotate else 0)
         ax.set_yticks(range(k), names)
         for t in range(k):
             for p in range(k):
@@ -163,23 +177,30 @@ def activations(name: str, values: np.ndarray, path: str, *, row_labels: list[st
     shown = feature_mosaic(values) if feature_maps else values.reshape(n, -1).astype(np.float64)
     with_inputs = inputs is not None and is_image(inputs.shape[1:])
     # Feature maps keep roughly square tiles; unit heatmaps get a wide, short row per example.
-    columns, row_height = (min(values.shape[-1], 8), 1.1) if feature_maps else (12, 0.6)
-    fig = Figure(figsize=(1.1 * (columns + 1) + 1.5 if feature_maps else 11, row_height * n + 1.2),
-                 layout="constrained")
-    axes = fig.subplots(1, 2, width_ratios=[1, columns]) if with_inputs else [None, fig.subplots()]
+    # Axes are placed in inches: [input column] [row labels] [activations] [colour bar].
+    row_height = 1.1 if feature_maps else 0.6
+    body_width = 1.1 * min(values.shape[-1], 8) if feature_maps else 8.0
+    input_width = row_height * inputs.shape[2] / (inputs.shape[1] + 1) if with_inputs else 0.0
+    left = 0.15 + input_width + 1.15
+    bar = 0.0 if feature_maps else 0.9
+    width, height = left + body_width + bar + 0.2, row_height * n + 1.0
+    fig = Figure(figsize=(width, height))
+    bottom, body_height = 0.6 / height, row_height * n / height
     if with_inputs:
-        show_image(axes[0], image_column(inputs), float(np.min(inputs)), float(np.max(inputs)), aspect="auto")
-        axes[0].set_title("input", fontsize=9)
-    ax = axes[1]
+        in_ax = fig.add_axes((0.15 / width, bottom, input_width / width, body_height))
+        show_image(in_ax, image_column(inputs), float(np.min(inputs)), float(np.max(inputs)), aspect="auto")
+        in_ax.set_title("input", fontsize=9)
+    ax = fig.add_axes((left / width, bottom, body_width / width, body_height))
     image = ax.imshow(shown, aspect="auto", cmap="viridis", interpolation="nearest")
     rows = shown.shape[0] // n
     ax.set_yticks([rows * i + (rows - 1) / 2 for i in range(n)], row_labels, fontsize=8)
     if feature_maps:
         ax.set_xticks([])
-        ax.set_xlabel(f"8 most active of {values.shape[-1]} channels, {values.shape[1]}x{values.shape[2]} each")
+        shown_channels = "all" if values.shape[-1] <= 8 else "the 8 most active of"
+        ax.set_xlabel(f"{shown_channels} {values.shape[-1]} channels, {values.shape[1]}x{values.shape[2]} each")
     else:
         ax.set_xlabel(f"unit (of {shown.shape[1]})")
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        fig.colorbar(image, cax=fig.add_axes(((left + body_width + 0.2) / width, bottom, 0.15 / width, body_height)))
     ax.set_title(f"{name}  {tuple(values.shape[1:])}", fontsize=10)
     return save(fig, path)
 
@@ -187,7 +208,8 @@ def activations(name: str, values: np.ndarray, path: str, *, row_labels: list[st
 def predicted_vs_true(predicted: np.ndarray, true: np.ndarray, path: str) -> str:
     """Regression: each test output against its target, with the y = x line."""
     predicted, true = np.asarray(predicted).reshape(-1), np.asarray(true).reshape(-1)
-    fig = Figure(figsize=(5, 5), layout="constrained")
+    fig = Figure(figsize=(5, 5))
+    margins(fig, 0.75, 0.15, 0.6, 0.4)
     ax = fig.subplots()
     ax.scatter(true, predicted, s=8, alpha=0.6, color=TRAIN)
     low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
@@ -204,7 +226,8 @@ def residuals(predicted: np.ndarray, true: np.ndarray, path: str) -> str:
     """Regression: the histogram of residuals (predicted - true) and residuals against predictions."""
     predicted, true = np.asarray(predicted).reshape(-1), np.asarray(true).reshape(-1)
     error = predicted - true
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = Figure(figsize=(10, 4))
+    margins(fig, 0.75, 0.15, 0.6, 0.15, wspace=0.25)
     left, right = fig.subplots(1, 2)
     left.hist(error, bins=40, color=TRAIN)
     left.axvline(0, color=STOP, linewidth=1)
@@ -222,7 +245,8 @@ def residuals(predicted: np.ndarray, true: np.ndarray, path: str) -> str:
 def compared_curves(runs: dict[str, list[dict]], path: str) -> str:
     """Validation loss and accuracy (or MSE) of several runs, one colour per run."""
     metric = "val_accuracy" if any("val_accuracy" in r for h in runs.values() for r in h) else "val_mse"
-    fig = Figure(figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(11, 4))
+    margins(fig, 0.75, 0.15, 0.55, 0.15, wspace=0.22)
     for ax, key in zip(fig.subplots(1, 2), ("val_loss", metric), strict=True):
         for name, history in runs.items():
             points = [(r["epoch"], r[key]) for r in history if key in r]

@@ -140,7 +140,7 @@ def activation_section(summary: dict, images: dict[str, bytes]) -> str:
 
 
 def activation_file(layer: str) -> str:
-    """The PNG name for a layer's activations, e.g. "activations_hidden_0-activation.png"."""
+    """The PNG name for a layer's activations, e.g. "activations_hidden_0_out.png"."""
     safe = "".join(c if c.isalnum() or c in "_-" else "-" for c in layer)
     return f"activations_{safe}.png"
 
