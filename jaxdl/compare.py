@@ -5,7 +5,8 @@
 Prints one row per run: the config keys whose values differ between the runs, then the test
 figures (and the baseline's, the target, overfitting, epochs, size, time). Writes the runs'
 validation curves into one plot (`--out`, default compare.png). Reads only the workdir files
-(config.json, metrics.jsonl, summary.json); a run still in progress shows "-" for its test figures.
+(config.json, metrics.jsonl, summary.json); a run still in progress shows "-" for its test figures,
+and a sweep is represented by its best member.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import sys
 
+from jaxdl.curves import plot_curves
 from jaxdl.errors import InputError
 
 USAGE = "usage: python -m jaxdl.compare RUN_DIR [RUN_DIR ...] [--out PLOT.png]"
@@ -64,6 +66,9 @@ def load_run(path: str, name: str) -> Run:
     if os.path.isfile(metrics_path):
         with open(metrics_path) as f:
             history = [json.loads(line) for line in f if line.strip()]
+    if any("member" in record for record in history):  # a sweep: its best member stands for it
+        best = summary.get("best_member", 0)
+        history = [{k: v for k, v in r.items() if k != "member"} for r in history if r.get("member") == best]
     return Run(name=name, config=flatten(config), summary=summary, history=history)
 
 
@@ -148,11 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         paths, out = parse_args(argv)
         runs = [load_run(path, name) for path, name in zip(paths, run_names(paths), strict=True)]
         print(comparison_table(runs))
-        from jaxdl.report.figures import compared_curves  # noqa: PLC0415 (matplotlib only when plotting)
-
+        # The runs as members of one sweep: plot_curves draws each one's validation curves.
+        records = [{**record, "member": i} for i, run in enumerate(runs) for record in run.history]
         try:
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-            compared_curves({run.name: run.history for run in runs}, out)
+            plot_curves(records, out, labels={i: run.name for i, run in enumerate(runs)},
+                        title=f"validation curves of {len(runs)} runs")
         except OSError as error:
             raise InputError("--out", f"cannot write the plot ({error.strerror})", got=out) from error
     except InputError as error:

@@ -83,6 +83,13 @@ def test_runs_with_the_same_folder_name_are_told_apart(tmp_path, capsys):
     assert first in out and second in out and "(the configs are identical)" in out
 
 
+def test_a_sweep_is_represented_by_its_best_member(tmp_path):
+    lines = [{**r, "member": m, "val_loss": r["val_loss"] + m} for r in history([0.5, 0.4]) for m in (0, 1)]
+    path = write_run(tmp_path / "sweep", config(1e-3, [8]), lines, {**summary(0.9, False), "best_member": 1})
+    run = load_run(path, "sweep")
+    assert [r["val_loss"] for r in run.history] == pytest.approx([1.6, 1.48]) and "member" not in run.history[0]
+
+
 def test_a_missing_run_folder_is_one_error_line():
     result = run_cli("jaxdl.compare", "does/not/exist")
     assert result.returncode == 2

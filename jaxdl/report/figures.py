@@ -240,23 +240,3 @@ def residuals(predicted: np.ndarray, true: np.ndarray, path: str) -> str:
     for ax in (left, right):
         ax.grid(alpha=0.3)
     return save(fig, path)
-
-
-def compared_curves(runs: dict[str, list[dict]], path: str) -> str:
-    """Validation loss and accuracy (or MSE) of several runs, one colour per run."""
-    metric = "val_accuracy" if any("val_accuracy" in r for h in runs.values() for r in h) else "val_mse"
-    fig = Figure(figsize=(11, 4))
-    margins(fig, 0.75, 0.15, 0.55, 0.15, wspace=0.22)
-    for ax, key in zip(fig.subplots(1, 2), ("val_loss", metric), strict=True):
-        for name, history in runs.items():
-            points = [(r["epoch"], r[key]) for r in history if key in r]
-            if points:
-                ax.plot(*zip(*points, strict=True), label=name, linewidth=1.4)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key.replace("_", " "))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    values = [r["val_loss"] for h in runs.values() for r in h if "val_loss" in r]
-    if values and min(values) > 0 and max(values) / min(values) > 20:
-        fig.axes[0].set_yscale("log")
-    return save(fig, path)
