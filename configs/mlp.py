@@ -46,6 +46,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     # train.{epochs, batch_size, patience, nan_policy, max_consecutive_nonfinite}, eval.batch_size,
     # checkpoint.{every_epochs, every_seconds, keep}: see jaxdl.config.add_training_sections.
     add_training_sections(config, epochs=300, batch_size=64, patience=20)
+    config.eval.baseline = True  # also fit softmax regression (no hidden layer) under the same budget
+    config.eval.target_accuracy = None  # e.g. 0.97: the summary says whether the test accuracy met it
+    config.eval.report = True  # figures and report.html in the workdir
 
     # Several members (seeds x values) train as one program; () = the value above. See jaxdl/sweep.py.
     config.sweep = sweep.default_config()

@@ -25,11 +25,14 @@ from jaxdl import sweep as sweep_lib
 from jaxdl.checkpoint import Checkpointer
 from jaxdl.curves import plot_curves
 from jaxdl.errors import InputError, check_range
-from jaxdl.evaluate import count_params, evaluate_split, params_sha256
+from jaxdl.evaluate import check_eval_config, count_params, params_sha256
 from jaxdl.fit import FitResult, fit
 from jaxdl.losses import metrics_for_task
 from jaxdl.models import build_model
 from jaxdl.optim import build_optimizer, check_optimizer_config
+from jaxdl.report.build import write_report
+from jaxdl.report.scalars import ScalarLog
+from jaxdl.review import review_run
 from jaxdl.train import TrainState, create_state
 
 
@@ -101,6 +104,7 @@ def check_config(config: ml_collections.ConfigDict, mesh) -> None:
     check_range("config.checkpoint.every_epochs", checkpoint.get("every_epochs", 0), low=0, integer=True)
     check_range("config.checkpoint.every_seconds", checkpoint.get("every_seconds", 30.0), low=0)
     check_range("config.checkpoint.keep", checkpoint.get("keep", 2), low=1, integer=True)
+    check_eval_config(config.get("eval", ml_collections.ConfigDict()))
 
 
 def make_checkpointer(config: ml_collections.ConfigDict, workdir: str) -> Checkpointer:
@@ -146,6 +150,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         if steps_per_epoch == 0:
             raise InputError("config.train.batch_size", "batch size is larger than the training set",
                              got=config.train.batch_size, expected=f"at most {data_lib.size(splits.train)}")
+        check_eval_config(config.get("eval", ml_collections.ConfigDict()), splits.info.task)
         model = model if model is not None else build_model(config.model, splits.info)
         check_model_fits_data(model, splits.info)
         report.write_config(workdir, config)
@@ -167,10 +172,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
                     os.path.join(workdir, "validation_curves.png"),
                     labels=dict(enumerate(sweep_lib.member_labels(members))), title=f"{len(members)} members")
     else:
-        test = evaluate_split(result.state, splits.test, mesh=mesh, batch_size=config.eval.batch_size)
-        summary = summarize(config, workdir, splits, result, test, mesh=mesh,
+        history = report.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+        review = review_run(config, splits, result.state, mesh, history)
+        summary = summarize(config, workdir, splits, result, review.test, mesh=mesh,
                             total_seconds=time.perf_counter() - started)
+        summary.update(review.fields)
+        if config.eval.get("report", True):
+            summary["report"] = os.path.join(workdir, "report.html")
+            summary["files"] = write_report(workdir, config, summary, history=history, review=review, splits=splits)
     report.write_json(os.path.join(workdir, "summary.json"), summary)
+    ScalarLog(workdir).final(summary)
     return (summary, result.state) if return_state else summary
 
 
@@ -180,10 +191,12 @@ def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_l
     """`fit` with metrics.jsonl, the progress bar, and SIGTERM / SIGINT turned into a clean stop."""
     log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
     bar = report.Progress(config.train.epochs, initial=checkpointer.latest_epoch() or 0, enabled=progress)
+    scalars = ScalarLog(workdir, resumed_epoch=checkpointer.latest_epoch() or 0)
 
     def on_epoch(record: dict) -> None:
         for line in record.get("members", [record]):
             log.append(line)
+            scalars.epoch(line)
         bar.update(sweep_lib.progress_record(record) if members else record)
 
     try:
@@ -197,6 +210,7 @@ def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_l
                          stop_requested=stop, members=len(members))
     finally:
         bar.close()
+        scalars.close()
     return result, stop
 
 

@@ -20,7 +20,10 @@ def tiny_run(tmp_path_factory, data_dir):
 
 def test_run_writes_the_workdir_contract(tiny_run):
     workdir, result = tiny_run
-    assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json"]
+    listing = set(os.listdir(workdir))
+    report = {f for f in listing if f.endswith(".png") or f.startswith("events.out.tfevents.") or f == "report.html"}
+    assert sorted(listing - report) == ["checkpoints", "config.json", "metrics.jsonl", "summary.json"]
+    assert "report.html" in report  # the figures and TensorBoard events: tests/test_report.py
     config = json.load(open(os.path.join(workdir, "config.json")))
     assert config["model"]["hidden_sizes"] == [32] and config["train"]["epochs"] == 3
     records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]

@@ -2,7 +2,8 @@
 
 Workdir files: `config.json` (resolved config), `metrics.jsonl` (one JSON object per epoch),
 `summary.json` (final figures). JSON files are written to a temporary name and renamed, so a
-reader never sees half a file.
+reader never sees half a file. The figures and report.html are drawn by `jaxdl.report.build`
+(matplotlib is imported only there), TensorBoard events by `jaxdl.report.scalars`.
 """
 
 from __future__ import annotations
@@ -92,11 +93,20 @@ class Progress:
 def final_table(summary: dict) -> str:
     """A short plain-text table of a run's outcome."""
     rows = [(f"test {name}", f"{value:.4f}") for name, value in summary["test"].items() if name != "count"]
-    if "baseline" in summary:
-        rows += [(f"baseline test {k}", f"{v:.4f}") for k, v in summary["baseline"]["test"].items() if k != "count"]
     if "members" in summary:  # a sweep: the figures above are the best member's
         rows.insert(0, ("sweep", f"{len(summary['members'])} members, best: member {summary['best_member']}"))
         rows += [(f"ensemble test {k}", f"{v:.4f}") for k, v in summary["ensemble"]["test"].items() if k != "count"]
+    baseline = summary.get("baseline") or {}
+    if "test" in baseline:
+        rows += [(f"baseline test {k}", f"{v:.4f}  ({baseline['model']})")
+                 for k, v in baseline["test"].items() if k != "count"]
+    if summary.get("target"):
+        target = summary["target"]
+        rows.append((f"target {target['metric']}", f"{target['target']:g}: {'met' if target['met'] else 'NOT met'}"))
+    if "overfitting" in summary:
+        evidence = summary.get("overfitting_evidence", {})
+        rows.append(("overfitting", f"yes (validation loss up since epoch {evidence.get('best_epoch')})"
+                     if summary["overfitting"] else "no"))
     rows += [
         ("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                    + (", stopped early)" if summary.get("stopped_early") else ")")),
@@ -105,5 +115,7 @@ def final_table(summary: dict) -> str:
         ("devices", f"{summary['devices']['count']} x {summary['devices']['kind']}"),
         ("workdir", summary.get("workdir", "")),
     ]
+    if summary.get("report"):
+        rows.append(("report", summary["report"]))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)

@@ -1,0 +1,68 @@
+"""TensorBoard event files for a run's scalars, written with tensorboardX (no TensorFlow needed).
+
+The files go straight into the workdir, so `tensorboard --logdir runs/` lists each run under its
+folder name. Tags: `train/<metric>` and `val/<metric>` per epoch (`.../member_<i>` per member of a
+sweep), `time/seconds_per_epoch`, and at the end `test/<metric>` (and `baseline/test_<metric>`)
+at the last epoch.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class ScalarLog:
+    """Per-epoch scalars to TensorBoard. A resumed run purges the events after its checkpoint.
+
+    Args:
+      logdir: the run's workdir.
+      resumed_epoch: the checkpoint epoch the run resumes from (0: a fresh start); events
+        written after it by an interrupted run are dropped by TensorBoard.
+    """
+
+    def __init__(self, logdir: str, resumed_epoch: int = 0):
+        self.logdir = logdir
+        self.purge_step = resumed_epoch + 1 if resumed_epoch else None
+        self._writer = None
+        self._opened = 0
+
+    @property
+    def writer(self):
+        """The open SummaryWriter; opened on first use (again after `close`, as a new event file)."""
+        if self._writer is None:
+            from tensorboardX import SummaryWriter  # noqa: PLC0415 (0.2 s import, paid on the first scalar)
+
+            # The suffix keeps two files opened within the same second (named by time) apart.
+            self._writer = SummaryWriter(self.logdir, purge_step=self.purge_step, flush_secs=10,
+                                         filename_suffix=f".{os.getpid()}.{self._opened}")
+            self.purge_step = None
+            self._opened += 1
+        return self._writer
+
+    def epoch(self, record: dict) -> None:
+        """One metrics.jsonl record: {"epoch", "train_*", "val_*", "seconds"}."""
+        step = record["epoch"]
+        member = f"/member_{record['member']}" if "member" in record else ""  # a sweep: one series per member
+        for key, value in record.items():
+            split, _, name = key.partition("_")
+            if split in ("train", "val") and name:
+                self.writer.add_scalar(f"{split}/{name}{member}", value, step)
+        if "seconds" in record and not member:
+            self.writer.add_scalar("time/seconds_per_epoch", record["seconds"], step)
+
+    def final(self, summary: dict) -> None:
+        """The test figures (and the baseline's) at the last epoch."""
+        step = summary.get("epochs_run", 0)
+        for name, value in summary["test"].items():
+            if name != "count":
+                self.writer.add_scalar(f"test/{name}", value, step)
+        for name, value in summary.get("baseline", {}).get("test", {}).items():
+            if name != "count":
+                self.writer.add_scalar(f"baseline/test_{name}", value, step)
+        self.close()
+
+    def close(self) -> None:
+        """Writes out and closes the event file (a later write opens a new one)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
