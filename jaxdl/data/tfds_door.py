@@ -15,11 +15,18 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxdl.data.adding import Adding
+from jaxdl.data.digit_sequences import DigitSequences
 from jaxdl.data.digits import Digits
-from jaxdl.errors import InputError, did_you_mean
+from jaxdl.data.sequences import SequenceBuilder
+from jaxdl.errors import InputError, check_range, did_you_mean
 
 # Builders that ship with jaxdl and need no download, by the name users give in `data.name`.
-PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {"digits": Digits}
+PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
+    "digits": Digits,
+    "adding": Adding,
+    "digit_sequences": DigitSequences,
+}
 
 PREPARE_HINT = ("prepare it once on a machine with network access: "
                 "pip install 'jaxdl[catalog]' && python -m jaxdl.data.prepare {name} --data_dir {dir} "
@@ -31,15 +38,27 @@ def default_data_dir() -> str:
     return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
 
-def get_builder(name: str, data_dir: str | None = None, **builder_kwargs) -> tfds.core.DatasetBuilder:
-    """A project builder or a catalog builder for `name` (`name/config` and `name:version` allowed)."""
+def get_builder(name: str, data_dir: str | None = None, *, sequence_length: int = 0,
+                **builder_kwargs) -> tfds.core.DatasetBuilder:
+    """A project builder or a catalog builder for `name` (`name/config` and `name:version` allowed).
+
+    `sequence_length` > 0 picks the length of a project sequence builder (`adding`,
+    `digit_sequences`); catalog builders ignore it (text sets are cut to it when loaded).
+    """
     data_dir = data_dir or default_data_dir()
     base = name.split("/", maxsplit=1)[0].split(":", maxsplit=1)[0]
     if base in PROJECT_BUILDERS:
         config = name.split("/", 1)[1] if "/" in name else None
+        if sequence_length:
+            config = sequence_config(base, sequence_length, named=config)
         if config is not None:
             builder_kwargs["config"] = config
-        return PROJECT_BUILDERS[base](data_dir=data_dir, file_format="array_record", **builder_kwargs)
+        try:
+            return PROJECT_BUILDERS[base](data_dir=data_dir, file_format="array_record", **builder_kwargs)
+        except ValueError as error:  # TFDS's "BuilderConfig ... not found"
+            configs = ", ".join(f"{base}/{c}" for c in PROJECT_BUILDERS[base].builder_configs)
+            raise InputError("config.data.name", "unknown dataset config", got=name,
+                             expected=configs or f"{base} without a config") from error
     catalog = tfds.list_builders(with_community_datasets=False)
     if base not in catalog:
         suggestion = did_you_mean(base, list(PROJECT_BUILDERS) + catalog)
@@ -47,6 +66,19 @@ def get_builder(name: str, data_dir: str | None = None, **builder_kwargs) -> tfd
                          expected="a jaxdl builder (" + ", ".join(PROJECT_BUILDERS) + ") or a TFDS catalog name",
                          hint=f"did you mean {suggestion!r}?" if suggestion else None)
     return tfds.builder(name, data_dir=data_dir, **builder_kwargs)
+
+
+def sequence_config(base: str, length: int, named: str | None) -> tfds.core.BuilderConfig:
+    """The builder config of project builder `base` for sequences of `length`."""
+    builder = PROJECT_BUILDERS[base]
+    if not issubclass(builder, SequenceBuilder):
+        raise InputError("config.data.sequence_length", f"{base!r} has examples of a fixed size", got=length,
+                         expected="0 (the dataset's own size)")
+    check_range("config.data.sequence_length", length, low=builder.MIN_LENGTH, integer=True)
+    if named is not None and named != f"length_{length}":
+        raise InputError("config.data.sequence_length", "conflicts with the config in config.data.name",
+                         got=length, expected=f"{named} or a name without '/{named}'")
+    return builder.config_for_length(length)
 
 
 def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
