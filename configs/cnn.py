@@ -37,6 +37,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.model.dense_sizes = (128,)
     config.model.activation = "relu"
     config.model.blocks_per_stage = 2  # resnet only
+    config.model.random_shift = 0  # pixels of random translation of images in training (augmentation)
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adam"
@@ -77,6 +78,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.model.blocks_per_stage = 3  # ResNet-20
         config.model.dropout = 0.0
         config.model.dense_sizes = ()
+        config.model.random_shift = 4  # the standard CIFAR augmentation: pad 4, crop 32
         config.optimizer.name = "momentum"
         config.optimizer.learning_rate = 0.1
         config.optimizer.weight_decay = 1e-4

@@ -27,7 +27,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict()
     config.model.name = "hybrid"
     config.model.encoder = ml_collections.ConfigDict()  # the CNN applied to every frame
-    config.model.encoder.channels = (32, 64)
+    config.model.encoder.channels = (16, 32)
     config.model.encoder.kernel_size = 3
     config.model.encoder.strides = 1
     config.model.encoder.pooling = "max"  # max | avg | none
@@ -36,9 +36,10 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.model.encoder.dropout = 0.1
     config.model.encoder.dense_sizes = (64,)  # the frame feature size is the last of these
     config.model.encoder.activation = "relu"
+    config.model.encoder.random_shift = 0  # pixels of random translation of frames in training
     config.model.sequence = ml_collections.ConfigDict()  # the RNN over frame features
     config.model.sequence.cell = "lstm"  # simple | lstm | gru
-    config.model.sequence.hidden_size = 128
+    config.model.sequence.hidden_size = 64
     config.model.sequence.num_layers = 1
     config.model.sequence.bidirectional = False
     config.model.sequence.readout = "last"  # last | mean | max
@@ -58,7 +59,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.optimizer.clip_norm = 1.0
 
     config.train = ml_collections.ConfigDict()
-    config.train.epochs = 20
+    config.train.epochs = 10
     config.train.batch_size = 64
     config.train.patience = 0  # epochs without a better validation loss before stopping; 0 = off
 

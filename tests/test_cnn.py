@@ -8,10 +8,12 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from random_variables import random_variables
 
 from jaxdl import InputError, build_model, create_state, eval_step, metrics_for_task, train_step
 from jaxdl.data import DataInfo
 from jaxdl.models import CNN, ResNet
+from jaxdl.models.augment import random_shift
 from jaxdl.models.resnet import ResidualBlock
 
 DIGITS = DataInfo(name="digits", task="classification", input_shape=(8, 8, 1), num_classes=10)
@@ -21,7 +23,8 @@ CIFAR = DataInfo(name="cifar10", task="classification", input_shape=(32, 32, 3),
 def cnn_config(**overrides) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict({
         "name": "cnn", "channels": (8, 16), "kernel_size": 3, "strides": 1, "pooling": "max", "pool_size": 2,
-        "batch_norm": True, "dropout": 0.0, "dense_sizes": (16,), "activation": "relu", "blocks_per_stage": 1})
+        "batch_norm": True, "dropout": 0.0, "dense_sizes": (16,), "activation": "relu", "blocks_per_stage": 1,
+        "random_shift": 0})
     config.update(overrides)
     return config
 
@@ -38,14 +41,14 @@ def test_cnn_shapes_and_sown_feature_maps():
     output, variables, sown = shapes(build_model(cnn_config(), DIGITS), jnp.zeros((3, 8, 8, 1)))
     assert output == (3, 10)
     assert set(variables["params"]) == {"conv_0", "norm_0", "conv_1", "norm_1", "dense_0", "head"}
-    assert sown == {"feature_map_0": ((3, 8, 8, 8),), "feature_map_1": ((3, 4, 4, 16),), "hidden_0": ((3, 16),)}
+    assert sown == {"conv_0_out": ((3, 8, 8, 8),), "conv_1_out": ((3, 4, 4, 16),), "dense_0_out": ((3, 16),)}
 
 
 def test_cnn_strides_and_pooling_options_shape_the_feature_maps():
     _, variables, sown = shapes(build_model(cnn_config(strides=2, pooling="none", batch_norm=False), DIGITS),
                                 jnp.zeros((2, 8, 8, 1)))
     assert "batch_stats" not in variables
-    assert sown["feature_map_0"] == ((2, 4, 4, 8),) and sown["feature_map_1"] == ((2, 2, 2, 16),)
+    assert sown["conv_0_out"] == ((2, 4, 4, 8),) and sown["conv_1_out"] == ((2, 2, 2, 16),)
 
 
 def test_cnn_without_head_returns_features():
@@ -59,8 +62,8 @@ def test_resnet_shapes_stages_and_head():
                                                  CIFAR), jnp.zeros((2, 32, 32, 3)))
     assert output == (2, 10)
     assert "head" in variables["params"] and "batch_stats" in variables
-    assert sown["feature_map_0_0"] == ((2, 32, 32, 4),)
-    assert sown["feature_map_2_0"] == ((2, 8, 8, 16),)
+    assert sown["block_0_0_out"] == ((2, 32, 32, 4),)
+    assert sown["block_2_0_out"] == ((2, 8, 8, 16),)
     assert sown["pooled"] == ((2, 16),)
     # A block that changes the shape projects its shortcut; one that keeps it does not.
     assert "projection" in variables["params"]["block_1_0"]
@@ -136,3 +139,34 @@ def batch_mean_of_first_conv(state, x):
     y = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
                                                          dimension_numbers=("NHWC", "HWIO", "NHWC")))(x, conv)
     return jnp.mean(y, axis=(0, 1, 2))
+
+
+def test_random_shift_moves_each_image_within_bounds():
+    images = jnp.asarray(np.random.default_rng(0).uniform(0.5, 1.0, size=(16, 6, 6, 1)), jnp.float32)
+    shifted = np.asarray(jax.jit(random_shift, static_argnums=1)(images, 1, jax.random.PRNGKey(0)))
+    assert shifted.shape == images.shape
+    moved = 0
+    for image, out in zip(np.asarray(images), shifted, strict=True):
+        # Every output is the image moved by some (dy, dx) in [-1, 1]^2, zeros moved in.
+        padded = np.pad(image, ((1, 1), (1, 1), (0, 0)))
+        matches = [(dy, dx) for dy in range(3) for dx in range(3) if np.array_equal(padded[dy:dy + 6, dx:dx + 6], out)]
+        assert matches, "not a shift of the input"
+        moved += matches[0] != (1, 1)
+    assert moved > 8  # most of 16 images move (each stays put with probability 1/9)
+
+
+def test_random_shift_is_on_in_training_only():
+    model = build_model(cnn_config(batch_norm=False, random_shift=1), DIGITS)
+    x = jnp.asarray(np.random.default_rng(0).uniform(size=(4, 8, 8, 1)), jnp.float32)
+    variables = random_variables(model, x, train=False)
+    evaluate = jax.jit(lambda x: model.apply(variables, x, train=False))
+    train = jax.jit(lambda x, key: model.apply(variables, x, train=True, rngs={"dropout": key}))
+    np.testing.assert_array_equal(evaluate(x), model.clone(random_shift=0).apply(variables, x, train=False))
+    assert not np.allclose(train(x, jax.random.PRNGKey(1)), evaluate(x), atol=1e-4)
+    np.testing.assert_array_equal(train(x, jax.random.PRNGKey(1)), train(x, jax.random.PRNGKey(1)))
+
+
+def test_random_shift_must_leave_part_of_the_image():
+    with pytest.raises(InputError) as error:
+        build_model(cnn_config(random_shift=8), DIGITS)
+    assert error.value.where == "config.model.random_shift"

@@ -35,9 +35,9 @@ def test_hybrid_shapes_and_nested_intermediates():
     assert "norm_0" in variables["batch_stats"]["frame_encoder"]
     sown = jax.tree.map(lambda a: a.shape, state["intermediates"])
     # Time is folded into the batch for the encoder: 2 sequences x 3 frames = 6 images.
-    assert sown["frame_encoder"]["feature_map_0"] == ((6, 8, 8, 4),)
+    assert sown["frame_encoder"]["conv_0_out"] == ((6, 8, 8, 4),)
     assert sown["frame_features"] == ((2, 3, 8),)
-    assert sown["sequence_encoder"]["states_0"] == ((2, 3, 6),)
+    assert sown["sequence_encoder"]["layer_0_out"] == ((2, 3, 6),)
 
 
 def test_every_frame_goes_through_the_same_encoder():

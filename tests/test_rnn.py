@@ -41,7 +41,7 @@ def test_each_cell_reads_digit_rows_as_a_sequence(cell):
     output, params, sown = traced(build_model(rnn_config(cell=cell), DIGIT_ROWS), jnp.zeros((3, 8, 8, 1)))
     assert output == (3, 10)
     assert params == {"forward_0", "head"}
-    assert sown == {"states_0": ((3, 8, 6),), "readout": ((3, 6),)}
+    assert sown == {"layer_0_out": ((3, 8, 6),), "readout": ((3, 6),)}
 
 
 def test_stacked_bidirectional_layers_concatenate_directions():
@@ -49,7 +49,7 @@ def test_stacked_bidirectional_layers_concatenate_directions():
     output, params, sown = traced(model, jnp.zeros((2, 8, 8, 1)))
     assert output == (2, 10)
     assert params == {"forward_0", "backward_0", "forward_1", "backward_1", "dense_0", "head"}
-    assert sown["states_1"] == ((2, 8, 12),) and sown["readout"] == ((2, 12),) and sown["hidden_0"] == ((2, 5),)
+    assert sown["layer_1_out"] == ((2, 8, 12),) and sown["readout"] == ((2, 12),) and sown["dense_0_out"] == ((2, 5),)
 
 
 @pytest.mark.parametrize("readout", ["mean", "max"])
@@ -67,7 +67,7 @@ def test_per_step_readout_predicts_every_step():
 def test_token_inputs_are_embedded():
     info = DataInfo(name="text", task="classification", input_shape=(30,), num_classes=2)
     output, params, sown = traced(build_model(rnn_config(vocab_size=257, mask_padding=True), info), jnp.zeros((2, 30)))
-    assert output == (2, 2) and "embed" in params and sown["states_0"] == ((2, 30, 6),)
+    assert output == (2, 2) and "embed" in params and sown["layer_0_out"] == ((2, 30, 6),)
 
 
 def test_sequence_lengths_count_up_to_the_last_nonzero_step():

@@ -72,24 +72,23 @@ def test_bad_sequence_options_are_input_errors(data_dir, name, length, message):
         load(data_config(data_dir, name, length))
 
 
-def test_digit_sequences_sum_digits_from_the_matching_split(data_dir):
+def test_digit_sequences_sum_digits_drawn_from_disjoint_image_pools(data_dir):
     splits = load(data_config(data_dir, "digit_sequences", 2))
     assert splits.info.input_shape == (2, 8, 8, 1) and splits.info.num_classes == 19
-    labels_by_image = {}
+    assert splits.sizes() == {"train": 10_000, "validation": 1_000, "test": 2_000}  # its own validation split
+    label_of = {}  # image bytes -> {digits split ("train"/"test"): label}
     for test in (False, True):
         images, labels, _ = digit_images(test)
         for image, label in zip(images, labels, strict=True):
-            labels_by_image.setdefault(image.tobytes(), set()).add((int(label), test))
+            label_of.setdefault(image.tobytes(), {})["test" if test else "train"] = int(label)
 
-    def frame_labels(frames: np.ndarray, test: bool) -> list[int]:
-        found = []
-        for frame in frames:
-            owners = labels_by_image[np.round(frame * 255).astype(np.uint8).tobytes()]
-            assert any(split == test for _, split in owners), "a frame came from the wrong digits split"
-            found.append(next(label for label, split in owners if split == test))
-        return found
-
-    for x, y in zip(splits.test["x"][:200], splits.test["y"][:200], strict=True):
-        assert sum(frame_labels(x, test=True)) == y
-    for x, y in zip(splits.train["x"][:200], splits.train["y"][:200], strict=True):
-        assert sum(frame_labels(x, test=False)) == y
+    pools = {}
+    for name, digits_split in (("train", "train"), ("validation", "train"), ("test", "test")):
+        arrays = getattr(splits, name)
+        frames = np.round(arrays["x"] * 255).astype(np.uint8)
+        pools[name] = {frame.tobytes() for sequence in frames for frame in sequence}
+        for sequence, total in zip(frames[:300], arrays["y"][:300], strict=True):
+            assert sum(label_of[frame.tobytes()][digits_split] for frame in sequence) == total
+        assert all(digits_split in label_of[image] for image in pools[name]), f"{name} frames from the wrong split"
+    assert not pools["train"] & pools["validation"], "validation frames must be images training never sees"
+    assert not pools["train"] & pools["test"]

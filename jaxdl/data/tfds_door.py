@@ -85,9 +85,7 @@ def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
                 download: bool = False) -> dict[str, list[dict]]:
     """Reads whole splits as lists of example dicts (feature name -> numpy value)."""
     name = builder.name
-    if name in PROJECT_BUILDERS and not builder.is_prepared():
-        tfds.display_progress_bar(False)
-        builder.download_and_prepare(file_format="array_record")
+    prepare_project_builder(builder)
     try:
         sources = {split: builder.as_data_source(split=split) for split in splits}
     except Exception as error:  # noqa: BLE001 (TFDS raises several kinds for an unprepared set)
@@ -103,6 +101,13 @@ def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
     return {split: [source[i] for i in range(len(source))] for split, source in sources.items()}
 
 
+def prepare_project_builder(builder: tfds.core.DatasetBuilder) -> None:
+    """Prepares a project builder on first use (offline); catalog builders are left alone."""
+    if builder.name in PROJECT_BUILDERS and not builder.is_prepared():
+        tfds.display_progress_bar(False)
+        builder.download_and_prepare(file_format="array_record")
+
+
 def prepare(builder: tfds.core.DatasetBuilder) -> None:
     """Downloads and prepares a catalog dataset as ArrayRecord; a clear error when that cannot work."""
     try:
@@ -116,7 +121,11 @@ def prepare(builder: tfds.core.DatasetBuilder) -> None:
 
 
 def available_splits(builder: tfds.core.DatasetBuilder) -> list[str]:
-    """The split names the builder declares; ['train', 'test'] when they are not known yet."""
+    """The split names the builder declares; ['train', 'test'] when they are not known yet.
+
+    A project builder is prepared first, so that its own splits (e.g. a validation split) are known.
+    """
+    prepare_project_builder(builder)
     known = list(builder.info.splits.keys())
     return known or ["train", "test"]
 

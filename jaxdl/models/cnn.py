@@ -10,6 +10,7 @@ import ml_collections
 
 from jaxdl.data import DataInfo
 from jaxdl.errors import InputError, check_choice, check_range
+from jaxdl.models import augment
 from jaxdl.models.activations import get_activation
 from jaxdl.models.layers import POOLINGS, check_input_rank, check_sizes, dense_layers, pool
 
@@ -24,10 +25,11 @@ class CNN(nn.Module):
     Block i: Conv(channels[i], kernel_size, strides, SAME padding) -> BatchNorm (if `batch_norm`)
     -> activation -> pooling (`pooling` over `pool_size` windows) -> dropout. The feature map after
     the activation, (batch, h_i, w_i, channels[i]), is sown into `intermediates` as
-    `feature_map_<i>`. The last map is flattened and goes through dense layers `dense_<i>` (their
-    outputs sown as `hidden_<i>`) and the dense `head`. With `num_outputs=0` there is no head and
-    the module returns the features (batch, d): that is how the hybrid model uses it as a frame
-    encoder.
+    `conv_<i>_out`. The last map is flattened and goes through dense layers `dense_<i>` (their
+    outputs sown as `dense_<i>_out`) and the dense `head`. With `random_shift` > 0, training moves
+    each image by up to that many pixels (augmentation; evaluation sees the images as they are).
+    With `num_outputs=0` there is no head and the module returns the features (batch, d): that is
+    how the hybrid model uses it as a frame encoder.
     """
 
     num_outputs: int
@@ -40,10 +42,13 @@ class CNN(nn.Module):
     dropout: float = 0.0
     dense_sizes: Sequence[int] = (128,)
     activation: str = "relu"
+    random_shift: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         act = get_activation(self.activation)
+        if train and self.random_shift:
+            x = augment.random_shift(x, self.random_shift, self.make_rng("dropout"))
         for i, width in enumerate(self.channels):
             x = nn.Conv(width, (self.kernel_size, self.kernel_size), strides=(self.strides, self.strides),
                         padding="SAME", use_bias=not self.batch_norm, name=f"conv_{i}")(x)
@@ -51,7 +56,7 @@ class CNN(nn.Module):
                 norm = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM, name=f"norm_{i}")
                 x = norm(x)
             x = act(x)
-            self.sow("intermediates", f"feature_map_{i}", x)
+            self.sow("intermediates", f"conv_{i}_out", x)
             x = pool(x, self.pooling, self.pool_size)
             if self.dropout > 0:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)
@@ -77,7 +82,8 @@ def options(config: ml_collections.ConfigDict, image_shape: tuple[int, ...], whe
     """The CNN's constructor arguments (all but `num_outputs`) from a config section, checked on the host.
 
     Keys: `channels`, `kernel_size`, `strides`, `pooling` (max | avg | none), `pool_size`,
-    `batch_norm`, `dropout`, `dense_sizes`, `activation`.
+    `batch_norm`, `dropout`, `dense_sizes`, `activation`, and optionally `random_shift` (pixels
+    of random translation in training; 0 = off).
     """
     check_input_rank("config.data.name", "cnn", image_shape, 3, "(height, width, channels)")
     channels = check_sizes(f"{where}.channels", config.channels, allow_empty=False)
@@ -87,6 +93,8 @@ def options(config: ml_collections.ConfigDict, image_shape: tuple[int, ...], whe
     check_range(f"{where}.pool_size", config.pool_size, low=1, integer=True)
     check_range(f"{where}.dropout", config.dropout, low=0, high=1, high_inclusive=False)
     get_activation(config.activation, f"{where}.activation")
+    shift = config.get("random_shift", 0)
+    check_range(f"{where}.random_shift", shift, low=0, high=min(image_shape[:2]) - 1, integer=True)
     final = feature_map_shape(image_shape, len(channels), config.strides, config.pool_size, config.pooling)
     if min(final) < 1:
         raise InputError(f"{where}.channels", f"{len(channels)} blocks shrink {image_shape[0]}x{image_shape[1]} "
@@ -95,7 +103,7 @@ def options(config: ml_collections.ConfigDict, image_shape: tuple[int, ...], whe
     return {"channels": channels, "kernel_size": config.kernel_size, "strides": config.strides,
             "pooling": config.pooling, "pool_size": config.pool_size, "batch_norm": bool(config.batch_norm),
             "dropout": config.dropout, "dense_sizes": check_sizes(f"{where}.dense_sizes", config.dense_sizes),
-            "activation": config.activation}
+            "activation": config.activation, "random_shift": shift}
 
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> CNN:

@@ -22,12 +22,12 @@ def dense_layers(module: nn.Module, x: jax.Array, *, sizes: Sequence[int],
     """(batch, d) -> (batch, sizes[-1]): Dense -> activation -> dropout per width in `sizes`.
 
     Must be called from `module`'s compact method. Layer i is named `dense_<i>`; its output
-    (after the activation) is sown into `intermediates` as `hidden_<i>` (a sown name must differ
-    from every submodule name).
+    (after the activation) is sown into `intermediates` as `dense_<i>_out` (a sown name must
+    differ from every submodule name; `<layer>_out` is the convention of every family).
     """
     for i, width in enumerate(sizes):
         x = activation(nn.Dense(width, name=f"dense_{i}")(x))
-        module.sow("intermediates", f"hidden_{i}", x)
+        module.sow("intermediates", f"dense_{i}_out", x)
         if dropout > 0:
             x = nn.Dropout(dropout, deterministic=not train)(x)
     return x

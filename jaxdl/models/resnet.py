@@ -17,6 +17,7 @@ import ml_collections
 
 from jaxdl.data import DataInfo
 from jaxdl.errors import check_range
+from jaxdl.models import augment
 from jaxdl.models.activations import get_activation
 from jaxdl.models.cnn import BATCH_NORM_MOMENTUM
 from jaxdl.models.layers import check_input_rank, check_sizes, dense_layers
@@ -57,9 +58,9 @@ class ResNet(nn.Module):
     """(batch, height, width, channels) -> (batch, num_outputs).
 
     Stage s has `blocks_per_stage` residual blocks of `channels[s]` channels; stages after the
-    first start with a stride-2 block. Sown into `intermediates`: the feature maps
-    `feature_map_stem` and `feature_map_<s>_<b>` (after block `block_<s>_<b>`), `pooled`
-    (batch, channels[-1]) after global average pooling, and `hidden_<i>` after `dense_<i>`.
+    first start with a stride-2 block. Sown into `intermediates`: the feature maps `stem_out`
+    and `block_<s>_<b>_out`, `pooled` (batch, channels[-1]) after global average pooling, and
+    `dense_<i>_out`. `random_shift` > 0 moves each training image by up to that many pixels.
     `num_outputs=0` returns the pooled features with no head.
     """
 
@@ -70,21 +71,24 @@ class ResNet(nn.Module):
     dropout: float = 0.0
     dense_sizes: Sequence[int] = ()
     activation: str = "relu"
+    random_shift: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         act = get_activation(self.activation)
+        if train and self.random_shift:
+            x = augment.random_shift(x, self.random_shift, self.make_rng("dropout"))
         x = nn.Conv(self.channels[0], (3, 3), padding="SAME", use_bias=not self.batch_norm, name="stem")(x)
         if self.batch_norm:
             x = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM, name="stem_norm")(x)
         x = act(x)
-        self.sow("intermediates", "feature_map_stem", x)
+        self.sow("intermediates", "stem_out", x)
         for stage, width in enumerate(self.channels):
             for block in range(self.blocks_per_stage):
                 strides = 2 if stage > 0 and block == 0 else 1
                 x = ResidualBlock(width, strides, self.batch_norm, self.activation,
                                   name=f"block_{stage}_{block}")(x, train=train)
-                self.sow("intermediates", f"feature_map_{stage}_{block}", x)
+                self.sow("intermediates", f"block_{stage}_{block}_out", x)
         x = jnp.mean(x, axis=(1, 2))
         self.sow("intermediates", "pooled", x)
         if self.dropout > 0:
@@ -97,8 +101,10 @@ class ResNet(nn.Module):
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> ResNet:
     """A ResNet from `model.channels` (per stage), `model.blocks_per_stage`, `model.batch_norm`,
-    `model.dropout`, `model.dense_sizes`, `model.activation`."""
+    `model.dropout`, `model.dense_sizes`, `model.activation`, `model.random_shift`."""
     check_input_rank("config.data.name", "resnet", info.input_shape, 3, "(height, width, channels)")
+    shift = config.get("random_shift", 0)
+    check_range("config.model.random_shift", shift, low=0, high=min(info.input_shape[:2]) - 1, integer=True)
     blocks = config.get("blocks_per_stage", 2)
     check_range("config.model.blocks_per_stage", blocks, low=1, integer=True)
     check_range("config.model.dropout", config.dropout, low=0, high=1, high_inclusive=False)
@@ -107,4 +113,4 @@ def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> ResNet:
                   channels=check_sizes("config.model.channels", config.channels, allow_empty=False),
                   blocks_per_stage=blocks, batch_norm=bool(config.batch_norm), dropout=config.dropout,
                   dense_sizes=check_sizes("config.model.dense_sizes", config.dense_sizes),
-                  activation=config.activation)
+                  activation=config.activation, random_shift=shift)

@@ -73,8 +73,8 @@ class RNN(nn.Module):
     """(batch, time, ...) -> (batch, num_outputs), or (batch, time, num_outputs) with readout "per_step".
 
     Layer i is `forward_<i>` (and `backward_<i>` when bidirectional, concatenated); its outputs
-    (batch, time, hidden_size * directions) are sown into `intermediates` as `states_<i>`, the
-    readout (batch, d) as `readout`. Dense layers `dense_<i>` (sown as `hidden_<i>`) and the
+    (batch, time, hidden_size * directions) are sown into `intermediates` as `layer_<i>_out`, the
+    readout (batch, d) as `readout`. Dense layers `dense_<i>` (sown as `dense_<i>_out`) and the
     `head` follow.
     `num_outputs=0` returns the readout features with no head (the hybrid model's use).
     Call with `lengths` (batch,) to give the sequence lengths explicitly.
@@ -109,7 +109,7 @@ class RNN(nn.Module):
             if self.bidirectional:
                 backward = nn.RNN(cell(self.hidden_size, name=f"backward_{i}"), reverse=True, keep_order=True)
                 outputs = jnp.concatenate([outputs, backward(x, seq_lengths=lengths)], axis=-1)
-            self.sow("intermediates", f"states_{i}", outputs)
+            self.sow("intermediates", f"layer_{i}_out", outputs)
             x = nn.Dropout(self.dropout, deterministic=not train)(outputs) if self.dropout > 0 else outputs
         act = get_activation(self.activation)
         if self.readout == "per_step":
