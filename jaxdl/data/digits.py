@@ -49,10 +49,17 @@ class Digits(tfds.core.GeneratorBasedBuilder):
         return {"train": self._generate_examples(False), "test": self._generate_examples(True)}
 
     def _generate_examples(self, test: bool):
-        from sklearn.datasets import load_digits  # noqa: PLC0415 (only needed to prepare)
+        images, labels, indices = digit_images(test)
+        for image, label, index in zip(images, labels, indices, strict=True):
+            yield int(index), {"image": image, "label": int(label)}
 
-        digits = load_digits()
-        images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-        in_test = stratified_test_mask(digits.target, TEST_FRACTION, SPLIT_SEED)
-        for index in np.flatnonzero(in_test == test):
-            yield int(index), {"image": images[index], "label": int(digits.target[index])}
+
+def digit_images(test: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The images of one split: (uint8 (N, 8, 8, 1), int labels (N,), indices (N,) into scikit-learn's set)."""
+    from sklearn.datasets import load_digits  # noqa: PLC0415 (only needed to prepare)
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    in_test = stratified_test_mask(digits.target, TEST_FRACTION, SPLIT_SEED)
+    indices = np.flatnonzero(in_test == test)
+    return images[indices], digits.target[indices], indices

@@ -6,9 +6,9 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxdl.data import tfds_door
+from jaxdl.data import text, tfds_door
 from jaxdl.data.splits import Arrays, DataInfo, Splits, carve, check_splits
-from jaxdl.errors import InputError
+from jaxdl.errors import InputError, check_range
 
 
 def load(config: ml_collections.ConfigDict) -> Splits:
@@ -16,16 +16,21 @@ def load(config: ml_collections.ConfigDict) -> Splits:
 
     Config keys: `name`, `data_dir` ("" = TFDS default), `validation_fraction` (carved from train
     when the dataset has no validation split), `split_seed`, `download` (prepare a catalog dataset
-    that is not prepared yet; needs the network).
+    that is not prepared yet; needs the network), and optionally `sequence_length` (0: the
+    dataset's own; the length of a project sequence set such as `adding`, or the bytes kept of
+    each text of a catalog text set such as `imdb_reviews`).
     """
-    builder = tfds_door.get_builder(config.name, config.data_dir or None)
+    sequence_length = config.get("sequence_length", 0)
+    check_range("config.data.sequence_length", sequence_length, low=0, integer=True)
+    builder = tfds_door.get_builder(config.name, config.data_dir or None, sequence_length=sequence_length)
     declared = tfds_door.available_splits(builder)
     wanted = [s for s in ("train", "validation", "test") if s in declared] or declared[:1]
     if "train" not in wanted:
         raise InputError("config.data.name", "dataset has no train split", got=config.name,
                          expected="a dataset with a 'train' split")
     raw = tfds_door.read_splits(builder, wanted, download=config.get("download", False))
-    info = describe(builder)
+    is_project = builder.name in tfds_door.PROJECT_BUILDERS
+    info = describe(builder, text_length=0 if is_project else sequence_length)
     arrays = {split: to_arrays(examples, builder, info, split) for split, examples in raw.items()}
     train = arrays["train"]
     if "test" not in arrays:
@@ -37,14 +42,27 @@ def load(config: ml_collections.ConfigDict) -> Splits:
     return splits
 
 
-def describe(builder: tfds.core.DatasetBuilder) -> DataInfo:
-    """DataInfo from the builder's features and supervised keys."""
+def describe(builder: tfds.core.DatasetBuilder, text_length: int = 0) -> DataInfo:
+    """DataInfo from the builder's features and supervised keys.
+
+    A text input becomes (text_length,) byte tokens (see `jaxdl.data.text`); `text_length` must
+    then be > 0, and must be 0 for any other catalog input.
+    """
     input_key, label_key = supervised_keys(builder)
     features = builder.info.features
     label = features[label_key]
-    input_shape = tuple(features[input_key].shape)
-    for key in (input_key, label_key):
-        check_fixed_numeric(builder.name, key, features[key])
+    if isinstance(features[input_key], tfds.features.Text):
+        if not text_length:
+            raise InputError("config.data.sequence_length", f"{builder.name!r} holds text: say how many bytes "
+                             "of each text to keep", got=0, expected="a length such as 512")
+        input_shape = (text_length,)
+    elif text_length:
+        raise InputError("config.data.sequence_length", f"{builder.name!r} is not a text or sequence dataset",
+                         got=text_length, expected="0")
+    else:
+        input_shape = tuple(features[input_key].shape)
+        check_fixed_numeric(builder.name, input_key, features[input_key])
+    check_fixed_numeric(builder.name, label_key, features[label_key])
     if isinstance(label, tfds.features.ClassLabel):
         return DataInfo(name=builder.name, task="classification", input_shape=input_shape,
                         num_classes=label.num_classes, class_names=tuple(label.names))
@@ -76,15 +94,18 @@ def supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
 def to_arrays(examples: list[dict], builder: tfds.core.DatasetBuilder, info: DataInfo, split: str) -> Arrays:
     """Example dicts of `split` -> {"x": float32 (N, ...), "y": int32 (N,) or float32 (N, ...)}.
 
-    uint8 inputs (images) are scaled to [0, 1]; other inputs are used as they are. `load` checks
-    the result (finite, labels in range, shapes: `check_splits`).
+    uint8 inputs (images) are scaled to [0, 1]; text becomes byte tokens; other inputs are used as
+    they are. `load` checks the result (finite, labels in range, shapes: `check_splits`).
     """
     input_key, label_key = supervised_keys(builder)
     if not examples:
         return {"x": np.zeros((0, *info.input_shape), np.float32),
                 "y": np.zeros((0, *info.target_shape), np.int32 if info.num_classes else np.float32)}
-    x = tfds_door.stack_feature(examples, input_key)
-    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    if isinstance(builder.info.features[input_key], tfds.features.Text):
+        x = text.encode_bytes([example[input_key] for example in examples], info.input_shape[0])
+    else:
+        x = tfds_door.stack_feature(examples, input_key)
+        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     y = tfds_door.stack_feature(examples, label_key)
     y = y.astype(np.int32 if info.task == "classification" else np.float32)
     return {"x": x, "y": y}

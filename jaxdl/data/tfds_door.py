@@ -16,12 +16,20 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxdl.data.adding import Adding
+from jaxdl.data.digit_sequences import DigitSequences
 from jaxdl.data.digits import Digits
 from jaxdl.data.playground import PLAYGROUND_BUILDERS
-from jaxdl.errors import InputError, did_you_mean
+from jaxdl.data.sequences import SequenceBuilder
+from jaxdl.errors import InputError, check_range, did_you_mean
 
 # Builders that ship with jaxdl and need no download, by the name users give in `data.name`.
-PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {"digits": Digits, **PLAYGROUND_BUILDERS}
+PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
+    "digits": Digits,
+    "adding": Adding,
+    "digit_sequences": DigitSequences,
+    **PLAYGROUND_BUILDERS,
+}
 
 # Where TFDS downloads most catalog sets from (and its mirror of prepared sets): reaching it
 # first turns "no network" into an immediate error instead of minutes of retries.
@@ -37,8 +45,13 @@ def default_data_dir() -> str:
     return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
 
-def get_builder(name: str, data_dir: str | None = None, **builder_kwargs) -> tfds.core.DatasetBuilder:
-    """A project builder or a catalog builder for `name` (`name/config` and `name:version` allowed)."""
+def get_builder(name: str, data_dir: str | None = None, *, sequence_length: int = 0,
+                **builder_kwargs) -> tfds.core.DatasetBuilder:
+    """A project builder or a catalog builder for `name` (`name/config` and `name:version` allowed).
+
+    `sequence_length` > 0 picks the length of a project sequence builder (`adding`,
+    `digit_sequences`); catalog builders ignore it (text sets are cut to it when loaded).
+    """
     data_dir = data_dir or default_data_dir()
     if os.path.exists(data_dir) and not os.path.isdir(data_dir):
         raise InputError("config.data.data_dir", "not a directory", got=data_dir,
@@ -46,9 +59,16 @@ def get_builder(name: str, data_dir: str | None = None, **builder_kwargs) -> tfd
     base = name.split("/", maxsplit=1)[0].split(":", maxsplit=1)[0]
     if base in PROJECT_BUILDERS:
         config = name.split("/", 1)[1] if "/" in name else None
+        if sequence_length:
+            config = sequence_config(base, sequence_length, named=config)
         if config is not None:
             builder_kwargs["config"] = config
-        return PROJECT_BUILDERS[base](data_dir=data_dir, file_format="array_record", **builder_kwargs)
+        try:
+            return PROJECT_BUILDERS[base](data_dir=data_dir, file_format="array_record", **builder_kwargs)
+        except ValueError as error:  # TFDS's "BuilderConfig ... not found"
+            configs = ", ".join(f"{base}/{c}" for c in PROJECT_BUILDERS[base].builder_configs)
+            raise InputError("config.data.name", "unknown dataset config", got=name,
+                             expected=configs or f"{base} without a config") from error
     catalog = tfds.list_builders(with_community_datasets=False)
     if base not in catalog:
         suggestion = did_you_mean(base, list(PROJECT_BUILDERS) + catalog)
@@ -58,17 +78,24 @@ def get_builder(name: str, data_dir: str | None = None, **builder_kwargs) -> tfd
     return tfds.builder(name, data_dir=data_dir, **builder_kwargs)
 
 
+def sequence_config(base: str, length: int, named: str | None) -> tfds.core.BuilderConfig:
+    """The builder config of project builder `base` for sequences of `length`."""
+    builder = PROJECT_BUILDERS[base]
+    if not issubclass(builder, SequenceBuilder):
+        raise InputError("config.data.sequence_length", f"{base!r} has examples of a fixed size", got=length,
+                         expected="0 (the dataset's own size)")
+    check_range("config.data.sequence_length", length, low=builder.MIN_LENGTH, integer=True)
+    if named is not None and named != f"length_{length}":
+        raise InputError("config.data.sequence_length", "conflicts with the config in config.data.name",
+                         got=length, expected=f"{named} or a name without '/{named}'")
+    return builder.config_for_length(length)
+
+
 def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
                 download: bool = False) -> dict[str, list[dict]]:
     """Reads whole splits as lists of example dicts (feature name -> numpy value)."""
     name = builder.name
-    if name in PROJECT_BUILDERS and not builder.is_prepared():
-        tfds.display_progress_bar(False)
-        try:
-            builder.download_and_prepare(file_format="array_record")
-        except OSError as error:
-            raise InputError("config.data.data_dir", f"cannot prepare {name!r} there ({error.strerror or error})",
-                             got=builder.data_dir_root, expected="a writable folder") from error
+    prepare_project_builder(builder)
     try:
         sources = {split: builder.as_data_source(split=split) for split in splits}
     except Exception as error:  # noqa: BLE001 (TFDS raises several kinds for an unprepared set)
@@ -82,6 +109,18 @@ def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
         sources = {split: builder.as_data_source(split=split) for split in splits}
     # Item by item: `__getitems__` is not served under tfds.testing.mock_data.
     return {split: [source[i] for i in range(len(source))] for split, source in sources.items()}
+
+
+def prepare_project_builder(builder: tfds.core.DatasetBuilder) -> None:
+    """Prepares a project builder on first use (offline); catalog builders are left alone."""
+    if builder.name in PROJECT_BUILDERS and not builder.is_prepared():
+        tfds.display_progress_bar(False)
+        try:
+            builder.download_and_prepare(file_format="array_record")
+        except OSError as error:
+            raise InputError("config.data.data_dir", f"cannot prepare {builder.name!r} there "
+                             f"({error.strerror or error})", got=builder.data_dir_root,
+                             expected="a writable folder") from error
 
 
 def prepare(builder: tfds.core.DatasetBuilder) -> None:
@@ -103,7 +142,11 @@ def prepare(builder: tfds.core.DatasetBuilder) -> None:
 
 
 def available_splits(builder: tfds.core.DatasetBuilder) -> list[str]:
-    """The split names the builder declares; ['train', 'test'] when they are not known yet."""
+    """The split names the builder declares; ['train', 'test'] when they are not known yet.
+
+    A project builder is prepared first, so that its own splits (e.g. a validation split) are known.
+    """
+    prepare_project_builder(builder)
     known = list(builder.info.splits.keys())
     return known or ["train", "test"]
 

@@ -1,0 +1,91 @@
+"""CNN on handwritten digits as 8x8x1 images (offline by default).
+
+    python -m experiments.cnn --config configs/cnn.py
+
+Variants, as `--config configs/cnn.py:NAME`:
+  default        two conv blocks (32, 64 channels, batch norm, max pooling), a 128-wide dense layer.
+  tiny           one small block for a few epochs, for smoke tests.
+  mnist          catalog MNIST (must be prepared; see README).
+  fashion_mnist  catalog Fashion-MNIST (must be prepared).
+  cifar10        catalog CIFAR-10 with the ResNet-style model (must be prepared).
+"""
+
+import ml_collections
+
+
+def get_config(variant: str = "default") -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.experiment = "cnn"
+    config.seed = 0
+
+    config.data = ml_collections.ConfigDict()
+    config.data.name = "digits"
+    config.data.data_dir = ""  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+    config.data.validation_fraction = 0.1  # carved from train when the set has no validation split
+    config.data.split_seed = 0
+    config.data.download = False  # True: prepare an unprepared catalog set (needs the network)
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "cnn"  # cnn | resnet
+    config.model.channels = (32, 64)  # per conv block (cnn) or per stage (resnet)
+    config.model.kernel_size = 3
+    config.model.strides = 1
+    config.model.pooling = "max"  # max | avg | none, after each block (cnn)
+    config.model.pool_size = 2
+    config.model.batch_norm = True
+    config.model.dropout = 0.25
+    config.model.dense_sizes = (128,)
+    config.model.activation = "relu"
+    config.model.blocks_per_stage = 2  # resnet only
+    config.model.random_shift = 0  # pixels of random translation of images in training (augmentation)
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.name = "adam"
+    config.optimizer.learning_rate = 1e-3
+    config.optimizer.schedule = "cosine"  # constant | linear | cosine | warmup_cosine
+    config.optimizer.warmup_epochs = 0.0
+    config.optimizer.final_lr_ratio = 0.0
+    config.optimizer.momentum = 0.9
+    config.optimizer.weight_decay = 0.0
+    config.optimizer.clip_norm = 0.0
+
+    config.train = ml_collections.ConfigDict()
+    config.train.epochs = 60
+    config.train.batch_size = 64
+    config.train.patience = 0  # epochs without a better validation loss before stopping; 0 = off
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 1024
+
+    config.checkpoint = ml_collections.ConfigDict()
+    config.checkpoint.every_epochs = 0  # 0 = by time only
+    config.checkpoint.every_seconds = 30.0
+    config.checkpoint.keep = 2
+
+    if variant == "tiny":
+        config.model.channels = (8,)
+        config.model.dense_sizes = (16,)
+        config.train.epochs = 3
+        config.train.batch_size = 32
+    elif variant in ("mnist", "fashion_mnist"):
+        config.data.name = variant
+        config.train.epochs = 15
+        config.train.batch_size = 128
+    elif variant == "cifar10":
+        config.data.name = "cifar10"
+        config.model.name = "resnet"
+        config.model.channels = (16, 32, 64)
+        config.model.blocks_per_stage = 3  # ResNet-20
+        config.model.dropout = 0.0
+        config.model.dense_sizes = ()
+        config.model.random_shift = 4  # the standard CIFAR augmentation: pad 4, crop 32
+        config.optimizer.name = "momentum"
+        config.optimizer.learning_rate = 0.1
+        config.optimizer.weight_decay = 1e-4
+        config.optimizer.schedule = "warmup_cosine"
+        config.optimizer.warmup_epochs = 2.0
+        config.train.epochs = 60
+        config.train.batch_size = 128
+    elif variant != "default":
+        raise ValueError(f"unknown variant {variant!r}; expected default, tiny, mnist, fashion_mnist or cifar10")
+    return config

@@ -1,0 +1,25 @@
+"""A convolutional network on images: digits offline, or a catalog set (mnist, fashion_mnist, cifar10).
+
+    python -m experiments.cnn [--config configs/cnn.py[:VARIANT]] [--config.KEY=VALUE ...] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import ml_collections
+
+from jaxdl import cli
+from jaxdl.pipeline import train_and_evaluate
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "cnn.py")
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True) -> dict:
+    """Trains and evaluates the CNN (or ResNet) that `config` describes; returns the summary."""
+    return train_and_evaluate(config, workdir, progress=progress)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.main(run, DEFAULT_CONFIG))

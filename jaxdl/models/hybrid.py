@@ -1,0 +1,60 @@
+"""CNN + RNN for sequences of images (video frames): one CNN encodes every frame, an RNN reads them.
+
+The frame encoder is applied to all frames at once by folding time into the batch:
+(batch, frames, h, w, c) -> (batch * frames, h, w, c) -> (batch * frames, d) -> (batch, frames, d).
+Its batch-norm statistics are therefore taken over every frame of the (global) batch.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import ml_collections
+
+from jaxdl.data import DataInfo
+from jaxdl.errors import InputError
+from jaxdl.models import cnn, rnn
+from jaxdl.models.layers import check_input_rank
+
+
+class Hybrid(nn.Module):
+    """(batch, frames, height, width, channels) -> (batch, num_outputs).
+
+    `frame_encoder` is a module mapping (n, height, width, channels) -> (n, d), e.g.
+    `CNN(num_outputs=0)`; `sequence_encoder` maps (batch, frames, d) -> (batch, e), e.g.
+    `RNN(num_outputs=0)`, and is called with `lengths`. When the sequence encoder has
+    `mask_padding`, all-zero frames at the end of a sequence are padding (lengths come from the
+    raw frames, since encoded blank frames are not zero). Sown into `intermediates`:
+    `frame_features` (batch, frames, d), plus the encoders' own under `frame_encoder/...` and
+    `sequence_encoder/...`. The last layer is the dense `head`.
+    """
+
+    num_outputs: int
+    frame_encoder: nn.Module
+    sequence_encoder: nn.Module
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        batch, frames = x.shape[:2]
+        features = self.frame_encoder(x.reshape((batch * frames, *x.shape[2:])), train=train)
+        features = features.reshape((batch, frames, -1))
+        self.sow("intermediates", "frame_features", features)
+        lengths = rnn.sequence_lengths(x) if getattr(self.sequence_encoder, "mask_padding", False) else None
+        x = self.sequence_encoder(features, train=train, lengths=lengths)
+        return nn.Dense(self.num_outputs, name="head")(x)
+
+
+def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> Hybrid:
+    """A hybrid from `model.encoder` (the CNN's keys, see `cnn.options`) and `model.sequence`
+    (the RNN's keys, see `rnn.options`), for data of shape (frames, height, width, channels)."""
+    check_input_rank("config.data.name", "hybrid", info.input_shape, 4, "(frames, height, width, channels)")
+    encoder = cnn.options(config.encoder, info.input_shape[1:], "config.model.encoder")
+    sequence = rnn.options(config.sequence, "config.model.sequence")
+    if sequence["readout"] == "per_step":
+        raise InputError("config.model.sequence.readout", "the hybrid model reads out one vector per sequence",
+                         got="per_step", expected="last, mean or max")
+    if sequence["vocab_size"]:
+        raise InputError("config.model.sequence.vocab_size", "frame features are not token ids",
+                         got=sequence["vocab_size"], expected=0)
+    return Hybrid(num_outputs=info.num_outputs, frame_encoder=cnn.CNN(num_outputs=0, **encoder),
+                  sequence_encoder=rnn.RNN(num_outputs=0, **sequence))

@@ -1,0 +1,116 @@
+"""ResNet-style network: a stem convolution, stages of residual blocks, global pooling, a dense head.
+
+The CIFAR-style ResNet of He et al. (2016): 3x3 convolutions throughout, each stage after the
+first halves the feature map with a stride-2 block and a 1x1 projection on its shortcut. Meant
+for images larger than digits (cifar10), where the plain CNN stops improving with depth.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from jaxdl.data import DataInfo
+from jaxdl.errors import check_range
+from jaxdl.models import augment
+from jaxdl.models.activations import get_activation
+from jaxdl.models.cnn import BATCH_NORM_MOMENTUM
+from jaxdl.models.layers import check_input_rank, check_sizes, dense_layers
+
+
+class ResidualBlock(nn.Module):
+    """(batch, h, w, c) -> (batch, h / strides, w / strides, channels): act(x + F(x)).
+
+    F is conv3x3(strides) -> norm -> act -> conv3x3 -> norm; the last norm's scale starts at zero,
+    so every block starts as the identity. The shortcut is a strided 1x1 convolution (+ norm)
+    when the shape changes.
+    """
+
+    channels: int
+    strides: int = 1
+    batch_norm: bool = True
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        act = get_activation(self.activation)
+        conv = functools.partial(nn.Conv, self.channels, use_bias=not self.batch_norm, padding="SAME")
+        norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=BATCH_NORM_MOMENTUM)
+        y = conv((3, 3), strides=(self.strides, self.strides), name="conv_0")(x)
+        y = act(norm(name="norm_0")(y) if self.batch_norm else y)
+        y = conv((3, 3), name="conv_1")(y)
+        if self.batch_norm:
+            y = norm(name="norm_1", scale_init=nn.initializers.zeros)(y)
+        shortcut = x
+        if x.shape[-1] != self.channels or self.strides != 1:
+            shortcut = conv((1, 1), strides=(self.strides, self.strides), name="projection")(x)
+            if self.batch_norm:
+                shortcut = norm(name="projection_norm")(shortcut)
+        return act(y + shortcut)
+
+
+class ResNet(nn.Module):
+    """(batch, height, width, channels) -> (batch, num_outputs).
+
+    Stage s has `blocks_per_stage` residual blocks of `channels[s]` channels; stages after the
+    first start with a stride-2 block. Sown into `intermediates`: the feature maps `stem_out`
+    and `block_<s>_<b>_out`, `pooled` (batch, channels[-1]) after global average pooling, and
+    `dense_<i>_out`. `random_shift` > 0 moves each training image by up to that many pixels.
+    `num_outputs=0` returns the pooled features with no head.
+    """
+
+    num_outputs: int
+    channels: Sequence[int] = (16, 32, 64)
+    blocks_per_stage: int = 2
+    batch_norm: bool = True
+    dropout: float = 0.0
+    dense_sizes: Sequence[int] = ()
+    activation: str = "relu"
+    random_shift: int = 0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        act = get_activation(self.activation)
+        if train and self.random_shift:
+            x = augment.random_shift(x, self.random_shift, self.make_rng("dropout"))
+        x = nn.Conv(self.channels[0], (3, 3), padding="SAME", use_bias=not self.batch_norm, name="stem")(x)
+        if self.batch_norm:
+            x = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM, name="stem_norm")(x)
+        x = act(x)
+        self.sow("intermediates", "stem_out", x)
+        for stage, width in enumerate(self.channels):
+            for block in range(self.blocks_per_stage):
+                strides = 2 if stage > 0 and block == 0 else 1
+                x = ResidualBlock(width, strides, self.batch_norm, self.activation,
+                                  name=f"block_{stage}_{block}")(x, train=train)
+                self.sow("intermediates", f"block_{stage}_{block}_out", x)
+        x = jnp.mean(x, axis=(1, 2))
+        self.sow("intermediates", "pooled", x)
+        if self.dropout > 0:
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = dense_layers(self, x, sizes=self.dense_sizes, activation=act, dropout=self.dropout, train=train)
+        if self.num_outputs == 0:
+            return x
+        return nn.Dense(self.num_outputs, name="head")(x)
+
+
+def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> ResNet:
+    """A ResNet from `model.channels` (per stage), `model.blocks_per_stage`, `model.batch_norm`,
+    `model.dropout`, `model.dense_sizes`, `model.activation`, `model.random_shift`."""
+    check_input_rank("config.data.name", "resnet", info.input_shape, 3, "(height, width, channels)")
+    shift = config.get("random_shift", 0)
+    check_range("config.model.random_shift", shift, low=0, high=min(info.input_shape[:2]) - 1, integer=True)
+    blocks = config.get("blocks_per_stage", 2)
+    check_range("config.model.blocks_per_stage", blocks, low=1, integer=True)
+    check_range("config.model.dropout", config.dropout, low=0, high=1, high_inclusive=False)
+    get_activation(config.activation)
+    return ResNet(num_outputs=info.num_outputs,
+                  channels=check_sizes("config.model.channels", config.channels, allow_empty=False),
+                  blocks_per_stage=blocks, batch_norm=bool(config.batch_norm), dropout=config.dropout,
+                  dense_sizes=check_sizes("config.model.dense_sizes", config.dense_sizes),
+                  activation=config.activation, random_shift=shift)

@@ -1,0 +1,83 @@
+"""The CNN, ResNet, RNN and hybrid experiments end to end, through the command line.
+
+For every family, with a tiny config, three real subprocesses: a run on 1 device (exit code,
+workdir files, final table), the same run again (bit-identical parameters: same seed, same
+numbers), and the same run on 8 simulated devices (the same per-epoch losses; for batch norm that
+means statistics over the whole global batch). The subprocesses share a persistent compilation
+cache, so the repeated run does not compile again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from conftest import run_cli
+
+# family -> (experiment module, config, overrides): tiny runs, with batch norm and dropout where the family has them.
+FAMILIES = {
+    "cnn": ("experiments.cnn", "configs/cnn.py:tiny", {"model.channels": "(4,8)", "train.epochs": "2"}),
+    "resnet": ("experiments.cnn", "configs/cnn.py:tiny",
+               {"model.name": "resnet", "model.channels": "(4,8)", "model.blocks_per_stage": "1",
+                "model.dense_sizes": "()", "model.dropout": "0.0", "train.epochs": "2"}),
+    "rnn": ("experiments.rnn", "configs/rnn.py:adding",
+            {"data.sequence_length": "10", "model.hidden_size": "8", "model.bidirectional": "true",
+             "train.epochs": "2", "train.batch_size": "128"}),
+    "hybrid": ("experiments.hybrid", "configs/hybrid.py:tiny", {"train.epochs": "1", "train.batch_size": "128"}),
+}
+RELATIVE_TOLERANCE = 1e-4
+EIGHT_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+
+
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory) -> dict[str, str]:
+    """Environment for subprocesses that share one persistent JAX compilation cache."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
+def run_family(family: str, data_dir: str, workdir: str, env: dict[str, str]) -> dict:
+    """Runs the family's tiny config from the command line; returns its summary.json."""
+    module, spec, overrides = FAMILIES[family]
+    done = run_cli(module, f"--config={spec}", *(f"--config.{key}={value}" for key, value in overrides.items()),
+                   f"--config.data.data_dir={data_dir}", f"--workdir={workdir}", "--quiet=true", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "test " in done.stdout and "parameters" in done.stdout  # the final table
+    for name in ("config.json", "metrics.jsonl", "summary.json", "checkpoints"):
+        assert os.path.exists(os.path.join(workdir, name)), name
+    with open(os.path.join(workdir, "summary.json")) as f:
+        return json.load(f)
+
+
+def losses(workdir: str) -> list[tuple[float, float]]:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [(record["train_loss"], record["val_loss"]) for record in map(json.loads, f)]
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_family_runs_the_same_on_8_devices_and_repeats_bit_for_bit(family, data_dir, compile_cache, tmp_path):
+    one = run_family(family, data_dir, str(tmp_path / "one"), compile_cache)
+    assert one["devices"]["count"] == 1
+    assert one["model"] == FAMILIES[family][2].get("model.name", family)
+    assert ("mse" if family == "rnn" else "accuracy") in one["test"]
+
+    again = run_family(family, data_dir, str(tmp_path / "again"), compile_cache)
+    assert again["params_sha256"] == one["params_sha256"]
+
+    eight = run_family(family, data_dir, str(tmp_path / "eight"), {**compile_cache, **EIGHT_DEVICES})
+    assert eight["devices"]["count"] == 8
+    single, multi = losses(str(tmp_path / "one")), losses(str(tmp_path / "eight"))
+    assert len(single) == len(multi) == one["epochs_run"]
+    for epoch, (a, b) in enumerate(zip(single, multi, strict=True), start=1):
+        for name, x, y in (("train_loss", a[0], b[0]), ("val_loss", a[1], b[1])):
+            assert abs(x - y) <= RELATIVE_TOLERANCE * abs(x), f"epoch {epoch} {name}: 1 device {x}, 8 devices {y}"
+
+
+def test_bad_model_option_is_one_error_line(data_dir, tmp_path):
+    done = run_cli("experiments.rnn", "--config.model.cell=lstn", f"--config.data.data_dir={data_dir}",
+                   f"--workdir={tmp_path}")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: config.model.cell") and "did you mean 'lstm'" in lines[-1]
+    assert "Traceback" not in done.stderr
