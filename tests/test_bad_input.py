@@ -108,8 +108,8 @@ CASES = [
      "data 'bad_data', validation split", ["split is empty"]),
     ("variable_input_shape", ["--config.data.name=bad_data/ragged_input", "--config.data.data_dir={bad}"],
      "data 'bad_data', feature 'x'", ["variable shape", "(None,)"]),
-    ("text_inputs", ["--config.data.name=bad_data/text_input", "--config.data.data_dir={bad}"],
-     "data 'bad_data', feature 'x'", ["not"]),
+    ("text_without_length", ["--config.data.name=bad_data/text_input", "--config.data.data_dir={bad}"],
+     "config.data.sequence_length", ["holds text", "got 0"]),
     ("workdir_unwritable", ["--workdir={file}/run"], "--workdir", ["cannot write there"]),
 ]
 OFFLINE = {"catalog_dataset_cannot_be_downloaded"}
