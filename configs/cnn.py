@@ -3,28 +3,25 @@
     python -m experiments.cnn --config configs/cnn.py
 
 Variants, as `--config configs/cnn.py:NAME`:
-  default        two conv blocks (32, 64 channels, batch norm, max pooling), a 128-wide dense layer.
+  default        two conv blocks (32, 64 channels, batch norm, max pooling, dropout), a 128-wide dense layer.
   tiny           one small block for a few epochs, for smoke tests.
   mnist          catalog MNIST (must be prepared; see README).
   fashion_mnist  catalog Fashion-MNIST (must be prepared).
-  cifar10        catalog CIFAR-10 with the ResNet-style model (must be prepared).
+  cifar10        catalog CIFAR-10 with the ResNet-20 model and random shifts (must be prepared).
+
+Shared sections (data, optimizer, train, eval, checkpoint): see `jaxdl.config.add_*_section`.
 """
 
 import ml_collections
+
+from jaxdl.config import add_data_section, add_optimizer_section, add_training_sections
 
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.experiment = "cnn"
     config.seed = 0
-
-    config.data = ml_collections.ConfigDict()
-    config.data.name = "digits"
-    config.data.data_dir = ""  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
-    config.data.validation_fraction = 0.1  # carved from train when the set has no validation split
-    config.data.split_seed = 0
-    config.data.download = False  # True: prepare an unprepared catalog set (needs the network)
-
+    add_data_section(config)
     config.model = ml_collections.ConfigDict()
     config.model.name = "cnn"  # cnn | resnet
     config.model.channels = (32, 64)  # per conv block (cnn) or per stage (resnet)
@@ -39,34 +36,17 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.model.blocks_per_stage = 2  # resnet only
     config.model.random_shift = 0  # pixels of random translation of images in training (augmentation)
 
-    config.optimizer = ml_collections.ConfigDict()
-    config.optimizer.name = "adam"
-    config.optimizer.learning_rate = 1e-3
-    config.optimizer.schedule = "cosine"  # constant | linear | cosine | warmup_cosine
-    config.optimizer.warmup_epochs = 0.0
-    config.optimizer.final_lr_ratio = 0.0
-    config.optimizer.momentum = 0.9
-    config.optimizer.weight_decay = 0.0
-    config.optimizer.clip_norm = 0.0
-
-    config.train = ml_collections.ConfigDict()
-    config.train.epochs = 60
-    config.train.batch_size = 64
-    config.train.patience = 0  # epochs without a better validation loss before stopping; 0 = off
-
-    config.eval = ml_collections.ConfigDict()
-    config.eval.batch_size = 1024
-
-    config.checkpoint = ml_collections.ConfigDict()
-    config.checkpoint.every_epochs = 0  # 0 = by time only
-    config.checkpoint.every_seconds = 30.0
-    config.checkpoint.keep = 2
+    add_optimizer_section(config, learning_rate=1e-3, schedule="cosine")
+    add_training_sections(config, epochs=30, batch_size=64)
+    config.eval.baseline = True  # also fit softmax regression under the same budget
+    config.eval.report = True  # figures and report.html in the workdir
 
     if variant == "tiny":
         config.model.channels = (8,)
         config.model.dense_sizes = (16,)
         config.train.epochs = 3
         config.train.batch_size = 32
+        config.eval.baseline = False
     elif variant in ("mnist", "fashion_mnist"):
         config.data.name = variant
         config.train.epochs = 15

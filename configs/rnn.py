@@ -9,24 +9,21 @@ Variants, as `--config configs/rnn.py:NAME`:
             --config.data.sequence_length=100 for longer sequences, --config.model.cell=gru|simple.
   imdb      the catalog imdb_reviews set read as bytes (must be prepared; see README), padded and
             masked: a bidirectional GRU, mean-pooled over the real steps.
+
+Shared sections (data, optimizer, train, eval, checkpoint): see `jaxdl.config.add_*_section`;
+`data.sequence_length` is the adding problem's length, or the bytes kept of each text.
 """
 
 import ml_collections
+
+from jaxdl.config import add_data_section, add_optimizer_section, add_training_sections
 
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.experiment = "rnn"
     config.seed = 0
-
-    config.data = ml_collections.ConfigDict()
-    config.data.name = "digits"
-    config.data.data_dir = ""  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
-    config.data.validation_fraction = 0.1  # carved from train when the set has no validation split
-    config.data.split_seed = 0
-    config.data.download = False  # True: prepare an unprepared catalog set (needs the network)
-    config.data.sequence_length = 0  # 0 = the dataset's own; adding: steps; text sets: bytes kept
-
+    add_data_section(config)
     config.model = ml_collections.ConfigDict()
     config.model.name = "rnn"
     config.model.cell = "lstm"  # simple | lstm | gru
@@ -41,39 +38,21 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.model.vocab_size = 0  # > 0: inputs are token ids, embedded
     config.model.embed_size = 32
 
-    config.optimizer = ml_collections.ConfigDict()
-    config.optimizer.name = "adam"
-    config.optimizer.learning_rate = 3e-3
-    config.optimizer.schedule = "cosine"  # constant | linear | cosine | warmup_cosine
-    config.optimizer.warmup_epochs = 0.0
-    config.optimizer.final_lr_ratio = 0.0
-    config.optimizer.momentum = 0.9
-    config.optimizer.weight_decay = 0.0
-    config.optimizer.clip_norm = 1.0
-
-    config.train = ml_collections.ConfigDict()
-    config.train.epochs = 40
-    config.train.batch_size = 64
-    config.train.patience = 0  # epochs without a better validation loss before stopping; 0 = off
-
-    config.eval = ml_collections.ConfigDict()
-    config.eval.batch_size = 1024
-
-    config.checkpoint = ml_collections.ConfigDict()
-    config.checkpoint.every_epochs = 0  # 0 = by time only
-    config.checkpoint.every_seconds = 30.0
-    config.checkpoint.keep = 2
+    add_optimizer_section(config, learning_rate=3e-3, schedule="cosine", clip_norm=1.0)
+    add_training_sections(config, epochs=40, batch_size=64)
+    config.eval.baseline = True  # also fit the no-hidden-layer model (softmax / linear regression)
+    config.eval.report = True  # figures and report.html in the workdir
 
     if variant == "tiny":
         config.model.cell = "gru"
         config.model.hidden_size = 16
         config.train.epochs = 3
         config.train.batch_size = 32
+        config.eval.baseline = False
     elif variant == "adding":
         config.data.name = "adding"
         config.data.sequence_length = 50
         config.model.hidden_size = 64
-        config.optimizer.learning_rate = 3e-3
         config.train.epochs = 30
     elif variant == "imdb":
         config.data.name = "imdb_reviews"

@@ -184,6 +184,39 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
     return config
 
 
+def add_data_section(config: ml_collections.ConfigDict, name: str = "digits",
+                     sequence_length: int = 0) -> ml_collections.ConfigDict:
+    """Adds the `data` section of experiments that read a TFDS set through `jaxdl.data.load`.
+
+    data.name: a project builder (digits, adding, digit_sequences, ...) or a TFDS catalog name.
+    data.data_dir: "" = $TFDS_DATA_DIR or ~/tensorflow_datasets.
+    data.validation_fraction: carved from train (seeded by data.split_seed) when the set has none.
+    data.download: prepare an unprepared catalog set (needs the network).
+    data.sequence_length: 0 = the set's own; the length of a project sequence set, or the bytes
+    kept of each text of a text set.
+    """
+    config.data = ml_collections.ConfigDict({
+        "name": name, "data_dir": "", "validation_fraction": 0.1, "split_seed": 0, "download": False,
+        "sequence_length": sequence_length,
+    })
+    return config
+
+
+def add_optimizer_section(config: ml_collections.ConfigDict, *, learning_rate: float, name: str = "adam",
+                          schedule: str = "constant", clip_norm: float = 0.0) -> ml_collections.ConfigDict:
+    """Adds the `optimizer` section (see `jaxdl.optim.build_optimizer`); returns `config`.
+
+    optimizer.name, learning_rate (peak), schedule (constant | linear | cosine | warmup_cosine),
+    warmup_epochs, final_lr_ratio, momentum (beta1 for Adam-style rules), weight_decay, clip_norm
+    (global norm; 0 = off).
+    """
+    config.optimizer = ml_collections.ConfigDict({
+        "name": name, "learning_rate": learning_rate, "schedule": schedule, "warmup_epochs": 0.0,
+        "final_lr_ratio": 0.0, "momentum": 0.9, "weight_decay": 0.0, "clip_norm": clip_norm,
+    })
+    return config
+
+
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}."""
     flat = {}

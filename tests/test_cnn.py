@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
-from random_variables import random_variables
+from model_probes import random_variables, traced_shapes
 
 from jaxdl import InputError, build_model, create_state, eval_step, metrics_for_task, train_step
 from jaxdl.data import DataInfo
@@ -29,36 +29,28 @@ def cnn_config(**overrides) -> ml_collections.ConfigDict:
     return config
 
 
-def shapes(model, x):
-    """(output shape, variables' shapes, sown intermediates' shapes), traced without compiling."""
-    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
-    output, state = jax.eval_shape(lambda v: model.apply(v, x, train=False, mutable=["intermediates"]), variables)
-    as_shapes = lambda tree: jax.tree.map(lambda a: a.shape, tree)  # noqa: E731
-    return output.shape, as_shapes(variables), as_shapes(state["intermediates"])
-
-
 def test_cnn_shapes_and_sown_feature_maps():
-    output, variables, sown = shapes(build_model(cnn_config(), DIGITS), jnp.zeros((3, 8, 8, 1)))
+    output, variables, sown = traced_shapes(build_model(cnn_config(), DIGITS), jnp.zeros((3, 8, 8, 1)))
     assert output == (3, 10)
     assert set(variables["params"]) == {"conv_0", "norm_0", "conv_1", "norm_1", "dense_0", "head"}
     assert sown == {"conv_0_out": ((3, 8, 8, 8),), "conv_1_out": ((3, 4, 4, 16),), "dense_0_out": ((3, 16),)}
 
 
 def test_cnn_strides_and_pooling_options_shape_the_feature_maps():
-    _, variables, sown = shapes(build_model(cnn_config(strides=2, pooling="none", batch_norm=False), DIGITS),
+    _, variables, sown = traced_shapes(build_model(cnn_config(strides=2, pooling="none", batch_norm=False), DIGITS),
                                 jnp.zeros((2, 8, 8, 1)))
     assert "batch_stats" not in variables
     assert sown["conv_0_out"] == ((2, 4, 4, 8),) and sown["conv_1_out"] == ((2, 2, 2, 16),)
 
 
 def test_cnn_without_head_returns_features():
-    output, variables, _ = shapes(CNN(num_outputs=0, channels=(4,), dense_sizes=(12,)), jnp.zeros((5, 8, 8, 1)))
+    output, variables, _ = traced_shapes(CNN(num_outputs=0, channels=(4,), dense_sizes=(12,)), jnp.zeros((5, 8, 8, 1)))
     assert "head" not in variables["params"]
     assert output == (5, 12)
 
 
 def test_resnet_shapes_stages_and_head():
-    output, variables, sown = shapes(build_model(cnn_config(name="resnet", channels=(4, 8, 16), dense_sizes=()),
+    output, variables, sown = traced_shapes(build_model(cnn_config(name="resnet", channels=(4, 8, 16), dense_sizes=()),
                                                  CIFAR), jnp.zeros((2, 32, 32, 3)))
     assert output == (2, 10)
     assert "head" in variables["params"] and "batch_stats" in variables
@@ -71,7 +63,7 @@ def test_resnet_shapes_stages_and_head():
 
 
 def test_resnet_without_head_returns_pooled_features():
-    output, variables, _ = shapes(ResNet(num_outputs=0, channels=(4, 6), blocks_per_stage=1),
+    output, variables, _ = traced_shapes(ResNet(num_outputs=0, channels=(4, 6), blocks_per_stage=1),
                                   jnp.zeros((2, 16, 16, 3)))
     assert "head" not in variables["params"]
     assert output == (2, 6)

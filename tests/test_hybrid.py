@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-from random_variables import random_variables
+from model_probes import random_variables
 
 from jaxdl import InputError, build_model
 from jaxdl.data import DataInfo

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-from random_variables import random_variables
+from model_probes import random_variables, traced_shapes
 
 from jaxdl import InputError, build_model
 from jaxdl.data import DataInfo
@@ -29,45 +29,39 @@ def rnn_config(**overrides) -> ml_collections.ConfigDict:
     return config
 
 
-def traced(model, x):
-    """(output shape, params' top-level names, sown intermediates' shapes) without compiling."""
-    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
-    output, state = jax.eval_shape(lambda v: model.apply(v, x, train=False, mutable=["intermediates"]), variables)
-    return output.shape, set(variables["params"]), jax.tree.map(lambda a: a.shape, state["intermediates"])
-
-
 @pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
 def test_each_cell_reads_digit_rows_as_a_sequence(cell):
-    output, params, sown = traced(build_model(rnn_config(cell=cell), DIGIT_ROWS), jnp.zeros((3, 8, 8, 1)))
+    output, variables, sown = traced_shapes(build_model(rnn_config(cell=cell), DIGIT_ROWS), jnp.zeros((3, 8, 8, 1)))
     assert output == (3, 10)
-    assert params == {"forward_0", "head"}
+    assert set(variables["params"]) == {"forward_0", "head"}
     assert sown == {"layer_0_out": ((3, 8, 6),), "readout": ((3, 6),)}
 
 
 def test_stacked_bidirectional_layers_concatenate_directions():
     model = build_model(rnn_config(num_layers=2, bidirectional=True, dense_sizes=(5,)), DIGIT_ROWS)
-    output, params, sown = traced(model, jnp.zeros((2, 8, 8, 1)))
+    output, variables, sown = traced_shapes(model, jnp.zeros((2, 8, 8, 1)))
     assert output == (2, 10)
-    assert params == {"forward_0", "backward_0", "forward_1", "backward_1", "dense_0", "head"}
+    assert set(variables["params"]) == {"forward_0", "backward_0", "forward_1", "backward_1", "dense_0", "head"}
     assert sown["layer_1_out"] == ((2, 8, 12),) and sown["readout"] == ((2, 12),) and sown["dense_0_out"] == ((2, 5),)
 
 
 @pytest.mark.parametrize("readout", ["mean", "max"])
 def test_pooled_readouts(readout):
-    output, _, sown = traced(build_model(rnn_config(readout=readout), ADDING), jnp.zeros((4, 12, 2)))
+    output, _, sown = traced_shapes(build_model(rnn_config(readout=readout), ADDING), jnp.zeros((4, 12, 2)))
     assert output == (4, 1) and sown["readout"] == ((4, 6),)
 
 
 def test_per_step_readout_predicts_every_step():
     info = DataInfo(name="running_sum", task="regression", input_shape=(12, 2), target_shape=(12, 3))
-    output, _, _ = traced(build_model(rnn_config(readout="per_step"), info), jnp.zeros((4, 12, 2)))
+    output, _, _ = traced_shapes(build_model(rnn_config(readout="per_step"), info), jnp.zeros((4, 12, 2)))
     assert output == (4, 12, 3)
 
 
 def test_token_inputs_are_embedded():
     info = DataInfo(name="text", task="classification", input_shape=(30,), num_classes=2)
-    output, params, sown = traced(build_model(rnn_config(vocab_size=257, mask_padding=True), info), jnp.zeros((2, 30)))
-    assert output == (2, 2) and "embed" in params and sown["layer_0_out"] == ((2, 30, 6),)
+    model = build_model(rnn_config(vocab_size=257, mask_padding=True), info)
+    output, variables, sown = traced_shapes(model, jnp.zeros((2, 30)))
+    assert output == (2, 2) and "embed" in variables["params"] and sown["layer_0_out"] == ((2, 30, 6),)
 
 
 def test_sequence_lengths_count_up_to_the_last_nonzero_step():
