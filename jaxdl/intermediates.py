@@ -44,10 +44,20 @@ def capture(state: TrainState, x: np.ndarray) -> dict[str, np.ndarray]:
     """Hidden activations for inputs `x` (n, *input_shape) -> {layer name: (n, ...)} in model order.
 
     Names are the module path, e.g. "hidden_0_out" (sown by the MLP) or "Conv_0" (captured
-    output of a Conv); a value sown several times gets "#i" appended.
+    output of a Conv); a value sown several times gets "#i" appended. A layer that saw the frames
+    of each example folded into the batch (the hybrid's frame encoder: (n * frames, ...)) is
+    returned per example, (n, frames, ...).
     """
     tree = jax.device_get(jax.jit(_intermediates)(state, np.asarray(x, np.float32)))
-    return dict(_flatten(tree, ()))
+    n = len(x)
+    return {name: per_example(value, n) for name, value in _flatten(tree, ())}
+
+
+def per_example(value: np.ndarray, n: int) -> np.ndarray:
+    """(n * k, ...) -> (n, k, ...), for values computed with k frames per example folded into the batch."""
+    if value.ndim and value.shape[0] != n and n and value.shape[0] % n == 0:
+        return value.reshape((n, value.shape[0] // n, *value.shape[1:]))
+    return value
 
 
 def _flatten(node: Any, path: tuple[str, ...]):

@@ -11,8 +11,11 @@ from jaxdl import apply_override, build_model, load_config, load_data
 
 
 def config_with(spec: str, data_dir: str, **overrides: str):
+    """The config of `spec` with `overrides`; no baseline or report (the CLI tests cover those)."""
     config = load_config(spec)
     apply_override(config, "data.data_dir", data_dir)
+    apply_override(config, "eval.baseline", "false")
+    apply_override(config, "eval.report", "false")
     for key, value in overrides.items():
         apply_override(config, key, value)
     return config

@@ -83,3 +83,31 @@ def test_hybrid_needs_sequences_of_images():
     with pytest.raises(InputError, match="frames, height, width, channels"):
         build_model(hybrid_config(), DataInfo(name="digits", task="classification", input_shape=(8, 8, 1),
                                               num_classes=10))
+
+
+def test_frame_encoder_activations_are_reported_per_sequence(tmp_path):
+    """The report's activations regroup the encoder's folded (n * frames) rows into (n, frames, ...)."""
+    import optax  # noqa: PLC0415
+
+    from jaxdl import intermediates  # noqa: PLC0415
+    from jaxdl.losses import classification_metrics  # noqa: PLC0415
+    from jaxdl.report import figures  # noqa: PLC0415
+    from jaxdl.train import create_state  # noqa: PLC0415
+
+    model = build_model(hybrid_config(), SEQUENCES)
+    state = create_state(model, optax.sgd(0.1), SEQUENCES.input_shape, 0, classification_metrics)
+    x = np.random.default_rng(0).uniform(size=(5, 3, 8, 8, 1)).astype(np.float32)
+    activations = intermediates.capture(state, x)
+    maps = activations["frame_encoder/conv_0_out"]
+    assert maps.shape == (5, 3, 8, 8, 4)
+    # Sequence 2, frame 1 is the encoder's row 2 * 3 + 1 of the folded batch.
+    folded = state.apply_fn(state.variables(), x, train=False, mutable=["intermediates"])[1]
+    np.testing.assert_array_equal(maps[2, 1], np.asarray(folded["intermediates"]["frame_encoder"]["conv_0_out"][0][7]))
+    labels = [f"#{i}" for i in range(5)]
+    for name, values in activations.items():
+        path = figures.activations(name, values, str(tmp_path / f"{name.replace('/', '_')}.png"), row_labels=labels)
+        assert (tmp_path / path.rsplit("/", 1)[-1]).stat().st_size > 1000
+    mosaic = figures.feature_mosaic(maps)
+    assert mosaic.shape == (5 * 9, 3 * 2 * 9)  # 3 frames x the 2 most active channels, tiles with 1-pixel gaps
+    with pytest.raises(ValueError, match="row labels"):
+        figures.activations("conv", maps, str(tmp_path / "x.png"), row_labels=labels[:3])

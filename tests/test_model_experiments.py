@@ -37,14 +37,20 @@ def compile_cache(tmp_path_factory) -> dict[str, str]:
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
 
 
-def run_family(family: str, data_dir: str, workdir: str, env: dict[str, str]) -> dict:
-    """Runs the family's tiny config from the command line; returns its summary.json."""
+def run_family(family: str, data_dir: str, workdir: str, env: dict[str, str], *, report: bool = True) -> dict:
+    """Runs the family's tiny config from the command line; returns its summary.json.
+
+    With `report`, also the baseline and report.html (their figures differ per family: feature
+    maps, per-step and per-frame activations); without, just the training being compared.
+    """
     module, spec, overrides = FAMILIES[family]
+    extra = () if report else ("--config.eval.report=false", "--config.eval.baseline=false")
     done = run_cli(module, f"--config={spec}", *(f"--config.{key}={value}" for key, value in overrides.items()),
-                   f"--config.data.data_dir={data_dir}", f"--workdir={workdir}", "--quiet=true", env=env)
+                   f"--config.data.data_dir={data_dir}", f"--workdir={workdir}", "--quiet=true", *extra, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "test " in done.stdout and "parameters" in done.stdout  # the final table
-    for name in ("config.json", "metrics.jsonl", "summary.json", "checkpoints"):
+    files = ("config.json", "metrics.jsonl", "summary.json", "checkpoints") + (("report.html",) if report else ())
+    for name in files:
         assert os.path.exists(os.path.join(workdir, name)), name
     with open(os.path.join(workdir, "summary.json")) as f:
         return json.load(f)
@@ -62,10 +68,10 @@ def test_family_runs_the_same_on_8_devices_and_repeats_bit_for_bit(family, data_
     assert one["model"] == FAMILIES[family][2].get("model.name", family)
     assert ("mse" if family == "rnn" else "accuracy") in one["test"]
 
-    again = run_family(family, data_dir, str(tmp_path / "again"), compile_cache)
+    again = run_family(family, data_dir, str(tmp_path / "again"), compile_cache, report=False)
     assert again["params_sha256"] == one["params_sha256"]
 
-    eight = run_family(family, data_dir, str(tmp_path / "eight"), {**compile_cache, **EIGHT_DEVICES})
+    eight = run_family(family, data_dir, str(tmp_path / "eight"), {**compile_cache, **EIGHT_DEVICES}, report=False)
     assert eight["devices"]["count"] == 8
     single, multi = losses(str(tmp_path / "one")), losses(str(tmp_path / "eight"))
     assert len(single) == len(multi) == one["epochs_run"]

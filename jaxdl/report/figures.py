@@ -152,16 +152,25 @@ def worst_errors(images: np.ndarray, rows: list[dict], path: str, columns: int =
 
 
 def feature_mosaic(maps: np.ndarray, channels: int = 8) -> np.ndarray:
-    """(n, H, W, C) -> one (n*(H+1), k*(W+1)) image of the `k` most active channels, each scaled to [0, 1]."""
-    n, h, w, c = maps.shape
-    order = np.argsort(-np.abs(maps).mean(axis=(0, 1, 2)), kind="stable")[:channels]
+    """Feature maps as one image: a row of tiles per example, each tile one channel scaled to [0, 1].
+
+    maps: (n, H, W, C), or (n, F, H, W, C) for F frames per example. Shows the `channels` most
+    active channels ((channels // F) per frame, at least 2, the same channels in every frame),
+    frame by frame -> (n*(H+1), tiles*(W+1)), with NaN gaps between tiles.
+    """
+    if maps.ndim == 4:
+        maps = maps[:, None]
+    n, frames, h, w, c = maps.shape
+    per_frame = channels if frames == 1 else max(2, channels // frames)
+    order = np.argsort(-np.abs(maps).mean(axis=(0, 1, 2, 3)), kind="stable")[:per_frame]
     chosen = maps[..., order].astype(np.float64)
-    low, high = chosen.min(axis=(0, 1, 2)), chosen.max(axis=(0, 1, 2))
+    low, high = chosen.min(axis=(0, 1, 2, 3)), chosen.max(axis=(0, 1, 2, 3))
     chosen = (chosen - low) / np.maximum(high - low, 1e-12)
-    mosaic = np.full((n * (h + 1), len(order) * (w + 1)), np.nan)
+    tiles = [(f, j) for f in range(frames) for j in range(len(order))]
+    mosaic = np.full((n * (h + 1), len(tiles) * (w + 1)), np.nan)
     for i in range(n):
-        for j in range(len(order)):
-            mosaic[i * (h + 1): i * (h + 1) + h, j * (w + 1): j * (w + 1) + w] = chosen[i, :, :, j]
+        for t, (f, j) in enumerate(tiles):
+            mosaic[i * (h + 1): i * (h + 1) + h, t * (w + 1): t * (w + 1) + w] = chosen[i, f, :, :, j]
     return mosaic
 
 
@@ -170,16 +179,19 @@ def activations(name: str, values: np.ndarray, path: str, *, row_labels: list[st
     """One layer on a few examples (rows): the input image beside per-unit activations or feature maps.
 
     values: (n, units) per-unit activations, (n, H, W, C) feature maps (the 8 most active
-    channels, each scaled on its own), or any other (n, ...) shape, shown flattened.
+    channels, each scaled on its own), (n, frames, H, W, C) feature maps of every frame, or any
+    other (n, ...) shape, shown flattened. `row_labels` has one label per example (n).
     """
     n = len(values)
-    feature_maps = values.ndim == 4
+    if len(row_labels) != n:
+        raise ValueError(f"{name}: {n} rows of activations but {len(row_labels)} row labels")
+    feature_maps = values.ndim in (4, 5)
     shown = feature_mosaic(values) if feature_maps else values.reshape(n, -1).astype(np.float64)
     with_inputs = inputs is not None and is_image(inputs.shape[1:])
     # Feature maps keep roughly square tiles; unit heatmaps get a wide, short row per example.
     # Axes are placed in inches: [input column] [row labels] [activations] [colour bar].
     row_height = 1.1 if feature_maps else 0.6
-    body_width = 1.1 * min(values.shape[-1], 8) if feature_maps else 8.0
+    body_width = 1.1 * shown.shape[1] / (values.shape[-2] + 1) if feature_maps else 8.0
     input_width = row_height * inputs.shape[2] / (inputs.shape[1] + 1) if with_inputs else 0.0
     left = 0.15 + input_width + 1.15
     bar = 0.0 if feature_maps else 0.9
@@ -196,8 +208,13 @@ def activations(name: str, values: np.ndarray, path: str, *, row_labels: list[st
     ax.set_yticks([rows * i + (rows - 1) / 2 for i in range(n)], row_labels, fontsize=8)
     if feature_maps:
         ax.set_xticks([])
-        shown_channels = "all" if values.shape[-1] <= 8 else "the 8 most active of"
-        ax.set_xlabel(f"{shown_channels} {values.shape[-1]} channels, {values.shape[1]}x{values.shape[2]} each")
+        tiles = shown.shape[1] // (values.shape[-2] + 1)
+        frames = values.shape[1] if values.ndim == 5 else 1
+        per_frame = tiles // frames
+        shown_channels = "all" if per_frame == values.shape[-1] else f"the {per_frame} most active of"
+        size = f"{values.shape[-3]}x{values.shape[-2]} each"
+        where = f", frame by frame ({frames} frames)" if frames > 1 else ""
+        ax.set_xlabel(f"{shown_channels} {values.shape[-1]} channels, {size}{where}")
     else:
         ax.set_xlabel(f"unit (of {shown.shape[1]})")
         fig.colorbar(image, cax=fig.add_axes(((left + body_width + 0.2) / width, bottom, 0.15 / width, body_height)))

@@ -8,7 +8,12 @@ at the last epoch.
 
 from __future__ import annotations
 
+import logging
 import os
+
+# A diverged run logs NaN losses on purpose (the curve shows where); tensorboardX would also warn
+# on stderr, which the command line keeps for its one `error:` line.
+logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
 
 
 class ScalarLog:
