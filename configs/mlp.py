@@ -5,7 +5,7 @@
 Variants, as `--config configs/mlp.py:NAME`:
   default   512-512 ReLU MLP, Adam, early stopping (patience 20).
   softmax   no hidden layer: softmax regression, the baseline a deep model must beat.
-  tiny      a few epochs of a small network, for smoke tests.
+  tiny      a few epochs of a small network, no baseline, for smoke tests.
   mnist     the catalog MNIST set (must be prepared; see README).
 """
 
@@ -60,6 +60,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.model.hidden_sizes = (32,)
         config.train.epochs = 3
         config.train.batch_size = 32
+        config.eval.baseline = False
     elif variant == "mnist":
         config.data.name = "mnist"
         config.train.epochs = 20

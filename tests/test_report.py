@@ -32,6 +32,7 @@ def tiny_config(data_dir: str, **eval_keys) -> ml_collections.ConfigDict:
     with config.unlocked():
         config.data.data_dir = data_dir
         config.checkpoint.every_epochs = 1
+        config.eval.baseline = True
         for key, value in eval_keys.items():
             config.eval[key] = value
     return config
@@ -75,7 +76,7 @@ def cli_run(tmp_path_factory, data_dir):
 
     def make(workdir):
         result = run_cli("experiments.mlp", "--config", "configs/mlp.py:tiny", f"--config.data.data_dir={data_dir}",
-                         "--config.eval.target_accuracy=0.99", "--workdir", workdir)
+                         "--config.eval.target_accuracy=0.99", "--config.eval.baseline=true", "--workdir", workdir)
         assert result.returncode == 0, result.stderr
         return result.stdout
 

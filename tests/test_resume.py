@@ -25,7 +25,7 @@ from conftest import REPO, run_cli
 EPOCHS = 12
 # Dropout makes the RNG stream matter; patience > 0 makes the final model the early-stopping copy.
 ARGS = ["--config", "configs/mlp.py:tiny", f"--config.train.epochs={EPOCHS}", "--config.checkpoint.every_epochs=1",
-        "--config.model.dropout=0.1", "--config.train.patience=5", "--quiet"]
+        "--config.model.dropout=0.1", "--config.train.patience=5", "--config.eval.report=false", "--quiet"]
 
 
 def command(data_dir: str, workdir, *extra: str) -> list[str]:
