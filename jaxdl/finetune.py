@@ -97,13 +97,15 @@ class Phase:
 
 
 def two_phases(optimizer: ml_collections.ConfigDict, *, head: Sequence[str] = ("head",), head_epochs: int,
-               epochs: int, finetune_lr_ratio: float = 0.1, body_lr_ratio: float = 0.1) -> list[Phase]:
+               epochs: int, finetune_lr_ratio: float = 0.1, body_lr_ratio: float = 0.1,
+               keep_frozen: Sequence[str] = ()) -> list[Phase]:
     """Head only, then everything at a lower rate.
 
     Phase "head": `head_epochs` with every parameter not selected by the `head` patterns frozen,
-    at the optimizer's own rate. Phase "all": `epochs` with nothing frozen, at the rate times
-    `finetune_lr_ratio`, and the body at that times `body_lr_ratio` (discriminative rates).
-    A phase of 0 epochs is left out.
+    at the optimizer's own rate. Phase "all": `epochs` with everything trained but what the
+    `keep_frozen` patterns select (e.g. `("norm_*",)`: batch norms keep the source's statistics),
+    at the rate times `finetune_lr_ratio`, and the body at that times `body_lr_ratio`
+    (discriminative rates). A phase of 0 epochs is left out.
     """
     check_range("config.transfer.finetune_lr_ratio", finetune_lr_ratio, low=0, low_inclusive=False, high=1)
     check_range("config.transfer.body_lr_ratio", body_lr_ratio, low=0, low_inclusive=False, high=1)
@@ -118,6 +120,8 @@ def two_phases(optimizer: ml_collections.ConfigDict, *, head: Sequence[str] = ("
     with everything.unlocked():
         everything.learning_rate = optimizer.learning_rate * finetune_lr_ratio
         everything.lr_multipliers = (f"*={body_lr_ratio}", *(f"{pattern}=1" for pattern in head))
+        if keep_frozen:
+            everything.freeze = tuple(keep_frozen)
     phases = [Phase("head", head_epochs, only_head), Phase("all", epochs, everything)]
     return [phase for phase in phases if phase.epochs > 0]
 

@@ -98,6 +98,9 @@ def test_two_phases_freeze_the_body_then_train_all_at_lower_rates():
     assert (everything.name, everything.epochs) == ("all", 6)
     assert everything.optimizer.learning_rate == pytest.approx(2e-3)
     assert tuple(everything.optimizer.lr_multipliers) == ("*=0.5", "dense_*=1", "head=1")
+    assert "freeze" not in everything.optimizer
+    kept = two_phases(optimizer(), head_epochs=1, epochs=1, keep_frozen=("norm",))[1]
+    assert tuple(kept.optimizer.freeze) == ("norm",)
     assert [p.name for p in two_phases(optimizer(), head_epochs=5, epochs=0)] == ["head"]
     with pytest.raises(InputError, match="config.transfer.head"):
         two_phases(optimizer(), head=("!head",), head_epochs=1, epochs=1)
