@@ -101,7 +101,8 @@ def two_phases(optimizer: ml_collections.ConfigDict, *, head: Sequence[str] = ("
                keep_frozen: Sequence[str] = ()) -> list[Phase]:
     """Head only, then everything at a lower rate.
 
-    Phase "head": `head_epochs` with every parameter not selected by the `head` patterns frozen,
+    Phase "head": `head_epochs` with every parameter not selected by the `head` patterns
+    (`jaxdl.paths`; e.g. `("head",)`, or `("*", "!conv_0")` for all but the first layer) frozen,
     at the optimizer's own rate. Phase "all": `epochs` with everything trained but what the
     `keep_frozen` patterns select (e.g. `("norm_*",)`: batch norms keep the source's statistics),
     at the rate times `finetune_lr_ratio`, and the body at that times `body_lr_ratio`
@@ -110,16 +111,19 @@ def two_phases(optimizer: ml_collections.ConfigDict, *, head: Sequence[str] = ("
     check_range("config.transfer.finetune_lr_ratio", finetune_lr_ratio, low=0, low_inclusive=False, high=1)
     check_range("config.transfer.body_lr_ratio", body_lr_ratio, low=0, low_inclusive=False, high=1)
     head = tuple(head)
-    if not head or any(pattern.startswith("!") for pattern in head):
+    if not head or not isinstance(head[0], str) or head[0].startswith("!"):
         raise InputError("config.transfer.head", "needs patterns of the head's layers", got=head,
-                         expected='a tuple such as ("head",)')
+                         expected='a tuple such as ("head",) or ("*", "!conv_0")')
+    # The complement of a last-match-wins pattern list: the same list, each pattern flipped.
+    flipped = tuple(pattern[1:] if pattern.startswith("!") else f"!{pattern}" for pattern in head)
     only_head = optimizer.copy_and_resolve_references()
     with only_head.unlocked():
-        only_head.freeze = ("*", *(f"!{pattern}" for pattern in head))
+        only_head.freeze = ("*", *flipped)
     everything = optimizer.copy_and_resolve_references()
     with everything.unlocked():
         everything.learning_rate = optimizer.learning_rate * finetune_lr_ratio
-        everything.lr_multipliers = (f"*={body_lr_ratio}", *(f"{pattern}=1" for pattern in head))
+        everything.lr_multipliers = (f"*={body_lr_ratio}", *(f"{pattern[1:]}={body_lr_ratio}" if pattern.startswith("!")
+                                                             else f"{pattern}=1" for pattern in head))
         if keep_frozen:
             everything.freeze = tuple(keep_frozen)
     phases = [Phase("head", head_epochs, only_head), Phase("all", epochs, everything)]

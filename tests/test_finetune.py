@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+from jaxdl import paths
 from jaxdl.errors import InputError
 from jaxdl.evaluate import params_sha256
 from jaxdl.finetune import Phase, frozen_norm_layers, prepare_phase, run_phases, two_phases
@@ -104,6 +105,13 @@ def test_two_phases_freeze_the_body_then_train_all_at_lower_rates():
     assert [p.name for p in two_phases(optimizer(), head_epochs=5, epochs=0)] == ["head"]
     with pytest.raises(InputError, match="config.transfer.head"):
         two_phases(optimizer(), head=("!head",), head_epochs=1, epochs=1)
+    # "Everything but the first layer" is the head: phase one freezes that layer alone.
+    head, everything = two_phases(optimizer(), head=("*", "!body"), head_epochs=1, epochs=1, body_lr_ratio=0.5)
+    names = ["body/kernel", "norm/scale", "head/bias"]
+    assert [paths.selected(name, head.optimizer.freeze) for name in names] == [True, False, False]
+    factors = [next(float(f) for p, f in reversed([e.split("=") for e in everything.optimizer.lr_multipliers])
+                    if paths.selected(name, (p,))) for name in names]
+    assert factors == [0.5, 1.0, 1.0]
 
 
 def test_phases_checkpoint_and_a_rerun_resumes_them(digits, tmp_path):
