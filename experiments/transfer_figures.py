@@ -27,13 +27,7 @@ def plot_budgets(rows: list[dict], path: str, *, title: str) -> None:
     axes.minorticks_off()
     axes.set_xlabel("labelled examples per class (target task)")
     axes.set_ylabel("test accuracy (%)")
-    seeds = rows[0]["seeds"]
-    axes.set_title(f"{title}\nmean of {seeds} seeds, band: min to max", fontsize=10)
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower right", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    finish(figure, axes, path, f"{title}\nmean of {rows[0]['seeds']} seeds, band: min to max")
 
 
 def plot_curves(curves: dict[str, dict], path: str, *, budget: int, head_epochs: int) -> None:
@@ -53,7 +47,11 @@ def plot_curves(curves: dict[str, dict], path: str, *, budget: int, head_epochs:
                       fontsize=8)
     axes.set_xlabel("optimizer steps")
     axes.set_ylabel("validation accuracy (%)")
-    axes.set_title(f"learning curves, {budget or 'all'} labels per class (mean ± 1 std over seeds)", fontsize=10)
+    finish(figure, axes, path, f"learning curves, {budget or 'all'} labels per class (mean ± 1 std over seeds)")
+
+
+def finish(figure, axes, path: str, title: str) -> None:
+    axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=9)
     figure.tight_layout()
