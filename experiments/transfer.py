@@ -1,0 +1,246 @@
+"""Transfer learning: when does starting from a pretrained model help, and by how much?
+
+    python -m experiments.transfer [--config configs/transfer.py[:VARIANT]] [--config.source=WORKDIR]
+                                   [--config.KEY=VALUE ...] [--workdir DIR]
+
+Pretrains a model on the source task (or loads `config.source`), then, for each label budget of
+the target task and each seed, trains three ways on the same labelled examples: from scratch,
+head only (pretrained body frozen), and fine-tuned in two phases. All are tested on the target's
+test split. The workdir gets `summary.json` (a row per budget in `budgets`, the learning curves
+in `curves`, the load report in `transfer`), `transfer.json`, `budgets.png`, `curves.png`, and the
+pretraining run in `pretrain/` (a jaxdl workdir like any other).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from experiments.transfer_figures import plot_budgets, plot_curves
+from jaxdl import cli, parallel, report
+from jaxdl import data as data_lib
+from jaxdl.data import subsets
+from jaxdl.errors import InputError, check_range
+from jaxdl.evaluate import count_params, evaluate_split, params_sha256
+from jaxdl.finetune import Phase, run_phases, two_phases
+from jaxdl.losses import metrics_for_task
+from jaxdl.models import build_model
+from jaxdl.optim import build_optimizer, check_optimizer_config
+from jaxdl.pipeline import prepare_workdir, train_and_evaluate
+from jaxdl.train import create_state
+from jaxdl.transfer import format_report, initialise_from, read_pretrained, save_report
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "transfer.py")
+STRATEGIES = ("scratch", "head_only", "finetune")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Host-side checks of the keys only this experiment reads (before loading or compiling)."""
+    check_optimizer_config(config.optimizer)
+    check_optimizer_config(config.pretrain.optimizer)
+    check_range("config.seeds", config.seeds, low=1, integer=True)
+    check_range("config.train.epochs", config.train.epochs, low=1, integer=True)
+    check_range("config.train.batch_size", config.train.batch_size, low=1, integer=True)
+    check_range("config.train.min_epoch_examples", config.train.min_epoch_examples, low=1, integer=True)
+    check_range("config.transfer.head_epochs", config.transfer.head_epochs, low=0, high=config.train.epochs - 1,
+                integer=True)
+    if not isinstance(config.budgets, (tuple, list)) or not config.budgets:
+        raise InputError("config.budgets", "wrong type", got=config.budgets, expected="a tuple such as (1, 10, 0)")
+    for budget in config.budgets:
+        check_range("config.budgets", budget, low=0, integer=True)
+    if config.curves_budget not in config.budgets:
+        raise InputError("config.curves_budget", "is not one of the budgets", got=config.curves_budget,
+                         expected="one of " + ", ".join(map(str, config.budgets)))
+
+
+def use_compilation_cache(folder: str) -> None:
+    """Turns on JAX's persistent compilation cache in `folder`, unless one is configured already.
+
+    The runs repeat a handful of programs (one per training phase and data shape, whatever the
+    seed or budget), but each `fit` call traces and compiles its own; with the cache, XLA
+    compiles each program once and the later calls read it back.
+    """
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", folder)
+
+
+def pretrain(config: ml_collections.ConfigDict, workdir: str, progress: bool) -> str:
+    """Trains the source model with the shared pipeline into `workdir/pretrain` (resumed if there)."""
+    source = ml_collections.ConfigDict({
+        "experiment": "transfer-pretrain", "seed": config.seed, "data": config.pretrain.data,
+        "model": config.model, "optimizer": config.pretrain.optimizer, "train": config.pretrain.train,
+        "eval": config.eval, "checkpoint": config.checkpoint})
+    splits = subsets.select_classes(data_lib.load(config.pretrain.data), config.pretrain.data.classes,
+                                    where="config.pretrain.data.classes")
+    folder = os.path.join(workdir, "pretrain")
+    train_and_evaluate(source, folder, splits=splits, progress=progress)
+    return folder
+
+
+def new_layers(config: ml_collections.ConfigDict, strategy: str) -> tuple[str, ...]:
+    """Patterns of the layers a strategy does not load: the head, and for fine-tuning `transfer.skip` too."""
+    head = tuple(config.transfer.head)
+    return (*head, *config.transfer.skip) if strategy == "finetune" else head
+
+
+def strategy_phases(config: ml_collections.ConfigDict, strategy: str) -> list[Phase]:
+    """The training phases of a strategy, all `train.epochs` long in total."""
+    epochs, head = config.train.epochs, new_layers(config, strategy)
+    if strategy == "scratch":
+        return [Phase("all", epochs, config.optimizer)]
+    if strategy == "head_only":
+        return two_phases(config.optimizer, head=head, head_epochs=epochs, epochs=0)
+    return two_phases(config.optimizer, head=head, head_epochs=config.transfer.head_epochs,
+                      epochs=epochs - config.transfer.head_epochs,
+                      finetune_lr_ratio=config.transfer.finetune_lr_ratio,
+                      body_lr_ratio=config.transfer.body_lr_ratio, keep_frozen=tuple(config.transfer.keep_frozen))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True) -> dict:
+    """Pretrains (or loads) the source, trains every budget, seed and strategy; returns the summary."""
+    started = time.perf_counter()
+    check_config(config)
+    workdir = prepare_workdir(workdir)
+    report.write_config(workdir, config)
+    use_compilation_cache(os.path.join(workdir, "xla_cache"))
+    mesh = parallel.make_mesh()
+    target = subsets.select_classes(data_lib.load(config.data), config.data.classes)
+    for budget in config.budgets:  # every class has enough labels: fail now, not after pretraining
+        subsets.label_budget(target.train, budget, config.seed, target.info.num_classes)
+    source = config.source or pretrain(config, workdir, progress)
+    pretrained = read_pretrained(source, member=config.transfer.member)
+    model = build_model(config.model, target.info)
+    placeholder = build_optimizer(config.optimizer, steps_per_epoch=1, epochs=1)
+    metrics_fn = metrics_for_task(target.info.task)
+
+    def fresh(seed: int, strategy: str):
+        state = create_state(model, placeholder, target.info.input_shape, seed, metrics_fn)
+        if strategy == "scratch":
+            return state, None
+        return initialise_from(state, pretrained, skip=new_layers(config, strategy))
+
+    loaded_report = fresh(config.seed, "finetune")[1]
+    loaded_report["source"] = os.path.abspath(source)
+    save_report(loaded_report, workdir)
+    if progress:
+        print("fine-tuning starts from:\n" + format_report(loaded_report), file=sys.stderr)
+
+    counts = [budget * target.info.num_classes for budget in config.budgets if budget]
+    epoch_examples = subsets.common_epoch_examples(counts, config.train.min_epoch_examples)
+    runs, curves, headline = [], {}, None
+    total = len(config.budgets) * config.seeds * len(STRATEGIES)
+    bar = tqdm(total=total, unit="run", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    for budget in config.budgets:
+        for offset in range(config.seeds):
+            seed = config.seed + offset
+            labelled = subsets.label_budget(target.train, budget, seed, target.info.num_classes)
+            train = subsets.repeat_to(labelled, epoch_examples if budget else config.train.min_epoch_examples)
+            batch_size = min(config.train.batch_size, data_lib.size(train))
+            batch_size -= batch_size % mesh.devices.size
+            for strategy in STRATEGIES:
+                state, _ = fresh(seed, strategy)
+                history = []
+                results = run_phases(state, train, target.validation, strategy_phases(config, strategy),
+                                     batch_size=batch_size, patience=config.train.patience,
+                                     eval_batch_size=config.eval.batch_size, mesh=mesh, on_epoch=history.append)
+                kept = results[-1].state
+                test = evaluate_split(kept, target.test, mesh=mesh, batch_size=config.eval.batch_size)
+                runs.append({"labels_per_class": budget, "seed": seed, "strategy": strategy,
+                             "train_examples": data_lib.size(labelled), "steps": history[-1]["step"],
+                             "test": test, "seconds": sum(r["seconds"] for r in history)})
+                if budget == config.curves_budget and strategy != "head_only":
+                    curves.setdefault(strategy, []).append([(r["step"], r["val_accuracy"]) for r in history])
+                if budget == config.curves_budget and strategy == "finetune" and offset == 0:
+                    headline = (kept, results, test)
+                bar.set_postfix({"budget": budget or "all", "seed": seed, strategy: f"{test['accuracy']:.3f}"},
+                                    refresh=False)
+                bar.update(1)
+    bar.close()
+
+    rows = budget_rows(runs, target)
+    curve_summary = {name: mean_curve(lines) for name, lines in curves.items()}
+    plot_budgets(rows, os.path.join(workdir, "budgets.png"), title=task_title(config, target))
+    plot_curves(curve_summary, os.path.join(workdir, "curves.png"), budget=config.curves_budget,
+                head_epochs=config.transfer.head_epochs)
+    kept, results, test = headline
+    summary = {
+        "experiment": config.experiment,
+        "workdir": workdir,
+        "task": target.info.task,
+        "data": {"name": target.info.name, "classes": list(config.data.classes), **target.sizes()},
+        "source": {"path": os.path.abspath(source), "checkpoint": pretrained.checkpoint,
+                   "data": pretrained.config.get("data", {}).get("name")},
+        "model": config.model.name,
+        "num_params": count_params(kept.params),
+        "headline": f"finetune, {config.curves_budget} labels per class, seed {config.seed}",
+        "test": test,
+        "epochs_run": sum(r.epochs_run for r in results),
+        "best_epoch": results[-1].best_epoch,
+        "train_seconds": sum(r["seconds"] for r in runs),
+        "total_seconds": time.perf_counter() - started,
+        "params_sha256": params_sha256(kept.params),
+        "devices": parallel.describe_devices(mesh),
+        "jax_version": jax.__version__,
+        "budgets": rows,
+        "curves": {"labels_per_class": config.curves_budget, **curve_summary},
+        "transfer": {key: loaded_report[key] for key in ("checkpoint", "epoch", "model", "skip", "counts")},
+        "runs": runs,
+        "figures": ["budgets.png", "curves.png"],
+    }
+    report.write_json(os.path.join(workdir, "summary.json"), summary)
+    if progress:
+        print(budget_table(rows))
+    return summary
+
+
+def budget_rows(runs: list[dict], target: data_lib.Splits) -> list[dict]:
+    """One row per budget: mean and spread (sample standard deviation over seeds) per strategy."""
+    rows = []
+    for budget in dict.fromkeys(r["labels_per_class"] for r in runs):
+        mine = [r for r in runs if r["labels_per_class"] == budget]
+        examples = mine[0]["train_examples"]
+        row = {"labels_per_class": budget if budget else round(examples / target.info.num_classes, 1),
+               "all_labels": budget == 0, "train_examples": examples, "seeds": len({r["seed"] for r in mine})}
+        for strategy in STRATEGIES:
+            accuracies = np.array([r["test"]["accuracy"] for r in mine if r["strategy"] == strategy])
+            row[f"{strategy}_accuracy"] = float(accuracies.mean())
+            row[f"{strategy}_std"] = float(accuracies.std(ddof=1)) if len(accuracies) > 1 else 0.0
+            row[f"{strategy}_min"], row[f"{strategy}_max"] = float(accuracies.min()), float(accuracies.max())
+        row["finetune_minus_scratch"] = row["finetune_accuracy"] - row["scratch_accuracy"]
+        rows.append(row)
+    return rows
+
+
+def mean_curve(lines: list[list[tuple[int, float]]]) -> dict:
+    """{"steps", "accuracy" (mean over seeds), "std"} of curves that share their steps."""
+    steps = [step for step, _ in lines[0]]
+    values = np.array([[value for _, value in line] for line in lines])
+    return {"steps": steps, "accuracy": values.mean(axis=0).tolist(),
+            "std": (values.std(axis=0, ddof=1) if len(lines) > 1 else np.zeros(len(steps))).tolist()}
+
+
+def task_title(config: ml_collections.ConfigDict, target: data_lib.Splits) -> str:
+    source = subsets.describe(data_lib.DataInfo(config.pretrain.data.name, "classification", ()),
+                              config.pretrain.data.classes)
+    return f"{source} -> {subsets.describe(target.info, config.data.classes)}"
+
+
+def budget_table(rows: list[dict]) -> str:
+    """Plain-text table: labels per class, then mean ± spread of test accuracy (%) per strategy."""
+    lines = [f"  {'labels/class':>12}  {'scratch':>13}  {'head only':>13}  {'fine-tune':>13}  {'ft - scratch':>12}"]
+    for row in rows:
+        label = f"all ({row['labels_per_class']:g})" if row["all_labels"] else f"{row['labels_per_class']:g}"
+        cells = [f"{100 * row[f'{s}_accuracy']:6.1f} ± {100 * row[f'{s}_std']:4.1f}" for s in STRATEGIES]
+        lines.append(f"  {label:>12}  " + "  ".join(f"{c:>13}" for c in cells)
+                     + f"  {100 * row['finetune_minus_scratch']:+12.1f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.main(run, DEFAULT_CONFIG))
