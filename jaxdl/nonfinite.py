@@ -31,8 +31,16 @@ class NonFiniteError(InputError):
 
 
 def all_finite(tree: Any) -> jax.Array:
-    """() bool: every element of every leaf is finite."""
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+    """() bool: every element of every leaf is finite.
+
+    Computed as one float32 sum over all elements: a NaN or infinity anywhere makes the sum NaN or
+    infinite (inf + -inf is NaN), and a sum reduction is the cheapest one XLA has. An elementwise
+    `isfinite` + `all` over the gradients cost 13% of a 512-512 MLP step on CPU; the sum costs
+    nothing measurable (benchmarks/fit_throughput.py). The one false alarm, finite values summing
+    past float32's 3.4e38, is a run that has diverged anyway.
+    """
+    total = sum(jnp.sum(leaf, dtype=jnp.float32) for leaf in jax.tree.leaves(tree))
+    return jnp.isfinite(total)
 
 
 def streaks(nonfinite: jax.Array, carried: jax.Array) -> dict[str, jax.Array]:

@@ -36,6 +36,23 @@ def all_finite(tree) -> bool:
     return all(bool(np.all(np.isfinite(leaf))) for leaf in jax.tree.leaves(jax.device_get(tree)))
 
 
+@pytest.mark.parametrize(("bad", "expected"), [
+    (None, True), (np.nan, False), (np.inf, False), (-np.inf, False), ("inf_and_minus_inf", False)])
+def test_all_finite_finds_any_bad_element(bad, expected):
+    """One bad element among many, in any leaf; +inf and -inf in two leaves (their sum is NaN)."""
+    tree = {"a": jnp.ones((300, 7)), "b": [jnp.full((5,), -2.0), jnp.zeros((2, 3), jnp.bfloat16)]}
+    if bad == "inf_and_minus_inf":
+        tree["a"], tree["b"][0] = tree["a"].at[4, 4].set(np.inf), tree["b"][0].at[1].set(-np.inf)
+    elif bad is not None:
+        tree["b"][1] = tree["b"][1].at[1, 2].set(bad)
+    assert bool(jax.jit(nonfinite.all_finite)(tree)) is expected
+
+
+def test_all_finite_does_not_overflow_on_large_half_precision_values():
+    """float16 tops out at 65504: the check sums in float32, so many large finite values stay finite."""
+    assert bool(nonfinite.all_finite({"g": jnp.full((1000,), 60000.0, jnp.float16)}))
+
+
 def test_skip_leaves_the_state_alone_but_advances_the_step(digits):
     state = small_state()
     batch = {"x": jnp.asarray(train_subset(digits, 1, poison=(3,))["x"]), "y": jnp.asarray(digits.train["y"][:BATCH])}
