@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 # A diverged run logs NaN losses on purpose (the curve shows where); tensorboardX would also warn
 # on stderr, which the command line keeps for its one `error:` line.
@@ -35,7 +36,7 @@ class ScalarLog:
     def writer(self):
         """The open SummaryWriter; opened on first use (again after `close`, as a new event file)."""
         if self._writer is None:
-            from tensorboardX import SummaryWriter  # noqa: PLC0415 (0.2 s import, paid on the first scalar)
+            SummaryWriter = import_summary_writer()  # noqa: N806
 
             # The suffix keeps two files opened within the same second (named by time) apart.
             self._writer = SummaryWriter(self.logdir, purge_step=self.purge_step, flush_secs=10,
@@ -71,3 +72,23 @@ class ScalarLog:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def import_summary_writer():
+    """tensorboardX's SummaryWriter, imported without PyTorch.
+
+    tensorboardX imports torch, when it is installed, only to accept torch tensors, which jaxdl
+    never passes; that import cost 3 s of a 25 s run (benchmarks/whole_run.py). Unless torch is
+    already loaded, it is hidden for the duration of the import (a None entry in sys.modules makes
+    `import torch` raise ImportError, which tensorboardX handles), then made importable again.
+    """
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        from tensorboardX import SummaryWriter  # noqa: PLC0415
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        from tensorboardX import SummaryWriter  # noqa: PLC0415
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
