@@ -68,7 +68,9 @@ def fit_in_one_program(state: TrainState, train: dict[str, np.ndarray], validati
 
     def run(fit_state, train_data, val_batches):
         shapes = jax.eval_shape(lambda fs: epoch_fn(fs, train_data, val_batches)[1], fit_state)
-        history = jax.tree.map(lambda s: jnp.full((epochs,), jnp.nan, s.dtype), shapes)
+        # Epochs never run stay NaN (integer counters: -1); they are cut off on the host.
+        history = jax.tree.map(lambda s: jnp.full((epochs,), jnp.nan if jnp.issubdtype(s.dtype, jnp.floating) else -1,
+                                                  s.dtype), shapes)
 
         def body(carry):
             fit_state, history = carry
