@@ -181,7 +181,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
         "headline": f"finetune, {config.curves_budget} labels per class, seed {config.seed}",
         "test": test,
         "epochs_run": sum(r.epochs_run for r in results),
-        "best_epoch": results[-1].best_epoch,
+        "best_epoch": sum(r.epochs_run for r in results[:-1]) + results[-1].best_epoch,  # phases count from 0
         "train_seconds": sum(r["seconds"] for r in runs),
         "total_seconds": time.perf_counter() - started,
         "params_sha256": params_sha256(kept.params),

@@ -44,6 +44,8 @@ def test_budgets_figures_and_a_reused_source_give_the_same_numbers(data_dir, tmp
         assert 0.0 <= row[f"{strategy}_min"] <= row[f"{strategy}_accuracy"] <= row[f"{strategy}_max"] <= 1.0
     assert len(summary["runs"]) == 6 and {r["test"]["count"] for r in summary["runs"]} == {summary["data"]["test"]}
     assert summary["data"]["classes"] == [5, 6, 7, 8, 9]
+    # The headline model's epochs run through both phases: 1 head epoch, then 2 of everything.
+    assert summary["epochs_run"] == 3 and 1 < summary["best_epoch"] <= 3
     curves = summary["curves"]
     assert set(curves) == {"labels_per_class", "scratch", "finetune"}
     assert curves["scratch"]["steps"] == curves["finetune"]["steps"] and len(curves["scratch"]["steps"]) == 3

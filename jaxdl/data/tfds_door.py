@@ -10,9 +10,9 @@ at training time, and no pickle.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
-import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -118,8 +118,9 @@ def prepare_project_builder(builder: tfds.core.DatasetBuilder) -> None:
     if builder.name in PROJECT_BUILDERS and not builder.is_prepared():
         tfds.display_progress_bar(False)
         try:
-            # TFDS prints "Downloading and preparing ..." on stdout, which holds only the final table.
-            with contextlib.redirect_stdout(sys.stderr):
+            # TFDS prints "Downloading and preparing ..." on stdout, which holds only the final table
+            # (and stderr only progress and `error:` lines); nothing is downloaded here anyway.
+            with contextlib.redirect_stdout(io.StringIO()):
                 builder.download_and_prepare(file_format="array_record")
         except OSError as error:
             raise InputError("config.data.data_dir", f"cannot prepare {builder.name!r} there "
