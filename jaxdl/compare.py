@@ -16,6 +16,7 @@ import json
 import os
 import sys
 
+from jaxdl.config import flatten
 from jaxdl.curves import plot_curves
 from jaxdl.errors import InputError
 
@@ -30,18 +31,6 @@ class Run:
     config: dict
     summary: dict
     history: list[dict]
-
-
-def flatten(config: dict, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    flat = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def read_json(path: str, where: str):
