@@ -24,12 +24,12 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxdl.config import load_config
 from jaxdl.data import load
-from jaxdl.fit import fit
-from jaxdl.losses import classification_metrics
 from jaxdl.models import MLP, build_model
-from jaxdl.train import create_state
+from jaxdl.run.config import load_config
+from jaxdl.train.fit import fit
+from jaxdl.train.losses import classification_metrics
+from jaxdl.train.state import create_state
 
 CNN_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "cnn.py")
 

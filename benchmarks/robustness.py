@@ -26,11 +26,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxdl import data as data_lib  # noqa: E402
 from jaxdl import parallel  # noqa: E402
-from jaxdl.checkpoint import Checkpointer  # noqa: E402
-from jaxdl.config import load_config  # noqa: E402
-from jaxdl.fit import fit_epoch, init_fit_state  # noqa: E402
-from jaxdl.pipeline import build_state  # noqa: E402
-from jaxdl.train import eval_batches  # noqa: E402
+from jaxdl.run.config import load_config  # noqa: E402
+from jaxdl.run.pipeline import build_state  # noqa: E402
+from jaxdl.train.checkpoint import Checkpointer  # noqa: E402
+from jaxdl.train.fit import fit_epoch, init_fit_state  # noqa: E402
+from jaxdl.train.step import eval_batches  # noqa: E402
 
 
 def best_of(repeats: int, run) -> float:

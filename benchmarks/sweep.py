@@ -2,7 +2,7 @@
 
     python benchmarks/sweep.py [--config configs/playground.py[:VARIANTS]] [--config.KEY=VALUE ...]
 
-Both sides run in this one process, through `jaxdl.fit.fit` (no checkpoints, no files), for the
+Both sides run in this one process, through `jaxdl.train.fit.fit` (no checkpoints, no files), for the
 same number of epochs (patience 0). Each sequential run compiles its own epoch program, as
 separate runs would. Printed: wall time including compilation, steady-state time per epoch
 (the median epoch after the first; for the solo runs, the sum over members), the speedups, and
@@ -25,12 +25,14 @@ import ml_collections
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from jaxdl import cli, parallel  # noqa: E402
 from jaxdl import data as data_lib  # noqa: E402
-from jaxdl.evaluate import evaluate_split  # noqa: E402
-from jaxdl.fit import fit  # noqa: E402
-from jaxdl.pipeline import build_state  # noqa: E402
-from jaxdl.sweep import Member, evaluate_members, member_labels, members_of  # noqa: E402
+from jaxdl import parallel  # noqa: E402
+from jaxdl.evaluate.members import evaluate_members  # noqa: E402
+from jaxdl.evaluate.passes import evaluate_split  # noqa: E402
+from jaxdl.run import cli  # noqa: E402
+from jaxdl.run.pipeline import build_state  # noqa: E402
+from jaxdl.train.fit import fit  # noqa: E402
+from jaxdl.train.sweep import Member, member_labels, members_of  # noqa: E402
 
 DEFAULT_ARGS = ["--config", os.path.join(REPO, "configs", "playground.py:spiral"), "--config.train.epochs=100",
                 "--config.sweep.seeds=2", "--config.sweep.learning_rate=(0.001,0.003,0.01,0.03)"]

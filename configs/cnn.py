@@ -9,12 +9,12 @@ Variants, as `--config configs/cnn.py:NAME`:
   fashion_mnist  catalog Fashion-MNIST (must be prepared).
   cifar10        catalog CIFAR-10 with the ResNet-20 model and random shifts (must be prepared).
 
-Shared sections (data, optimizer, train, eval, checkpoint): see `jaxdl.config.add_*_section`.
+Shared sections (data, optimizer, train, eval, checkpoint): see `jaxdl.run.config.add_*_section`.
 """
 
 import ml_collections
 
-from jaxdl.config import add_data_section, add_optimizer_section, add_training_sections
+from jaxdl.run.config import add_data_section, add_optimizer_section, add_training_sections
 
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:

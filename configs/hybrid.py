@@ -8,13 +8,13 @@ Variants, as `--config configs/hybrid.py:NAME`:
   default   4 frames per sequence (`digit_sequences`), 37 classes (sums 0..36).
   tiny      2 frames, small networks, a few epochs, for smoke tests.
 
-Shared sections (data, optimizer, train, eval, checkpoint): see `jaxdl.config.add_*_section`;
+Shared sections (data, optimizer, train, eval, checkpoint): see `jaxdl.run.config.add_*_section`;
 `data.sequence_length` is the number of frames.
 """
 
 import ml_collections
 
-from jaxdl.config import add_data_section, add_optimizer_section, add_training_sections
+from jaxdl.run.config import add_data_section, add_optimizer_section, add_training_sections
 
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:

@@ -11,8 +11,8 @@ Variants, as `--config configs/mlp.py:NAME`:
 
 import ml_collections
 
-from jaxdl import sweep
-from jaxdl.config import add_training_sections
+from jaxdl.run.config import add_training_sections
+from jaxdl.train import sweep
 
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
@@ -44,7 +44,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.optimizer.clip_norm = 0.0
 
     # train.{epochs, batch_size, patience, nan_policy, max_consecutive_nonfinite}, eval.batch_size,
-    # checkpoint.{every_epochs, every_seconds, keep}: see jaxdl.config.add_training_sections.
+    # checkpoint.{every_epochs, every_seconds, keep}: see jaxdl.run.config.add_training_sections.
     add_training_sections(config, epochs=300, batch_size=64, patience=20)
     config.eval.baseline = True  # also fit softmax regression (no hidden layer) under the same budget
     config.eval.target_accuracy = None  # e.g. 0.97: the summary says whether the test accuracy met it

@@ -13,7 +13,7 @@ boundaries) are written to the workdir.
 
 import ml_collections
 
-from jaxdl import sweep
+from jaxdl.train import sweep
 
 DATASETS = ("circle", "xor", "gaussian", "spiral")
 

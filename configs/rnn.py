@@ -10,13 +10,13 @@ Variants, as `--config configs/rnn.py:NAME`:
   imdb      the catalog imdb_reviews set read as bytes (must be prepared; see README), padded and
             masked: a bidirectional GRU, mean-pooled over the real steps.
 
-Shared sections (data, optimizer, train, eval, checkpoint): see `jaxdl.config.add_*_section`;
+Shared sections (data, optimizer, train, eval, checkpoint): see `jaxdl.run.config.add_*_section`;
 `data.sequence_length` is the adding problem's length, or the bytes kept of each text.
 """
 
 import ml_collections
 
-from jaxdl.config import add_data_section, add_optimizer_section, add_training_sections
+from jaxdl.run.config import add_data_section, add_optimizer_section, add_training_sections
 
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:

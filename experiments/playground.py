@@ -15,12 +15,13 @@ import sys
 
 import ml_collections
 
-from jaxdl import cli, plane, report
 from jaxdl import data as data_lib
-from jaxdl.curves import plot_curves
 from jaxdl.data.playground import dataset_name
-from jaxdl.pipeline import train_and_evaluate
-from jaxdl.sweep import member_labels, members_of, take_member
+from jaxdl.report import log, plane
+from jaxdl.report.curves import plot_curves
+from jaxdl.run import cli
+from jaxdl.run.pipeline import train_and_evaluate
+from jaxdl.train.sweep import member_labels, members_of, take_member
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
                               "playground.py")
@@ -52,12 +53,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
                                              resolution=config.plot.resolution, title=title)
     images["neurons"] = plane.plot_neurons(state, config.model.features, os.path.join(workdir, "neurons.png"),
                                            extent=plane.plane_extent(splits))
-    history = report.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+    history = log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
     own = [r for r in history if r.get("member") == (summary["best_member"] if members else None)]
     images["curves"] = plot_curves([{k: v for k, v in r.items() if k != "member"} for r in own],
                                    os.path.join(workdir, "curves.png"), title=title)
     summary["images"] = {name: os.path.basename(path) for name, path in images.items()}
-    report.write_json(os.path.join(workdir, "summary.json"), summary)
+    log.write_json(os.path.join(workdir, "summary.json"), summary)
     return summary
 
 

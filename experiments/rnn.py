@@ -10,8 +10,8 @@ import sys
 
 import ml_collections
 
-from jaxdl import cli
-from jaxdl.pipeline import train_and_evaluate
+from jaxdl.run import cli
+from jaxdl.run.pipeline import train_and_evaluate
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "rnn.py")
 

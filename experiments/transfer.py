@@ -23,18 +23,22 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from experiments.transfer_figures import plot_budgets, plot_curves
-from jaxdl import cli, parallel, report
 from jaxdl import data as data_lib
+from jaxdl import parallel
 from jaxdl.data import subsets
 from jaxdl.errors import InputError, check_range
-from jaxdl.evaluate import count_params, evaluate_split, params_sha256
-from jaxdl.finetune import Phase, run_phases, two_phases
-from jaxdl.losses import metrics_for_task
+from jaxdl.evaluate.passes import count_params, evaluate_split
 from jaxdl.models import build_model
-from jaxdl.optim import build_optimizer, check_optimizer_config
-from jaxdl.pipeline import prepare_workdir, train_and_evaluate
-from jaxdl.train import create_state
-from jaxdl.transfer import format_report, initialise_from, read_pretrained, save_report
+from jaxdl.report import log
+from jaxdl.report.log import write_load_report
+from jaxdl.run import cli
+from jaxdl.run.pipeline import prepare_workdir, train_and_evaluate
+from jaxdl.train.digest import params_sha256
+from jaxdl.train.losses import metrics_for_task
+from jaxdl.train.optimizer import build_optimizer, check_optimizer_config
+from jaxdl.train.state import create_state
+from jaxdl.transfer.phases import Phase, run_phases, two_phases
+from jaxdl.transfer.pretrained import format_report, initialise_from, read_pretrained
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "transfer.py")
 STRATEGIES = ("scratch", "head_only", "finetune")
@@ -107,7 +111,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
     started = time.perf_counter()
     check_config(config)
     workdir = prepare_workdir(workdir)
-    report.write_config(workdir, config)
+    log.write_config(workdir, config)
     use_compilation_cache(os.path.join(workdir, "xla_cache"))
     mesh = parallel.make_mesh()
     target = subsets.select_classes(data_lib.load(config.data), config.data.classes)
@@ -127,7 +131,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
 
     loaded_report = fresh(config.seed, "finetune")[1]
     loaded_report["source"] = os.path.abspath(source)
-    save_report(loaded_report, workdir)
+    write_load_report(loaded_report, workdir)
     if progress:
         print("fine-tuning starts from:\n" + format_report(loaded_report), file=sys.stderr)
 
@@ -193,7 +197,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
         "runs": runs,
         "figures": ["budgets.png", "curves.png"],
     }
-    report.write_json(os.path.join(workdir, "summary.json"), summary)
+    log.write_json(os.path.join(workdir, "summary.json"), summary)
     if progress:
         print(budget_table(rows))
     return summary

@@ -16,32 +16,46 @@ members=len(members))`, `jaxdl.evaluate_members(result.state, splits.test, task=
 
 Transfer: `jaxdl.load_pretrained(state, workdir, skip=("head",))` starts a new model from a trained
 one; `jaxdl.run_phases(state, train, validation, jaxdl.two_phases(optimizer_config, ...), ...)`
-trains the new head with the body frozen, then everything at lower rates (`jaxdl.finetune`).
+trains the new head with the body frozen, then everything at lower rates.
+
+The subpackages follow the data flow, and each imports only those before it:
+data -> models -> train -> evaluate -> transfer -> report -> run (errors and parallel at the bottom).
+No name below shadows a subpackage or module.
 """
 
-from jaxdl.checkpoint import Checkpointer
-from jaxdl.config import apply_override, load_config
 from jaxdl.data import DataInfo, Splits
 from jaxdl.data import load as load_data
 from jaxdl.errors import InputError
-from jaxdl.evaluate import count_params, evaluate_split, params_sha256
-from jaxdl.finetune import Phase, prepare_phase, run_phases, two_phases
-from jaxdl.fit import EarlyStopping, FitResult, FitState, fit, fit_epoch, init_fit_state
-from jaxdl.losses import classification_metrics, cross_entropy, metrics_for_task, regression_metrics, squared_error
+from jaxdl.evaluate.members import evaluate_members
+from jaxdl.evaluate.passes import count_params, evaluate_split, predict_split
 from jaxdl.models import build_model
-from jaxdl.optim import build_optimizer
 from jaxdl.parallel import make_mesh
-from jaxdl.pipeline import train_and_evaluate
-from jaxdl.sweep import Member, create_states, evaluate_members, members_of
-from jaxdl.train import TrainState, create_state, eval_batches, eval_step, evaluate, train_epoch, train_step
-from jaxdl.transfer import format_report, initialise_from, load_pretrained, read_pretrained
+from jaxdl.run.config import apply_override, load_config
+from jaxdl.run.pipeline import train_and_evaluate
+from jaxdl.train.checkpoint import Checkpointer
+from jaxdl.train.digest import params_sha256
+from jaxdl.train.early_stopping import EarlyStopping
+from jaxdl.train.fit import FitResult, FitState, fit, fit_epoch, init_fit_state
+from jaxdl.train.losses import (
+    classification_metrics,
+    cross_entropy,
+    metrics_for_task,
+    regression_metrics,
+    squared_error,
+)
+from jaxdl.train.optimizer import build_optimizer
+from jaxdl.train.state import TrainState, create_state
+from jaxdl.train.step import eval_batches, eval_step, evaluate_batches, train_epoch, train_step
+from jaxdl.train.sweep import Member, create_states, members_of
+from jaxdl.transfer.phases import Phase, prepare_phase, run_phases, two_phases
+from jaxdl.transfer.pretrained import format_report, initialise_from, load_pretrained, read_pretrained
 
 __all__ = [
     "Checkpointer", "DataInfo", "EarlyStopping", "FitResult", "FitState", "InputError", "Member", "Phase", "Splits",
     "TrainState", "apply_override", "build_model", "build_optimizer", "classification_metrics", "count_params",
-    "create_state", "create_states", "cross_entropy", "eval_batches", "eval_step", "evaluate", "evaluate_members",
-    "evaluate_split", "fit", "fit_epoch", "format_report", "init_fit_state", "initialise_from", "load_config",
-    "load_data", "load_pretrained", "make_mesh", "members_of", "metrics_for_task", "params_sha256", "prepare_phase",
-    "read_pretrained", "regression_metrics", "run_phases", "squared_error", "train_and_evaluate", "train_epoch",
-    "train_step", "two_phases",
+    "create_state", "create_states", "cross_entropy", "eval_batches", "eval_step", "evaluate_batches",
+    "evaluate_members", "evaluate_split", "fit", "fit_epoch", "format_report", "init_fit_state", "initialise_from",
+    "load_config", "load_data", "load_pretrained", "make_mesh", "members_of", "metrics_for_task", "params_sha256",
+    "predict_split", "prepare_phase", "read_pretrained", "regression_metrics", "run_phases", "squared_error",
+    "train_and_evaluate", "train_epoch", "train_step", "two_phases",
 ]

@@ -3,7 +3,7 @@
     python tests/cli_driver.py     # then one JSON case per line on stdin, one JSON result per line on stdout
 
 A case is {"argv": [...], "offline": bool}; the result is {"code", "stderr", "stdout"}, where code
-is what `jaxdl.cli.main` returned (the process's exit code under `python -m experiments.mlp`).
+is what `jaxdl.run.cli.main` returned (the process's exit code under `python -m experiments.mlp`).
 "offline" makes every network connection fail, as on a machine without network. The test-only
 `bad_data` builder is registered. Start it with XLA_FLAGS to simulate several devices.
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bad_datasets  # noqa: E402
 
 from experiments import mlp  # noqa: E402
-from jaxdl import cli  # noqa: E402
+from jaxdl.run import cli  # noqa: E402
 
 
 @contextlib.contextmanager

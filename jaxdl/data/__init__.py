@@ -1,6 +1,6 @@
 """Datasets: the TFDS door, the project's own builders, and seeded splits."""
 
-from jaxdl.data.load import load
+from jaxdl.data.loader import load
 from jaxdl.data.splits import Arrays, DataInfo, Splits, carve, check_splits, size, take
 from jaxdl.data.tfds_door import PROJECT_BUILDERS, get_builder
 

@@ -13,8 +13,8 @@ import os
 import ml_collections
 
 from jaxdl.data import Splits
+from jaxdl.evaluate.review import Review
 from jaxdl.report.page import activation_file, render
-from jaxdl.review import Review
 
 
 def draw_figures(workdir: str, summary: dict, history: list[dict], review: Review, splits: Splits) -> list[str]:

@@ -1,0 +1,6 @@
+"""Evaluation after training: prediction passes over a split and what they say.
+
+passes (one compiled pass per split) -> analysis (per-class scores, worst errors, overfitting),
+activations (sown layer outputs), baseline (softmax regression under the same budget), members
+(sweeps and ensembles), review (all of it for the run report).
+"""

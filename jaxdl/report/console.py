@@ -1,0 +1,59 @@
+"""What a run shows on the terminal: a progress bar over epochs and the final table."""
+
+from __future__ import annotations
+
+import sys
+
+
+class Progress:
+    """A bar over epochs with the latest loss, accuracy and epoch time (stderr)."""
+
+    def __init__(self, total: int, initial: int = 0, enabled: bool = True):
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        self.bar = tqdm(total=total, initial=initial, unit="epoch", file=sys.stderr, disable=not enabled,
+                        dynamic_ncols=True, leave=True)
+
+    def update(self, record: dict) -> None:
+        shown = {"loss": record.get("train_loss"), "val_loss": record.get("val_loss")}
+        for key in ("train_accuracy", "val_accuracy", "val_mse"):
+            if key in record:
+                shown[key.replace("train_", "")] = record[key]
+        postfix = {k: f"{v:.4f}" for k, v in shown.items() if v is not None}
+        postfix["s/epoch"] = f"{record['seconds']:.3f}"
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def final_table(summary: dict) -> str:
+    """A short plain-text table of a run's outcome."""
+    rows = [(f"test {name}", f"{value:.4f}") for name, value in summary["test"].items() if name != "count"]
+    if "members" in summary:  # a sweep: the figures above are the best member's
+        rows.insert(0, ("sweep", f"{len(summary['members'])} members, best: member {summary['best_member']}"))
+        rows += [(f"ensemble test {k}", f"{v:.4f}") for k, v in summary["ensemble"]["test"].items() if k != "count"]
+    baseline = summary.get("baseline") or {}
+    if "test" in baseline:
+        rows += [(f"baseline test {k}", f"{v:.4f}  ({baseline['model']})")
+                 for k, v in baseline["test"].items() if k != "count"]
+    if summary.get("target"):
+        target = summary["target"]
+        rows.append((f"target {target['metric']}", f"{target['target']:g}: {'met' if target['met'] else 'NOT met'}"))
+    if "overfitting" in summary:
+        evidence = summary.get("overfitting_evidence", {})
+        rows.append(("overfitting", f"yes (validation loss up since epoch {evidence.get('best_epoch')})"
+                     if summary["overfitting"] else "no"))
+    rows += [
+        ("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
+                   + (", stopped early)" if summary.get("stopped_early") else ")")),
+        ("train time", f"{summary['train_seconds']:.1f} s"),
+        ("parameters", f"{summary['num_params']:,}"),
+        ("devices", f"{summary['devices']['count']} x {summary['devices']['kind']}"),
+        ("workdir", summary.get("workdir", "")),
+    ]
+    if summary.get("report"):
+        rows.append(("report", summary["report"]))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)

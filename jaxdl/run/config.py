@@ -1,0 +1,240 @@
+"""Config files, command-line overrides, and the checks every experiment shares.
+
+A config file is a Python file with `get_config(arg=None) -> ml_collections.ConfigDict`. It is
+named as `path/to/file.py` or `path/to/file.py:ARG`, where ARG selects a variant. Overrides come
+as `--config.a.b=value` and are parsed against the type of the value they replace.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import importlib.util
+import os
+from typing import Any
+
+import ml_collections
+
+from jaxdl.errors import InputError, check_choice, check_range, did_you_mean
+from jaxdl.train import nonfinite
+
+# Flags that take no value.
+BARE_FLAGS = ("debug", "quiet", "help")
+
+# Keys a resumed run may change: how long to train and when to stop, how to evaluate and
+# checkpoint, where the data lives. Everything else must match the checkpoint's config.
+RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.max_consecutive_nonfinite",
+                  "eval.*", "checkpoint.*", "data.data_dir", "data.download")
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads `path.py[:ARG]` and returns its locked ConfigDict."""
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        folder = os.path.dirname(path) or "."
+        siblings = [f for f in os.listdir(folder) if f.endswith(".py")] if os.path.isdir(folder) else []
+        suggestion = did_you_mean(os.path.basename(path), siblings)
+        raise InputError("--config", "no such config file", got=path,
+                         hint=f"did you mean {os.path.join(folder, suggestion)!r}?" if suggestion else None)
+    module_spec = importlib.util.spec_from_file_location(f"_jaxdl_config_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 (a config file is user input: any failure in it is bad input)
+        raise InputError("--config", f"cannot load the config file ({type(e).__name__}: {e})", got=path) from e
+    if not hasattr(module, "get_config"):
+        raise InputError("--config", "config file has no get_config() function", got=path)
+    try:
+        config = module.get_config(arg) if arg else module.get_config()
+    except InputError:
+        raise
+    except (KeyError, ValueError) as e:
+        raise InputError("--config", "unknown config variant", got=arg, hint=str(e)) from e
+    except Exception as e:  # noqa: BLE001
+        raise InputError("--config", f"get_config() failed ({type(e).__name__}: {e})", got=spec) from e
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise InputError("--config", "get_config() must return an ml_collections.ConfigDict",
+                         got=type(config).__name__)
+    config.lock()
+    return config
+
+
+def parse_value(text: str, current: Any, where: str) -> Any:
+    """Parses command-line `text` into the type of the `current` value it replaces."""
+    if isinstance(current, bool):
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise InputError(where, "wrong type", got=text, expected="true or false")
+    if isinstance(current, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(current, (tuple, list)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = (value,)
+        if isinstance(value, list):
+            value = tuple(value)
+        if not isinstance(value, tuple):
+            raise InputError(where, "wrong type", got=text, expected="a tuple such as (64,64) or ()")
+        return value
+    if current is not None and not isinstance(value, type(current)):
+        raise InputError(where, "wrong type", got=text, expected=type(current).__name__)
+    return value
+
+
+def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
+    """Sets `config.<key>` (dotted) from command-line text; unknown keys get a "did you mean"."""
+    where = f"--config.{key}"
+    node = config
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        keys = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+        if part not in keys:
+            fixed = did_you_mean(part, keys)
+            if fixed:
+                suggestion = ".".join([*parts[:depth], fixed, *parts[depth + 1:]])
+            else:  # e.g. a key given without its section: --config.epochs
+                by_name = {name.rsplit(".", 1)[-1]: name for name in flatten(config.to_dict())}
+                close = did_you_mean(parts[-1], by_name)
+                suggestion = by_name[close] if close else None
+            raise InputError(where, "unknown config key", got=key,
+                             hint=f"did you mean --config.{suggestion}?" if suggestion else None)
+        if depth < len(parts) - 1:
+            node = node[part]
+    current = node[parts[-1]]
+    if isinstance(current, ml_collections.ConfigDict):
+        raise InputError(where, "is a section, not a value", got=key,
+                         expected="a key inside it, e.g. " + f"--config.{key}.{next(iter(current.keys()), '')}")
+    with node.unlocked():
+        node[parts[-1]] = parse_value(text, current, where)
+
+
+def split_overrides(argv: list[str]) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Splits argv into plain flags {name: value} and config overrides {key: text}.
+
+    Accepts `--flag=value`, `--flag value`, and the bare flags `--debug`, `--quiet`, `--help`.
+    """
+    flags: dict[str, str | None] = {}
+    overrides: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            raise InputError("command line", "unexpected argument", got=arg,
+                             expected="--config, --config.KEY=VALUE, --workdir, --debug or --quiet")
+        name, eq, value = arg[2:].partition("=")
+        bare = not eq and name in BARE_FLAGS
+        if not eq and not bare:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise InputError(f"--{name}", "missing value")
+            value = argv[i + 1]
+            i += 1
+        if name.startswith("config."):
+            overrides[name[len("config."):]] = value
+        else:
+            flags[name] = None if bare else value
+        i += 1
+    return flags, overrides
+
+
+def check_common(config: ml_collections.ConfigDict) -> None:
+    """Checks the keys every experiment shares (DESIGN.md), before anything is compiled."""
+    check_range("config.seed", config.seed, low=0, integer=True)
+    check_range("config.train.epochs", config.train.epochs, low=1, integer=True)
+    check_range("config.train.batch_size", config.train.batch_size, low=1, integer=True)
+    check_range("config.train.patience", config.train.patience, low=0, integer=True)
+    check_range("config.optimizer.learning_rate", config.optimizer.learning_rate,
+                low=0, low_inclusive=False, high=10)
+    if "eval" in config:
+        check_range("config.eval.batch_size", config.eval.batch_size, low=1, integer=True)
+    if "validation_fraction" in config.data:
+        check_range("config.data.validation_fraction", config.data.validation_fraction,
+                    low=0, high=1, low_inclusive=False, high_inclusive=False)
+    check_choice("config.train.nan_policy", config.train.get("nan_policy", "halt"), nonfinite.POLICIES)
+    check_range("config.train.max_consecutive_nonfinite", config.train.get("max_consecutive_nonfinite", 20),
+                low=1, integer=True)
+
+
+def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, batch_size: int, patience: int = 0,
+                          eval_batch_size: int = 1024) -> ml_collections.ConfigDict:
+    """Adds the `train`, `eval` and `checkpoint` sections every experiment shares; returns `config`.
+
+    train.epochs, train.batch_size: as given.
+    train.patience: epochs without a better validation loss before stopping (0: off, keep the last model).
+    train.nan_policy: "halt" (stop at a NaN or infinite loss or gradient) or "skip" (drop that update).
+    train.max_consecutive_nonfinite: under "skip", stop after this many non-finite steps in a row.
+    eval.batch_size: evaluation batch (rounded to the device count, capped at the split size).
+    checkpoint.every_epochs: save every this many epochs (0: by time only).
+    checkpoint.every_seconds: save when this many seconds passed since the last save (0: off).
+    checkpoint.keep: how many of the latest checkpoints to keep (each holds the best model too).
+    """
+    config.train = ml_collections.ConfigDict({
+        "epochs": epochs, "batch_size": batch_size, "patience": patience,
+        "nan_policy": "halt", "max_consecutive_nonfinite": 20,
+    })
+    config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size})
+    config.checkpoint = ml_collections.ConfigDict({"every_epochs": 0, "every_seconds": 30.0, "keep": 2})
+    return config
+
+
+def add_data_section(config: ml_collections.ConfigDict, name: str = "digits",
+                     sequence_length: int = 0) -> ml_collections.ConfigDict:
+    """Adds the `data` section of experiments that read a TFDS set through `jaxdl.data.load`.
+
+    data.name: a project builder (digits, adding, digit_sequences, ...) or a TFDS catalog name.
+    data.data_dir: "" = $TFDS_DATA_DIR or ~/tensorflow_datasets.
+    data.validation_fraction: carved from train (seeded by data.split_seed) when the set has none.
+    data.download: prepare an unprepared catalog set (needs the network).
+    data.sequence_length: 0 = the set's own; the length of a project sequence set, or the bytes
+    kept of each text of a text set.
+    """
+    config.data = ml_collections.ConfigDict({
+        "name": name, "data_dir": "", "validation_fraction": 0.1, "split_seed": 0, "download": False,
+        "sequence_length": sequence_length,
+    })
+    return config
+
+
+def add_optimizer_section(config: ml_collections.ConfigDict, *, learning_rate: float, name: str = "adam",
+                          schedule: str = "constant", clip_norm: float = 0.0) -> ml_collections.ConfigDict:
+    """Adds the `optimizer` section (see `jaxdl.train.optimizer.build_optimizer`); returns `config`.
+
+    optimizer.name, learning_rate (peak), schedule (constant | linear | cosine | warmup_cosine),
+    warmup_epochs, final_lr_ratio, momentum (beta1 for Adam-style rules), weight_decay, clip_norm
+    (global norm; 0 = off).
+    """
+    config.optimizer = ml_collections.ConfigDict({
+        "name": name, "learning_rate": learning_rate, "schedule": schedule, "warmup_epochs": 0.0,
+        "final_lr_ratio": 0.0, "momentum": 0.9, "weight_decay": 0.0, "clip_norm": clip_norm,
+    })
+    return config
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_differences(saved: dict, current: dict, may_change: tuple[str, ...] = RESUMABLE_KEYS) -> list[str]:
+    """The keys where two JSON-form configs differ, outside the `may_change` patterns, as
+    "key (saved X, now Y)" strings."""
+    saved, current = flatten(saved), flatten(current)
+    absent = "<absent>"
+    return [f"{key} (saved {saved.get(key, absent)!r}, now {current.get(key, absent)!r})"
+            for key in sorted(set(saved) | set(current))
+            if saved.get(key, absent) != current.get(key, absent)
+            and not any(fnmatch.fnmatchcase(key, pattern) for pattern in may_change)]

@@ -1,0 +1,246 @@
+"""The supervised-learning cycle that every experiment shares, wired from a config.
+
+data -> model -> optimizer -> state -> fit (checkpoints, metrics.jsonl) -> test evaluation ->
+summary.json. Experiments call `train_and_evaluate`, passing their own data or model when the
+config alone does not describe them. A config whose `sweep` section asks for several members
+trains them all at once (`jaxdl.train.sweep`) through the same steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from jaxdl import data as data_lib
+from jaxdl import parallel
+from jaxdl.errors import InputError, check_range
+from jaxdl.evaluate.analysis import check_eval_config
+from jaxdl.evaluate.members import sweep_summary
+from jaxdl.evaluate.passes import count_params
+from jaxdl.evaluate.review import review_run
+from jaxdl.models import build_model
+from jaxdl.report import console, log
+from jaxdl.report.build import write_report
+from jaxdl.report.curves import plot_curves
+from jaxdl.report.scalars import ScalarLog
+from jaxdl.run import config as config_lib
+from jaxdl.train import preemption
+from jaxdl.train import sweep as sweep_lib
+from jaxdl.train.checkpoint import Checkpointer
+from jaxdl.train.digest import params_sha256
+from jaxdl.train.fit import FitResult, fit
+from jaxdl.train.losses import metrics_for_task
+from jaxdl.train.optimizer import build_optimizer, check_optimizer_config
+from jaxdl.train.state import TrainState, create_state
+
+
+def prepare_workdir(workdir: str) -> str:
+    """Creates `workdir` if needed and checks it is writable."""
+    workdir = os.path.abspath(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, ".write_test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise InputError("--workdir", f"cannot write there ({error.strerror})", got=workdir,
+                         expected="a writable folder") from error
+    return workdir
+
+
+def check_resumable(checkpointer: Checkpointer, config: ml_collections.ConfigDict) -> None:
+    """Refuses to resume a checkpoint saved with another config (keys of RESUMABLE_KEYS may differ)."""
+    found = checkpointer.latest_meta()
+    if found is None or "config" not in found[1]:
+        return
+    epoch, meta = found
+    differences = config_lib.config_differences(meta["config"], json.loads(config.to_json()))
+    if differences:
+        more = f" and {len(differences) - 3} more" if len(differences) > 3 else ""
+        raise InputError("--workdir", f"its checkpoint {checkpointer.path(epoch)} was saved with a different config: "
+                         + "; ".join(differences[:3]) + more,
+                         expected="the saved config (only " + ", ".join(config_lib.RESUMABLE_KEYS)
+                                  + " may change) or a new --workdir")
+
+
+def check_model_fits_data(model: nn.Module, info: data_lib.DataInfo) -> None:
+    """Traces the model (no compiling) on one input of the data's shape; checks the output width."""
+    dummy = jax.ShapeDtypeStruct((1, *info.input_shape), jnp.float32)
+    key = jax.random.PRNGKey(0)
+    try:
+        outputs, _ = jax.eval_shape(lambda x: model.init_with_output({"params": key, "dropout": key}, x,
+                                                                     train=False), dummy)
+    except (TypeError, ValueError, flax.errors.FlaxError) as error:
+        message = " ".join(str(error).split())[:200]
+        raise InputError("config.model", f"the model does not accept the data's inputs ({type(error).__name__}: "
+                         f"{message})", got=f"inputs of shape {info.input_shape}",
+                         expected=f"a model for inputs of shape {info.input_shape}") from error
+    expected = (1, info.num_outputs)
+    if getattr(outputs, "shape", None) != expected:
+        raise InputError("config.model", "the model's output does not match the data",
+                         got=f"outputs of shape {getattr(outputs, 'shape', type(outputs).__name__)}",
+                         expected=f"{expected} for {info.num_outputs} {'classes' if info.num_classes else 'targets'}")
+
+
+def build_state(config: ml_collections.ConfigDict, info: data_lib.DataInfo, steps_per_epoch: int,
+                model: nn.Module | None = None, members: list[sweep_lib.Member] | None = None) -> TrainState:
+    """Model and optimizer from the config, initialised from `config.seed`; a stack for sweep `members`."""
+    model = model if model is not None else build_model(config.model, info)
+    tx = build_optimizer(config.optimizer, steps_per_epoch=steps_per_epoch, epochs=config.train.epochs)
+    if members:
+        return sweep_lib.create_states(model, tx, info.input_shape, members, metrics_for_task(info.task))
+    return create_state(model, tx, info.input_shape, config.seed, metrics_for_task(info.task))
+
+
+def check_config(config: ml_collections.ConfigDict, mesh) -> None:
+    """Host-side checks of everything the pipeline reads, before data loading or compiling."""
+    config_lib.check_common(config)
+    check_optimizer_config(config.optimizer)
+    parallel.check_batch_size("config.train.batch_size", config.train.batch_size, mesh)
+    checkpoint = config.get("checkpoint", ml_collections.ConfigDict())
+    check_range("config.checkpoint.every_epochs", checkpoint.get("every_epochs", 0), low=0, integer=True)
+    check_range("config.checkpoint.every_seconds", checkpoint.get("every_seconds", 30.0), low=0)
+    check_range("config.checkpoint.keep", checkpoint.get("keep", 2), low=1, integer=True)
+    check_eval_config(config.get("eval", ml_collections.ConfigDict()))
+
+
+def make_checkpointer(config: ml_collections.ConfigDict, workdir: str) -> Checkpointer:
+    checkpoint = config.get("checkpoint", ml_collections.ConfigDict())
+    return Checkpointer(os.path.join(workdir, "checkpoints"), every_epochs=checkpoint.get("every_epochs", 0),
+                        every_seconds=checkpoint.get("every_seconds", 30.0), keep=checkpoint.get("keep", 2))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, splits: data_lib.Splits | None = None,
+                       model: nn.Module | None = None, progress: bool = True,
+                       return_state: bool = False) -> dict | tuple[dict, TrainState]:
+    """Runs the whole cycle and returns the summary (also written to `workdir/summary.json`).
+
+    For a sweep, the summary's top-level figures are the best member's, and it adds `members`,
+    `best_member` and `ensemble` (see `jaxdl.evaluate.members.sweep_summary`); metrics.jsonl holds one line
+    per member and epoch (with a `member` field) and `validation_curves.png` shows them.
+
+    Args:
+      config: the experiment's config (shared keys of DESIGN.md plus `model.*`).
+      workdir: where config.json, metrics.jsonl, summary.json and checkpoints/ go; a workdir with
+        checkpoints is resumed.
+      splits: data to use instead of loading `config.data` (e.g. data an experiment built itself).
+      model: a module to use instead of building `config.model`.
+      progress: show the per-epoch progress bar on stderr.
+      return_state: also return the kept model: (summary, state); a stack for a sweep.
+
+    Raises InputError for bad input (before compiling) and for a diverged run (NonFiniteError),
+    and RunInterrupted when SIGTERM or SIGINT stopped the run after a checkpointed epoch.
+    """
+    started = time.perf_counter()
+    mesh = parallel.make_mesh()
+    check_config(config, mesh)
+    members = sweep_lib.members_of(config)
+    workdir = prepare_workdir(workdir)
+    checkpointer = make_checkpointer(config, workdir)
+    try:
+        check_resumable(checkpointer, config)
+        if splits is None:
+            splits = data_lib.load(config.data)
+        else:
+            data_lib.check_splits(splits)
+        steps_per_epoch = data_lib.size(splits.train) // config.train.batch_size
+        if steps_per_epoch == 0:
+            raise InputError("config.train.batch_size", "batch size is larger than the training set",
+                             got=config.train.batch_size, expected=f"at most {data_lib.size(splits.train)}")
+        check_eval_config(config.get("eval", ml_collections.ConfigDict()), splits.info.task)
+        model = model if model is not None else build_model(config.model, splits.info)
+        check_model_fits_data(model, splits.info)
+        log.write_config(workdir, config)
+        state = build_state(config, splits.info, steps_per_epoch, model, members)
+        result, stop = run_fit(config, state, splits, mesh=mesh, checkpointer=checkpointer, workdir=workdir,
+                               progress=progress, members=members)
+    finally:
+        checkpointer.close()
+    if result.interrupted:
+        raise preemption.RunInterrupted(stop.signum, result.epochs_run, workdir)
+    if members:
+        outcome = sweep_summary(members, result, splits, mesh=mesh, batch_size=config.eval.batch_size)
+        best = outcome["best_member"]
+        summary = summarize(config, workdir, splits, sweep_lib.member_result(result, best),
+                            outcome["members"][best]["test"], mesh=mesh, total_seconds=time.perf_counter() - started,
+                            member=best)
+        summary.update(outcome)
+        plot_curves(log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read(),
+                    os.path.join(workdir, "validation_curves.png"),
+                    labels=dict(enumerate(sweep_lib.member_labels(members))), title=f"{len(members)} members")
+    else:
+        history = log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+        review = review_run(config, splits, result.state, mesh, history)
+        summary = summarize(config, workdir, splits, result, review.test, mesh=mesh,
+                            total_seconds=time.perf_counter() - started)
+        summary.update(review.fields)
+        if config.eval.get("report", True):
+            summary["report"] = os.path.join(workdir, "report.html")
+            summary["files"] = write_report(workdir, config, summary, history=history, review=review, splits=splits)
+    log.write_json(os.path.join(workdir, "summary.json"), summary)
+    ScalarLog(workdir).final(summary)
+    return (summary, result.state) if return_state else summary
+
+
+def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_lib.Splits, *, mesh,
+            checkpointer: Checkpointer, workdir: str, progress: bool,
+            members: list) -> tuple[FitResult, preemption.StopRequest]:
+    """`fit` with metrics.jsonl, the progress bar, and SIGTERM / SIGINT turned into a clean stop."""
+    metrics_log = log.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+    bar = console.Progress(config.train.epochs, initial=checkpointer.latest_epoch() or 0, enabled=progress)
+    scalars = ScalarLog(workdir, resumed_epoch=checkpointer.latest_epoch() or 0)
+
+    def on_epoch(record: dict) -> None:
+        for line in record.get("members", [record]):
+            metrics_log.append(line)
+            scalars.epoch(line)
+        bar.update(sweep_lib.progress_record(record) if members else record)
+
+    try:
+        with preemption.stop_on_signals() as stop:
+            result = fit(state, splits.train, splits.validation, epochs=config.train.epochs,
+                         batch_size=config.train.batch_size, patience=config.train.patience,
+                         eval_batch_size=config.eval.batch_size, mesh=mesh, checkpointer=checkpointer,
+                         checkpoint_meta={"config": json.loads(config.to_json())}, on_epoch=on_epoch,
+                         nan_policy=config.train.get("nan_policy", "halt"),
+                         max_consecutive_nonfinite=config.train.get("max_consecutive_nonfinite", 20),
+                         stop_requested=stop, members=len(members))
+    finally:
+        bar.close()
+        scalars.close()
+    return result, stop
+
+
+def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, test: dict, *, mesh,
+              total_seconds: float, member: int | None = None) -> dict:
+    """The summary.json record of a finished run (of sweep member `member`, whose result is given)."""
+    history = log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+    own = [r for r in history if r.get("member") == member]
+    epoch_seconds = {r["epoch"]: r["seconds"] for r in history}  # a sweep logs each epoch once per member
+    return {
+        "experiment": config.get("experiment", ""),
+        "workdir": workdir,
+        "task": splits.info.task,
+        "data": {"name": splits.info.name, **splits.sizes()},
+        "model": config.model.name,
+        "num_params": count_params(result.state.params),
+        "test": test,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "resumed_from": result.resumed_from,
+        "best_val_loss": min((r["val_loss"] for r in own), default=None),
+        "train_seconds": sum(epoch_seconds.values()),
+        "total_seconds": total_seconds,
+        "params_sha256": params_sha256(result.state.params),
+        "devices": parallel.describe_devices(mesh),
+        "jax_version": jax.__version__,
+    }

@@ -1,0 +1,244 @@
+"""Orbax checkpoints of a training run: save on a schedule, keep the last K, resume from the newest good one.
+
+A checkpoint `<directory>/<epoch>/` holds two items:
+  - `state`: the whole `FitState` pytree (parameters, optimizer state, step, RNG key, batch-norm
+    statistics, early stopping with the best model so far, epoch count, non-finite streak), so the
+    best model is in every checkpoint and needs no checkpoint of its own;
+  - `meta` (JSON): what the caller passes (the config), plus the epoch, the library versions, and
+    the SHA-256 and the dtype[shape] of every leaf of `state`.
+
+Crash safety. Orbax writes a checkpoint into `<epoch>.orbax-checkpoint-tmp-*` and renames it when
+every file is written, so `kill -9` during a save leaves only a temporary folder; opening a
+Checkpointer removes those. Orbax reports a truncated or missing file as an error when reading,
+but reads a flipped byte inside an array back silently (checked by hand on this version), so
+`restore` recomputes the SHA-256 of what it read and compares it with `meta`. A checkpoint that
+fails either way is moved to `<directory>.corrupt/` with a warning and the next older one is used;
+when none is good, an InputError names them.
+
+Schedule. Saves are asynchronous: `save` returns once the state is copied off the device and
+hashed, and the files are written while training goes on; a save due while the previous one is
+still being written waits for it. On small data a save costs as much as an epoch or more (default
+digits MLP, CPU: ~15-35 ms blocking, ~130-220 ms until written, for a ~50-80 ms epoch), so the
+default is by time (`every_seconds=30`) rather than every epoch. The price: a run killed without
+warning repeats the epochs since its last completely written checkpoint (about `every_seconds` of
+training), with the same result. Which epochs get a checkpoint depends on timing; the numbers
+never do. The last epoch, and the epoch a SIGTERM or SIGINT stops at, are always saved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib.metadata
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from jaxdl.errors import InputError
+from jaxdl.train.digest import leaf_specs, params_sha256
+
+log = logging.getLogger("jaxdl")
+
+VERSIONED = ("jaxdl", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
+
+
+class CorruptCheckpoint(Exception):
+    """Checkpoint `epoch` at `path` cannot be read back as it was written (`reason`)."""
+
+    def __init__(self, epoch: int, path: str, reason: str):
+        self.epoch, self.path, self.reason = epoch, path, reason
+        super().__init__(f"{path}: {reason}")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries whose numerics a checkpoint depends on."""
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def tree_digest(tree: Any) -> tuple[str, dict[str, str]]:
+    """(SHA-256 of the leaves' bytes, {leaf path: "dtype[shape]"}) of a pytree, read to the host."""
+    host = jax.device_get(tree)
+    return params_sha256(host), leaf_specs(host)
+
+
+@contextlib.contextmanager
+def quiet_unraisable() -> Iterator[None]:
+    """Silences "Exception ignored in <coroutine>" noise of a failed Orbax read; we report the failure."""
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        yield
+    finally:
+        gc.collect()
+        sys.unraisablehook = previous
+
+
+class Checkpointer:
+    """Checkpoints of one run in `directory`, by epoch number.
+
+    Args:
+      directory: where the checkpoints go (created if needed).
+      every_epochs: save every this many epochs (0: not by count).
+      every_seconds: save when this many seconds passed since the last save, or since the
+        Checkpointer was made (0: not by time).
+      keep: how many of the latest checkpoints to keep.
+      clock: seconds, monotonic (for tests of the schedule).
+
+    The last epoch of a run is always saved (`due(..., final=True)`).
+    """
+
+    def __init__(self, directory: str, *, every_epochs: int = 0, every_seconds: float = 30.0, keep: int = 2,
+                 clock: Callable[[], float] = time.monotonic):
+        self.directory = os.path.abspath(directory)
+        self.every_epochs = every_epochs
+        self.every_seconds = every_seconds
+        self.clock = clock
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=True,
+                                               cleanup_tmp_directories=True)
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self._last_save = clock()
+
+    def path(self, epoch: int) -> str:
+        return os.path.join(self.directory, str(epoch))
+
+    def epochs(self) -> list[int]:
+        """Epochs of the complete checkpoints, oldest first (unfinished ones are not listed)."""
+        return sorted(self.manager.all_steps())
+
+    def latest_epoch(self) -> int | None:
+        """The newest complete checkpoint's epoch, or None."""
+        return self.manager.latest_step()
+
+    def due(self, epoch: int, *, final: bool = False) -> bool:
+        """Whether the checkpoint policy asks for a save after `epoch`."""
+        if final:
+            return True
+        if self.every_epochs and epoch % self.every_epochs == 0:
+            return True
+        return bool(self.every_seconds) and self.clock() - self._last_save >= self.every_seconds
+
+    def save(self, epoch: int, state: Any, meta: dict) -> None:
+        """Saves the pytree `state` and the JSON-able `meta` as checkpoint `epoch` (asynchronously)."""
+        sha256, leaves = tree_digest(state)
+        meta = {**meta, "epoch": epoch, "versions": library_versions(), "state_sha256": sha256,
+                "state_leaves": leaves}
+        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+        self.manager.save(epoch, args=args, force=True)
+        self._last_save = self.clock()
+
+    def read_meta(self, epoch: int) -> dict:
+        """The `meta` item of checkpoint `epoch`; CorruptCheckpoint when it cannot be read."""
+        try:
+            meta = self.manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        except Exception as error:  # noqa: BLE001 (JSON, Unicode and file errors all mean the same here)
+            raise CorruptCheckpoint(epoch, self.path(epoch), f"unreadable meta ({first_line(error)})") from error
+        if not isinstance(meta, dict):
+            raise CorruptCheckpoint(epoch, self.path(epoch), "meta is not a JSON object")
+        return meta
+
+    def latest_meta(self) -> tuple[int, dict] | None:
+        """(epoch, meta) of the newest checkpoint whose meta can be read, or None."""
+        for epoch in reversed(self.epochs()):
+            with contextlib.suppress(CorruptCheckpoint):
+                return epoch, self.read_meta(epoch)
+        return None
+
+    def restore(self, like: Any, epoch: int | None = None) -> tuple[Any, dict]:
+        """Restores checkpoint `epoch` (default: the newest good one) into the structure, dtypes and
+        shardings of `like`; returns (state, meta).
+
+        Newer checkpoints that turn out corrupted are moved aside with a warning. Raises InputError
+        when there is no good checkpoint, or when the checkpoint holds a differently shaped state.
+        """
+        candidates = [epoch] if epoch is not None else list(reversed(self.epochs()))
+        if not candidates:
+            raise InputError(self.directory, "no checkpoint to resume from")
+        corrupt: list[CorruptCheckpoint] = []
+        for candidate in candidates:
+            try:
+                state, meta = self._restore_checked(like, candidate)
+            except CorruptCheckpoint as error:
+                corrupt.append(error)
+                continue
+            for error in corrupt:
+                moved = self.set_aside(error.epoch)
+                log.warning("checkpoint %s is corrupted (%s); moved it to %s and resumed from epoch %d",
+                            error.path, error.reason, moved, candidate)
+            warn_on_version_change(meta, self.path(candidate))
+            return state, meta
+        newest = corrupt[0]
+        older = f" (and {len(corrupt) - 1} older ones)" if len(corrupt) > 1 else ""
+        raise InputError(newest.path, f"checkpoint is corrupted{older}", got=newest.reason,
+                         expected="a complete checkpoint",
+                         hint=f"move {self.directory} away to start the run over")
+
+    def _restore_checked(self, like: Any, epoch: int) -> tuple[Any, dict]:
+        meta = self.read_meta(epoch)
+        check_same_leaves(meta.get("state_leaves"), leaf_specs(like), self.path(epoch))
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+        try:
+            with quiet_unraisable():
+                state = self.manager.restore(epoch, args=args).state
+        except Exception as error:  # noqa: BLE001 (TensorStore raises several kinds for missing or cut files)
+            raise CorruptCheckpoint(epoch, self.path(epoch), f"unreadable arrays ({first_line(error)})") from error
+        expected = meta.get("state_sha256")
+        if expected is not None and tree_digest(state)[0] != expected:
+            raise CorruptCheckpoint(epoch, self.path(epoch), "arrays differ from the SHA-256 recorded when saved")
+        return state, meta
+
+    def set_aside(self, epoch: int) -> str:
+        """Moves checkpoint `epoch` to `<directory>.corrupt/`; returns where it went."""
+        target = os.path.join(f"{self.directory}.corrupt", f"{epoch}-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.move(self.path(epoch), target)
+        self.manager.reload()
+        return target
+
+    def close(self) -> None:
+        """Waits for pending writes and releases the manager."""
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def check_same_leaves(saved: dict | None, current: dict[str, str], path: str) -> None:
+    """InputError naming the first differences when a checkpoint holds a differently shaped state."""
+    if saved is None or saved == current:
+        return
+    differences = [f"{key} saved {saved.get(key, 'absent')}, now {current.get(key, 'absent')}"
+                   for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
+    more = f" and {len(differences) - 3} more" if len(differences) > 3 else ""
+    raise InputError(path, "checkpoint holds a different model or optimizer state",
+                     got="; ".join(differences[:3]) + more, expected="the state this config builds",
+                     hint="use a new --workdir for a different model")
+
+
+def warn_on_version_change(meta: dict, path: str) -> None:
+    saved = meta.get("versions") or {}
+    changed = [f"{name} {saved[name]} -> {version}" for name, version in library_versions().items()
+               if name in saved and saved[name] != version]
+    if changed:
+        log.warning("checkpoint %s was written with other library versions (%s); the resumed run may not be "
+                    "bit-identical to an uninterrupted one", path, ", ".join(changed))
+
+
+def first_line(error: BaseException) -> str:
+    """`Type: first line of the message`, at most 160 characters (TensorStore messages run long)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    text = text.split(" See full TensorStore details")[0]
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

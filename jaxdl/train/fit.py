@@ -1,0 +1,259 @@
+"""`fit`: epochs of training, validation, early stopping and checkpoints.
+
+Each epoch is one compiled program (`fit_epoch`): a `lax.scan` over the training batches, a scan
+over the validation batches, and the early-stopping update, all on device. The host syncs once
+per epoch to read a handful of scalars, report them, and maybe checkpoint.
+
+Early stopping is state too (`EarlyStopping`), updated with `jnp.where` rather than Python
+branches, so a stack of runs can be `vmap`-ed and each member stops on its own: a member that
+has stopped keeps its state unchanged while the others train (`freeze_stopped`). `fit(..., members=M)`
+trains such a stack (see `jaxdl.train.sweep`) with the same host loop, checkpoints and metrics records as one run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.sharding import Mesh
+
+from jaxdl import parallel
+from jaxdl.errors import InputError, check_choice
+from jaxdl.train import nonfinite
+from jaxdl.train.checkpoint import Checkpointer
+from jaxdl.train.early_stopping import EarlyStopping, update_early_stopping
+from jaxdl.train.state import TrainState
+from jaxdl.train.step import eval_batches, evaluate_batches, train_epoch
+
+PyTree = Any
+
+
+class FitState(struct.PyTreeNode):
+    """A run in progress: the train state, early stopping, epochs completed (() int32), and the
+    run of consecutive non-finite steps that ended the last epoch (() int32, see jaxdl.train.nonfinite)."""
+
+    train: TrainState
+    early: EarlyStopping
+    epoch: jax.Array
+    nonfinite_streak: jax.Array = struct.field(default_factory=lambda: jnp.zeros((), jnp.int32))
+
+
+def init_fit_state(state: TrainState) -> FitState:
+    """A fresh FitState; the best-model slots get their own buffers (the state is donated each epoch)."""
+    early = EarlyStopping(best_loss=jnp.array(jnp.inf, jnp.float32), best_epoch=jnp.zeros((), jnp.int32),
+                          bad_epochs=jnp.zeros((), jnp.int32), stopped=jnp.zeros((), bool),
+                          best_params=jax.tree.map(jnp.copy, state.params),
+                          best_batch_stats=jax.tree.map(jnp.copy, state.batch_stats))
+    return FitState(train=state, early=early, epoch=jnp.zeros((), jnp.int32),
+                    nonfinite_streak=jnp.zeros((), jnp.int32))
+
+
+def fit_epoch(fit_state: FitState, train_data: dict, val_batches: dict, *, batch_size: int, patience: int,
+              batch_sharding=None, eval_sharding=None,
+              freeze_stopped: bool = False, skip_nonfinite: bool = False) -> tuple[FitState, dict[str, jax.Array]]:
+    """One epoch: train, validate, update early stopping -> (fit state, scalars).
+
+    The scalars are "train_*", "val_*", "nonfinite_steps" (steps with a NaN or infinite loss or
+    gradient), "nonfinite_longest" (the longest run of them in a row, counting the run carried in
+    from the previous epoch) and "first_nonfinite_step" (1-based step number, -1 if none).
+    `skip_nonfinite` drops those steps' updates (jaxdl.train.nonfinite).
+
+    With `freeze_stopped`, a fit state that had already stopped is returned unchanged: stacked,
+    vmapped runs need it, since members stop at different epochs. A solo run's host loop simply
+    stops, so it leaves this off and skips a select over the whole state each epoch.
+    """
+    state, train_metrics = train_epoch(fit_state.train, train_data, batch_size, batch_sharding,
+                                       skip_nonfinite=skip_nonfinite)
+    runs = nonfinite.streaks(train_metrics.pop("nonfinite"), fit_state.nonfinite_streak)
+    val_metrics = evaluate_batches(state, val_batches, eval_sharding)
+    epoch = fit_state.epoch + 1
+    early = update_early_stopping(fit_state.early, val_metrics["loss"], epoch, state, patience)
+    new = FitState(train=state, early=early, epoch=epoch, nonfinite_streak=runs["trailing"])
+    if freeze_stopped:
+        new = jax.tree.map(lambda new, old: jnp.where(fit_state.early.stopped, old, new), new, fit_state)
+    metrics = {f"train_{k}": v for k, v in train_metrics.items()}
+    metrics.update({f"val_{k}": v for k, v in val_metrics.items() if k != "count"})
+    metrics.update(nonfinite_steps=runs["count"], nonfinite_longest=runs["longest"],
+                   first_nonfinite_step=jnp.where(runs["first"] >= 0, fit_state.train.step + runs["first"] + 1, -1))
+    return new, metrics
+
+
+def final_state(fit_state: FitState, patience: int) -> TrainState:
+    """The model to keep: the best one when early stopping is on, else the last one.
+
+    For a stack (`fit_state.epoch` of shape (M,)) the choice is made per member, on device.
+    """
+    if patience == 0:
+        return fit_state.train
+    if fit_state.epoch.ndim:
+        return jax.jit(jax.vmap(best_or_last))(fit_state)
+    if int(fit_state.early.best_epoch) > 0:
+        return fit_state.train.replace(params=fit_state.early.best_params,
+                                       batch_stats=fit_state.early.best_batch_stats)
+    return fit_state.train
+
+
+def best_or_last(fit_state: FitState) -> TrainState:
+    """Traceable form of `final_state`: the best model if an epoch improved, else the last."""
+    pick = functools.partial(jax.tree.map, functools.partial(jnp.where, fit_state.early.best_epoch > 0))
+    return fit_state.train.replace(params=pick(fit_state.early.best_params, fit_state.train.params),
+                                   batch_stats=pick(fit_state.early.best_batch_stats, fit_state.train.batch_stats))
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What `fit` returns.
+
+    Attributes:
+      state: the model to keep (best by validation loss when patience > 0, else the last); for a
+        stack, the stacked models, chosen per member.
+      fit_state: the full final FitState (train state, early stopping, epoch).
+      history: one record per epoch run in this call: epoch, train_*, val_*, seconds. For a stack,
+        {"epoch", "seconds", "members": [that record plus "member", for each member that trained]}.
+      epochs_run: epochs completed in total (including any before a resume); per member for a stack.
+      best_epoch: the epoch with the lowest validation loss; per member for a stack.
+      stopped_early: patience ran out before `epochs`; per member for a stack.
+      resumed_from: the checkpoint epoch this call started from (0: a fresh start).
+      train_seconds: wall time of the epochs run in this call, compilation included.
+      interrupted: `stop_requested` stopped the run before `epochs` (its last epoch is checkpointed).
+    """
+
+    state: TrainState
+    fit_state: FitState
+    history: list[dict]
+    epochs_run: int | list[int]
+    best_epoch: int | list[int]
+    stopped_early: bool | list[bool]
+    resumed_from: int
+    train_seconds: float
+    interrupted: bool = False
+
+
+def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, np.ndarray], *, epochs: int,
+        batch_size: int, patience: int = 0, eval_batch_size: int = 1024, mesh: Mesh | None = None,
+        checkpointer: Checkpointer | None = None, checkpoint_meta: dict | None = None,
+        on_epoch: Callable[[dict], None] | None = None, nan_policy: str = "halt",
+        max_consecutive_nonfinite: int = 20, stop_requested: Callable[[], bool] | None = None,
+        members: int = 0) -> FitResult:
+    """Trains `state` on `train` for up to `epochs`, validating after each epoch.
+
+    Args:
+      state: a TrainState from `create_state`, or with `members`, a stack of them (every leaf with
+        a leading axis of size `members`, e.g. from `jaxdl.train.sweep.create_states`).
+      train, validation: host arrays {"x": (N, ...), "y": (N, ...)}; both are put on the devices once.
+      epochs: the most epochs to run (a resumed run counts the epochs already done).
+      batch_size: global training batch; must divide by the device count. The last partial batch
+        of each epoch is dropped; validation covers every example (padded and masked).
+      patience: stop after this many epochs without a lower validation loss and keep the best
+        model (0: run all epochs, keep the last model).
+      eval_batch_size: validation batch (rounded to the device count, capped at the set size).
+      mesh: the device mesh (default: all devices).
+      checkpointer: if given, the run resumes from its latest checkpoint and saves on its schedule.
+      checkpoint_meta: JSON-able facts saved beside each checkpoint (e.g. the config).
+      on_epoch: called on the host after each epoch with that epoch's record.
+      nan_policy: "halt" or "skip" a NaN or infinite loss or gradient (jaxdl.train.nonfinite); either
+        way NonFiniteError ends the run (after the epoch's record, without its checkpoint).
+      max_consecutive_nonfinite: under "skip", this many non-finite steps in a row end the run.
+      stop_requested: polled after each epoch (e.g. set by SIGTERM); when it returns True the
+        epoch is checkpointed and fit returns with `interrupted=True`.
+      members: 0 for one run; M to train a stack of M runs as one vmapped program, each member
+        with its own data order and early stopping (the loop ends when all have stopped).
+    """
+    mesh = mesh or parallel.make_mesh()
+    check_choice("config.train.nan_policy", nan_policy, nonfinite.POLICIES)
+    parallel.check_batch_size("config.train.batch_size", batch_size, mesh)
+    eval_batch_size = eval_batch_size_for(len(validation["y"]), eval_batch_size, mesh)
+    steps_per_epoch = len(train["y"]) // batch_size
+    if steps_per_epoch == 0:
+        raise InputError("config.train.batch_size", "batch size is larger than the training set",
+                         got=batch_size, expected=f"at most {len(train['y'])}")
+    replicated = parallel.replicated(mesh)
+    train_data = jax.device_put(train, replicated)
+    val_batches = jax.device_put(eval_batches(validation, eval_batch_size), replicated)
+    fit_state = place_fit_state(state, mesh, members)
+    resumed_from = 0
+    if checkpointer is not None and checkpointer.latest_epoch() is not None:
+        fit_state, _ = checkpointer.restore(fit_state)
+        resumed_from = int(np.max(fit_state.epoch))
+
+    epoch_fn = jax.jit(epoch_function(mesh, batch_size=batch_size, patience=patience, members=members,
+                                      skip_nonfinite=nan_policy == "skip"), donate_argnums=0)
+    history = []
+    start = time.perf_counter()
+    epoch, stopped, interrupted = resumed_from, bool(np.all(fit_state.early.stopped)), False
+    while epoch < epochs and not stopped and not interrupted:
+        tick = time.perf_counter()
+        fit_state, metrics = epoch_fn(fit_state, train_data, val_batches)
+        metrics, epochs_done, stopped_flags = jax.device_get((metrics, fit_state.epoch, fit_state.early.stopped))
+        epoch, stopped = int(np.max(epochs_done)), bool(np.all(stopped_flags))
+        longest = int(np.max(metrics.pop("nonfinite_longest")))
+        firsts = np.atleast_1d(metrics.pop("first_nonfinite_step"))
+        first_step = int(np.min(firsts[firsts >= 0])) if np.any(firsts >= 0) else -1
+        record = epoch_record(metrics, epochs_done, time.perf_counter() - tick)
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        nonfinite.check_epoch(epoch, int(np.sum(metrics["nonfinite_steps"])), longest, first_step,
+                              policy=nan_policy, max_consecutive=max_consecutive_nonfinite,
+                              last_checkpoint=checkpointer.latest_epoch() if checkpointer is not None else None)
+        interrupted = stop_requested is not None and stop_requested() and epoch < epochs and not stopped
+        if checkpointer is not None and checkpointer.due(epoch, final=stopped or epoch >= epochs or interrupted):
+            checkpointer.save(epoch, fit_state, checkpoint_meta or {})
+    train_seconds = time.perf_counter() - start
+    host = jax.device_get((fit_state.epoch, fit_state.early.best_epoch, fit_state.early.stopped))
+    epochs_run, best_epoch, stopped_early = (value.tolist() for value in host)
+    return FitResult(state=final_state(fit_state, patience), fit_state=fit_state, history=history,
+                     epochs_run=epochs_run, best_epoch=best_epoch, stopped_early=stopped_early,
+                     resumed_from=resumed_from, train_seconds=train_seconds, interrupted=interrupted)
+
+
+def place_fit_state(state: TrainState, mesh: Mesh, members: int) -> FitState:
+    """A fresh FitState on the devices: replicated for one run; for a stack, see `parallel.stacked`."""
+    if not members:
+        return jax.device_put(init_fit_state(state), parallel.replicated(mesh))
+    if np.shape(state.step) != (members,):
+        raise ValueError(f"fit(members={members}) needs a stack of {members} states; "
+                         f"got a step of shape {np.shape(state.step)}")
+    return jax.jit(jax.vmap(init_fit_state), out_shardings=parallel.stacked(mesh, members))(state)
+
+
+def epoch_function(mesh: Mesh, *, batch_size: int, patience: int, members: int,
+                   skip_nonfinite: bool = False) -> Callable:
+    """(fit state, train data, validation batches) -> (fit state, metrics), to be jitted.
+
+    One run shards each batch over the devices. A stack is `fit_epoch` vmapped over the members:
+    when the members are split over the devices, each device trains its own members on whole
+    batches; when they are replicated, batches are split as for one run.
+    """
+    batch_sharding = None if members and parallel.splits_members(mesh, members) else parallel.batch_sharded(mesh)
+    epoch = functools.partial(fit_epoch, batch_size=batch_size, patience=patience,
+                              batch_sharding=batch_sharding, eval_sharding=batch_sharding, freeze_stopped=bool(members),
+                              skip_nonfinite=skip_nonfinite)
+    return jax.vmap(epoch, in_axes=(0, None, None)) if members else epoch
+
+
+def epoch_record(metrics: dict[str, np.ndarray], epochs_done: np.ndarray, seconds: float) -> dict:
+    """The host record of one epoch (see `FitResult.history`).
+
+    For a stack, a member that had stopped before this epoch is left out: it did not train.
+    """
+    if np.ndim(epochs_done) == 0:
+        return {"epoch": int(epochs_done), **{k: np.asarray(v).item() for k, v in metrics.items()}, "seconds": seconds}
+    epoch = int(np.max(epochs_done))
+    lines = [{"epoch": epoch, "member": member, **{k: v[member].item() for k, v in metrics.items()},
+              "seconds": seconds} for member in np.flatnonzero(epochs_done == epoch).tolist()]
+    return {"epoch": epoch, "seconds": seconds, "members": lines}
+
+
+def eval_batch_size_for(num_examples: int, requested: int, mesh: Mesh) -> int:
+    """An evaluation batch no larger than needed, divisible by the device count."""
+    count = mesh.devices.size
+    size = min(requested, num_examples)
+    return max(count, -(-size // count) * count)

@@ -1,0 +1,140 @@
+"""The pure functions that advance and evaluate a train state: a step, an epoch, an evaluation pass.
+
+Everything here is a pure function of pytrees. Nothing is jitted where it is defined: the caller
+decides on `jax.jit`, donation and shardings (see `jaxdl.train.fit`).
+
+Shapes: a training dataset is {"x": (N, *input_shape), "y": (N, ...)}; a batch is the same with
+N = batch size; evaluation batches carry a "mask" (B,) of 1.0 for real and 0.0 for padding rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxdl.train import nonfinite
+from jaxdl.train.state import TrainState, apply_model, stream_keys
+
+PyTree = Any
+
+
+def train_step(state: TrainState, batch: dict[str, jax.Array], *,
+               skip_nonfinite: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One gradient step on `batch` -> (new state, batch-mean metrics incl. "loss").
+
+    The metrics also hold "nonfinite": () bool, the loss or a gradient was NaN or infinite. With
+    `skip_nonfinite`, such a step changes nothing but the step counter (see jaxdl.train.nonfinite).
+    """
+    dropout_key = jax.random.fold_in(stream_keys(state)[0], state.step)
+
+    def loss_fn(params):
+        outputs, batch_stats = apply_model(state, params, batch["x"], train=True, dropout_key=dropout_key)
+        metrics = state.metrics_fn(outputs, batch["y"])
+        return jnp.mean(metrics["loss"]), (metrics, batch_stats)
+
+    (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    finite = nonfinite.all_finite((loss, grads))
+
+    def apply(_):
+        updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state, batch_stats=batch_stats)
+
+    if skip_nonfinite:  # a cond, not a select over the whole state: measured as fast as no guard on CPU
+        new_state = jax.lax.cond(finite, apply, lambda _: state.replace(step=state.step + 1), None)
+    else:
+        new_state = apply(None)
+    return new_state, {**{name: jnp.mean(value) for name, value in metrics.items()}, "nonfinite": ~finite}
+
+
+def masked_sum(value: jax.Array, mask: jax.Array) -> jax.Array:
+    """Sum of `value` over the rows where `mask` is nonzero; mask (B,) or (B, T), value of that shape.
+
+    A select, not `value * mask`: a padding row can compute NaN or infinity (an all-zero input
+    through a log or a division), and NaN * 0 is NaN, which would poison the sum.
+    """
+    return jnp.sum(jnp.where(mask > 0, value, 0))
+
+
+def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Metric sums over the real (mask = 1) rows of `batch`, plus "count"."""
+    outputs, _ = apply_model(state, state.params, batch["x"], train=False)
+    metrics = state.metrics_fn(outputs, batch["y"])
+    sums = {name: masked_sum(value, batch["mask"]) for name, value in metrics.items()}
+    sums["count"] = jnp.sum(batch["mask"])
+    return sums
+
+
+def constrain(batch: PyTree, sharding: jax.sharding.Sharding | None) -> PyTree:
+    """Pins the batch dimension of every array in `batch` to `sharding` (None: leave it to XLA)."""
+    if sharding is None:
+        return batch
+    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), batch)
+
+
+def epoch_order(state: TrainState, num_examples: int, batch_size: int) -> jax.Array:
+    """(steps, batch_size) example indices for the state's current epoch; the tail is dropped.
+
+    The permutation's key is the run's data-order key folded with the epoch number, which is
+    derived from the step, so a resumed run sees the same order as an uninterrupted one.
+    """
+    steps = num_examples // batch_size
+    epoch = state.step // steps
+    key = jax.random.fold_in(stream_keys(state)[1], epoch)
+    return jax.random.permutation(key, num_examples)[: steps * batch_size].reshape(steps, batch_size)
+
+
+def train_epoch(state: TrainState, data: dict[str, jax.Array], batch_size: int,
+                batch_sharding: jax.sharding.Sharding | None = None, *,
+                skip_nonfinite: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One pass over `data` (on device) as a single `lax.scan` -> (state, epoch metrics).
+
+    The epoch metrics are means over the steps whose loss and gradients were finite (NaN if none
+    was), plus "nonfinite": (steps,) bool, which steps were not (see `train_step`).
+    """
+    order = epoch_order(state, data["x"].shape[0], batch_size)
+
+    def body(state, index):
+        batch = constrain(jax.tree.map(lambda a: a[index], data), batch_sharding)
+        return train_step(state, batch, skip_nonfinite=skip_nonfinite)
+
+    state, metrics = jax.lax.scan(body, state, order)
+    bad = metrics.pop("nonfinite")
+    finite_steps = jnp.sum(~bad)
+    means = {name: jnp.sum(jnp.where(bad, 0.0, value)) / finite_steps for name, value in metrics.items()}
+    return state, {**means, "nonfinite": bad}
+
+
+def evaluate_batches(state: TrainState, batches: dict[str, jax.Array],
+             batch_sharding: jax.sharding.Sharding | None = None) -> dict[str, jax.Array]:
+    """Mean metrics over every real example of `batches` (from `eval_batches`), plus "count"."""
+
+    def body(carry, batch):
+        return carry, eval_step(state, constrain(batch, batch_sharding))
+
+    _, sums = jax.lax.scan(body, None, batches)
+    totals = jax.tree.map(lambda s: jnp.sum(s, axis=0), sums)
+    count = totals.pop("count")
+    return {**{name: total / jnp.maximum(count, 1) for name, total in totals.items()}, "count": count}
+
+
+def eval_batches(arrays: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
+    """Host-side: pads `arrays` to whole batches and adds a mask.
+
+    Returns {"x": (num_batches, batch_size, ...), "y": ..., "mask": (num_batches, batch_size)}.
+    """
+    n = len(arrays["y"])
+    num_batches = max(1, -(-n // batch_size))
+    pad = num_batches * batch_size - n
+
+    def padded(a):
+        whole = np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)])
+        return whole.reshape(num_batches, batch_size, *a.shape[1:])
+
+    batches = {key: padded(value) for key, value in arrays.items()}
+    batches["mask"] = padded(np.ones((n,), np.float32))
+    return batches

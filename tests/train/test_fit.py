@@ -1,0 +1,53 @@
+"""fit: early stopping keeps the best model, resume from a checkpoint equals an uninterrupted run."""
+
+import numpy as np
+import optax
+
+from jaxdl.evaluate.passes import evaluate_split
+from jaxdl.models import MLP
+from jaxdl.train.checkpoint import Checkpointer
+from jaxdl.train.digest import params_sha256
+from jaxdl.train.fit import fit
+from jaxdl.train.losses import classification_metrics
+from jaxdl.train.state import create_state
+
+
+def state(lr=1e-2, seed=0):
+    return create_state(MLP(num_outputs=10, hidden_sizes=(64,)), optax.adam(lr), (8, 8, 1), seed,
+                        classification_metrics)
+
+
+def test_early_stopping_returns_the_best_model(digits):
+    # A large learning rate on a small validation set overfits quickly.
+    result = fit(state(lr=3e-2), digits.train, digits.validation, epochs=60, batch_size=32, patience=3)
+    losses = [record["val_loss"] for record in result.history]
+    assert result.stopped_early and result.epochs_run < 60
+    assert result.best_epoch == int(np.argmin(losses)) + 1
+    assert result.epochs_run == result.best_epoch + 3
+    kept = evaluate_split(result.state, digits.validation)
+    np.testing.assert_allclose(kept["loss"], min(losses), rtol=1e-5)
+
+
+def test_patience_zero_runs_every_epoch_and_keeps_the_last(digits):
+    result = fit(state(), digits.train, digits.validation, epochs=4, batch_size=64, patience=0)
+    assert result.epochs_run == 4 and not result.stopped_early and len(result.history) == 4
+    assert params_sha256(result.state.params) == params_sha256(result.fit_state.train.params)
+
+
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(digits, tmp_path):
+    straight = fit(state(), digits.train, digits.validation, epochs=5, batch_size=64, patience=2)
+
+    checkpointer = Checkpointer(str(tmp_path / "ck"), every_epochs=1, every_seconds=0)
+    first = fit(state(), digits.train, digits.validation, epochs=3, batch_size=64, patience=2,
+                checkpointer=checkpointer)
+    checkpointer.close()
+    assert first.epochs_run == 3
+
+    checkpointer = Checkpointer(str(tmp_path / "ck"), every_epochs=1, every_seconds=0)
+    resumed = fit(state(seed=99), digits.train, digits.validation, epochs=5, batch_size=64, patience=2,
+                  checkpointer=checkpointer)  # the seed of the fresh state is ignored: the checkpoint wins
+    checkpointer.close()
+    assert resumed.resumed_from == 3 and [r["epoch"] for r in resumed.history] == [4, 5]
+    assert params_sha256(resumed.state.params) == params_sha256(straight.state.params)
+    np.testing.assert_array_equal([r["val_loss"] for r in first.history + resumed.history],
+                                  [r["val_loss"] for r in straight.history])
