@@ -63,17 +63,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                          expected="one of " + ", ".join(map(str, config.budgets)))
 
 
-def use_compilation_cache(folder: str) -> None:
-    """Turns on JAX's persistent compilation cache in `folder`, unless one is configured already.
-
-    The runs repeat a handful of programs (one per training phase and data shape, whatever the
-    seed or budget), but each `fit` call traces and compiles its own; with the cache, XLA
-    compiles each program once and the later calls read it back.
-    """
-    if not jax.config.jax_compilation_cache_dir:
-        jax.config.update("jax_compilation_cache_dir", folder)
-
-
 def pretrain(config: ml_collections.ConfigDict, workdir: str, progress: bool) -> str:
     """Trains the source model with the shared pipeline into `workdir/pretrain` (resumed if there)."""
     source = ml_collections.ConfigDict({
@@ -112,7 +101,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
     check_config(config)
     workdir = prepare_workdir(workdir)
     log.write_config(workdir, config)
-    use_compilation_cache(os.path.join(workdir, "xla_cache"))
     mesh = parallel.make_mesh()
     target = subsets.select_classes(data_lib.load(config.data), config.data.classes)
     for budget in config.budgets:  # every class has enough labels: fail now, not after pretraining

@@ -120,3 +120,13 @@ def test_no_public_name_shadows_a_module():
 def test_public_api_names_resolve():
     missing = [name for name in jaxdl.__all__ if not hasattr(jaxdl, name)]
     assert not missing
+
+
+def test_only_the_command_line_changes_global_jax_settings():
+    """Library and experiment code leave jax.config alone; cli.use_compilation_cache is the one place."""
+    offenders = []
+    for path in [*all_files(), *sorted((PACKAGE.parent / "experiments").glob("*.py"))]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if "jax.config.update(" in line and path.name != "cli.py":
+                offenders.append(f"{path.name}:{number}: {line.strip()}")
+    assert not offenders, offenders

@@ -12,6 +12,12 @@ Exit codes:
   anything else is a bug.
 
 Library warnings (TFDS, Orbax, absl) are hidden unless `--debug`; jaxdl's own show as `warning:` lines.
+
+Compilation cache: the command line (and only it: library and experiment code change no global
+JAX setting) turns on JAX's persistent compilation cache in `~/.cache/jaxdl/xla`, so a repeated
+or resumed command reads its compiled programs back instead of compiling them again (programs
+that compile in under a second are not stored). `JAX_COMPILATION_CACHE_DIR=DIR` chooses another
+folder; `JAXDL_COMPILATION_CACHE=off` turns it off.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
+import jax
 import ml_collections
 
 from jaxdl.errors import InputError, did_you_mean
@@ -98,6 +105,15 @@ def resume_command(argv: list[str], workdir: str) -> str:
     return shlex.join([*program, *args, f"--workdir={os.path.abspath(workdir)}"])
 
 
+def use_compilation_cache() -> None:
+    """Turns on JAX's persistent compilation cache (see the module docstring), once per process."""
+    if os.environ.get("JAXDL_COMPILATION_CACHE", "").lower() in ("off", "0", "false"):
+        return
+    if not jax.config.jax_compilation_cache_dir:  # JAX_COMPILATION_CACHE_DIR, if set, already filled it in
+        jax.config.update("jax_compilation_cache_dir",
+                          os.path.join(os.path.expanduser("~"), ".cache", "jaxdl", "xla"))
+
+
 def main(run: Callable[..., dict], default_config: str, argv: list[str] | None = None) -> int:
     """Parses flags, calls `run(config, workdir)`, prints the final table; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -107,6 +123,7 @@ def main(run: Callable[..., dict], default_config: str, argv: list[str] | None =
         return 0
     debug = "--debug" in argv
     configure_logging(debug)
+    use_compilation_cache()
     try:
         config, workdir, debug, quiet = parse_args(argv, default_config)
         summary = run(config, workdir, progress=not quiet)
