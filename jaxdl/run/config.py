@@ -22,7 +22,8 @@ from jaxdl.train import nonfinite
 BARE_FLAGS = ("debug", "quiet", "help")
 
 # Keys a resumed run may change: how long to train and when to stop, how to evaluate and
-# checkpoint, where the data lives. Everything else must match the checkpoint's config.
+# checkpoint, where the data lives. Everything else must match the checkpoint's config. train.epochs
+# may change only under a schedule that does not decay over the run (`jaxdl.run.pipeline.check_epochs_keep_schedule`).
 RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.max_consecutive_nonfinite",
                   "eval.*", "checkpoint.*", "data.data_dir", "data.download")
 

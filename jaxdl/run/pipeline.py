@@ -37,7 +37,7 @@ from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.digest import params_sha256
 from jaxdl.train.fit import FitResult, fit
 from jaxdl.train.losses import metrics_for_task
-from jaxdl.train.optimizer import build_optimizer, check_optimizer_config
+from jaxdl.train.optimizer import LENGTH_DEPENDENT_SCHEDULES, build_optimizer, check_optimizer_config
 from jaxdl.train.state import TrainState, create_state
 
 
@@ -57,7 +57,8 @@ def prepare_workdir(workdir: str) -> str:
 
 
 def check_resumable(checkpointer: Checkpointer, config: ml_collections.ConfigDict) -> None:
-    """Refuses to resume a checkpoint saved with another config (keys of RESUMABLE_KEYS may differ)."""
+    """Refuses to resume a checkpoint saved with another config (keys of RESUMABLE_KEYS may differ),
+    or with another `train.epochs` under a schedule that is stretched over the run's length."""
     found = checkpointer.latest_meta()
     if found is None or "config" not in found[1]:
         return
@@ -69,6 +70,20 @@ def check_resumable(checkpointer: Checkpointer, config: ml_collections.ConfigDic
                          + "; ".join(differences[:3]) + more,
                          expected="the saved config (only " + ", ".join(config_lib.RESUMABLE_KEYS)
                                   + " may change) or a new --workdir")
+    check_epochs_keep_schedule(config_lib.flatten(meta["config"]).get("train.epochs"), config)
+
+
+def check_epochs_keep_schedule(saved_epochs: int | None, config: ml_collections.ConfigDict) -> None:
+    """Refuses a resume whose `train.epochs` differs from the checkpoint's `saved_epochs` when
+    `optimizer.schedule` decays over the run's length: the schedule would be rebuilt over the new
+    length, so the resumed run would follow neither the saved run's rates nor a fresh run's."""
+    schedule = config.optimizer.get("schedule", "constant")
+    if saved_epochs is None or saved_epochs == config.train.epochs or schedule not in LENGTH_DEPENDENT_SCHEDULES:
+        return
+    raise InputError("--config.train.epochs", "changing the number of epochs on resume would change the "
+                     f"optimizer.schedule {schedule!r} (saved with train.epochs={saved_epochs})",
+                     got=config.train.epochs, expected=f"{saved_epochs}, or a new --workdir",
+                     hint="only a run with optimizer.schedule='constant' can be resumed with another number of epochs")
 
 
 def check_model_fits_data(model: nn.Module, info: data_lib.DataInfo) -> None:

@@ -37,6 +37,9 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
 }
 
 SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine")
+# The schedules stretched over the whole run (`epochs * steps_per_epoch` steps): with another number
+# of epochs the same step gets another rate, so a resumed run may not change `train.epochs` under them.
+LENGTH_DEPENDENT_SCHEDULES = tuple(name for name in SCHEDULES if name != "constant")
 
 # The injected hyperparameters and their valid ranges (keyword arguments of `check_range`).
 HYPERPARAMETER_RANGES: dict[str, dict] = {

@@ -194,3 +194,67 @@ def test_resuming_with_another_model_is_refused_with_one_line(data_dir, tmp_path
                                "different config: model.hidden_sizes (saved [32], now [64]); "
                                "optimizer.learning_rate (saved 0.001, now 0.01)"), lines[0]
     assert metrics(workdir) == uninterrupted["metrics"]  # nothing touched
+
+
+SHORT = ["--config", "configs/mlp.py:tiny", "--config.train.epochs=3", "--config.checkpoint.every_epochs=1",
+         "--config.eval.report=false", "--quiet"]
+
+
+def workdir_files(workdir) -> dict[str, bytes]:
+    """Every file under `workdir` with its bytes and modification time."""
+    files = {}
+    for root, _, names in os.walk(workdir):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, workdir)] = (f.read(), os.stat(path).st_mtime_ns)
+    return files
+
+
+def test_more_epochs_on_resume_are_refused_under_a_decaying_schedule(data_dir, tmp_path, cache):
+    workdir = tmp_path / "cosine"
+    base = [*SHORT, f"--config.data.data_dir={data_dir}", f"--workdir={workdir}", "--config.optimizer.schedule=cosine"]
+    first = run_cli("experiments.mlp", *base, env=cache)
+    assert first.returncode == 0, first.stderr
+    before = workdir_files(workdir)
+    assert "metrics.jsonl" in before and any(name.startswith("checkpoints") for name in before)
+    result = run_cli("experiments.mlp", *base, "--config.train.epochs=6", env=cache)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: --config.train.epochs: changing the number of epochs on resume would change "
+                               "the optimizer.schedule 'cosine' (saved with train.epochs=3) (got 6, expected 3, "
+                               "or a new --workdir)"), lines[0]
+    assert workdir_files(workdir) == before  # nothing written, not even config.json
+
+
+def test_more_epochs_on_resume_continue_a_constant_schedule(data_dir, tmp_path, cache):
+    workdir = tmp_path / "constant"
+    base = [*SHORT, f"--config.data.data_dir={data_dir}", f"--workdir={workdir}",
+            "--config.optimizer.schedule=constant"]
+    assert run_cli("experiments.mlp", *base, env=cache).returncode == 0
+    first = metrics(workdir)
+    result = run_cli("experiments.mlp", *base, "--config.train.epochs=6", env=cache)
+    assert result.returncode == 0, result.stderr
+    assert summary(workdir)["resumed_from"] == 3 and summary(workdir)["epochs_run"] == 6
+    assert metrics(workdir)[:3] == first and [r["epoch"] for r in metrics(workdir)] == list(range(1, 7))
+    # That it continues bit for bit: test_clean_stop_then_resume_with_more_epochs.
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear", "cosine", "warmup_cosine"])
+def test_which_schedules_refuse_other_epochs_on_resume(schedule):
+    import ml_collections
+
+    from jaxdl.errors import InputError
+    from jaxdl.run.config import add_optimizer_section, add_training_sections
+    from jaxdl.run.pipeline import check_epochs_keep_schedule
+
+    config = add_optimizer_section(add_training_sections(ml_collections.ConfigDict(), epochs=6, batch_size=8),
+                                   learning_rate=0.1, schedule=schedule)
+    check_epochs_keep_schedule(6, config)  # the same length: always fine
+    check_epochs_keep_schedule(None, config)  # a checkpoint without a saved config
+    if schedule == "constant":
+        check_epochs_keep_schedule(3, config)
+    else:
+        for saved in (3, 9):  # longer or shorter
+            with pytest.raises(InputError, match=f"optimizer.schedule '{schedule}'"):
+                check_epochs_keep_schedule(saved, config)
