@@ -41,6 +41,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.optimizer.final_lr_ratio = 0.0
     config.optimizer.momentum = 0.9
     config.optimizer.weight_decay = 0.0
+    config.optimizer.weight_decay_on = "kernels"  # kernels (ndim >= 2; not biases or norm scales) | all
     config.optimizer.clip_norm = 0.0
 
     # train.{epochs, batch_size, patience, nan_policy, max_consecutive_nonfinite}, eval.batch_size,

@@ -49,6 +49,7 @@ def get_config(variants: str = "") -> ml_collections.ConfigDict:
     config.optimizer.final_lr_ratio = 0.0
     config.optimizer.momentum = 0.9
     config.optimizer.weight_decay = 0.0  # L2
+    config.optimizer.weight_decay_on = "kernels"  # kernels (ndim >= 2; not biases) | all
     config.optimizer.l1 = 0.0  # L1
     config.optimizer.clip_norm = 0.0
 

@@ -40,6 +40,7 @@ def optimizer_section(learning_rate: float) -> ml_collections.ConfigDict:
     section.final_lr_ratio = 0.0
     section.momentum = 0.9
     section.weight_decay = 0.0
+    section.weight_decay_on = "kernels"  # kernels (ndim >= 2; not biases or norm scales) | all
     section.clip_norm = 0.0
     return section
 

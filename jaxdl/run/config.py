@@ -208,12 +208,14 @@ def add_optimizer_section(config: ml_collections.ConfigDict, *, learning_rate: f
     """Adds the `optimizer` section (see `jaxdl.train.optimizer.build_optimizer`); returns `config`.
 
     optimizer.name, learning_rate (peak), schedule (constant | linear | cosine | warmup_cosine),
-    warmup_epochs, final_lr_ratio, momentum (beta1 for Adam-style rules), weight_decay, clip_norm
-    (global norm; 0 = off).
+    warmup_epochs, final_lr_ratio, momentum (beta1 for Adam-style rules), weight_decay,
+    weight_decay_on ("kernels": only parameters with ndim >= 2, not biases or normalisation scales
+    and offsets; "all"), clip_norm (global norm; 0 = off).
     """
     config.optimizer = ml_collections.ConfigDict({
         "name": name, "learning_rate": learning_rate, "schedule": schedule, "warmup_epochs": 0.0,
-        "final_lr_ratio": 0.0, "momentum": 0.9, "weight_decay": 0.0, "clip_norm": clip_norm,
+        "final_lr_ratio": 0.0, "momentum": 0.9, "weight_decay": 0.0, "weight_decay_on": "kernels",
+        "clip_norm": clip_norm,
     })
     return config
 

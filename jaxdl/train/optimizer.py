@@ -5,6 +5,11 @@ The peak learning rate, the weight decay and the L1 rate are injected hyperparam
 member its own values without a second compile. The schedule is a shape in [0, 1] that
 multiplies the peak rate, step by step.
 
+Weight decay (L2) acts by default on the kernels only, the parameters with two or more dimensions
+(Dense and Conv kernels, embeddings), not on biases or normalisation scales and offsets, as is usual:
+decaying those pulls layers towards zero output or zero scale without curbing how complex the
+function is. `weight_decay_on="all"` decays every parameter.
+
 Two optional keys act on groups of parameters, named by path patterns (`jaxdl.train.paths`): `freeze`
 (those parameters get no update at all) and `lr_multipliers` (a rate per group, e.g. a smaller one
 for a pretrained body). Without them the optimizer, and its state, are exactly the plain one.
@@ -41,6 +46,9 @@ SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine")
 # of epochs the same step gets another rate, so a resumed run may not change `train.epochs` under them.
 LENGTH_DEPENDENT_SCHEDULES = tuple(name for name in SCHEDULES if name != "constant")
 
+# What weight decay acts on: "kernels" (parameters with ndim >= 2) or "all".
+WEIGHT_DECAY_TARGETS = ("kernels", "all")
+
 # The injected hyperparameters and their valid ranges (keyword arguments of `check_range`).
 HYPERPARAMETER_RANGES: dict[str, dict] = {
     "learning_rate": {"low": 0, "low_inclusive": False, "high": 10},
@@ -74,6 +82,7 @@ def check_optimizer_config(config: ml_collections.ConfigDict) -> None:
     check_range("config.optimizer.learning_rate", config.learning_rate, **HYPERPARAMETER_RANGES["learning_rate"])
     for name in ("weight_decay", "l1"):
         check_range(f"config.optimizer.{name}", config.get(name, 0.0), **HYPERPARAMETER_RANGES[name])
+    check_choice("config.optimizer.weight_decay_on", config.get("weight_decay_on", "kernels"), WEIGHT_DECAY_TARGETS)
     check_range("config.optimizer.clip_norm", config.get("clip_norm", 0.0), low=0)
     check_range("config.optimizer.momentum", config.get("momentum", 0.9), low=0, high=1, high_inclusive=False)
     check_range("config.optimizer.warmup_epochs", config.get("warmup_epochs", 0), low=0)
@@ -88,8 +97,10 @@ def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
 
     Keys: `name`, `learning_rate` (peak), `schedule`, `warmup_epochs`, `final_lr_ratio`,
     `momentum` (beta1 for Adam-style rules), `weight_decay` (L2: decoupled for adamw, added to the
-    gradient otherwise), `l1` (optional key: L1 regularisation, `l1 * sign(params)` added to the
-    gradient; without the key there is no L1 term and no `l1` hyperparameter), `clip_norm`
+    gradient otherwise), `weight_decay_on` ("kernels", the default: only parameters with ndim >= 2;
+    "all": biases and normalisation scales and offsets too), `l1` (optional key: L1 regularisation,
+    `l1 * sign(params)` added to the gradient of every parameter; without the key there is no L1
+    term and no `l1` hyperparameter), `clip_norm`
     (global-norm clipping, 0 = off), and optionally `freeze` and `lr_multipliers` (see `grouped`).
     """
     check_optimizer_config(config)
@@ -97,6 +108,7 @@ def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
     rule = OPTIMIZERS[config.name]
     momentum = config.get("momentum", 0.9)
     decoupled = config.name == "adamw"
+    decay_mask = None if config.get("weight_decay_on", "kernels") == "all" else kernels_mask
     clip_norm = config.get("clip_norm", 0.0)
     freeze = tuple(config.get("freeze", ()))
     multipliers = parse_lr_multipliers(config.get("lr_multipliers", ()))
@@ -105,8 +117,8 @@ def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
         def update_rule(factor: float) -> list[optax.GradientTransformation]:
             rate = lambda step: learning_rate * factor * shape(step)  # noqa: E731
             if decoupled:
-                return [optax.adamw(rate, b1=momentum, weight_decay=weight_decay)]
-            return [optax.add_decayed_weights(weight_decay), rule(rate, momentum)]
+                return [optax.adamw(rate, b1=momentum, weight_decay=weight_decay, mask=decay_mask)]
+            return [optax.add_decayed_weights(weight_decay, mask=decay_mask), rule(rate, momentum)]
 
         before = [optax.clip_by_global_norm(clip_norm)] if clip_norm > 0 else []
         if l1 is not None:
@@ -119,6 +131,15 @@ def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
     if "l1" in config:
         hyperparams["l1"] = config.l1
     return optax.inject_hyperparams(make)(**hyperparams)
+
+
+def kernels_mask(params):
+    """True for the parameters weight decay acts on by default: those with ndim >= 2.
+
+    Called on one model's params: inside a vmapped sweep the member axis is not seen, and under
+    `grouped` the leaves of other groups are empty nodes, which `jax.tree.map` passes over.
+    """
+    return jax.tree.map(lambda p: jnp.ndim(p) >= 2, params)
 
 
 def add_l1_subgradient(rate: float | jax.Array) -> optax.GradientTransformation:
