@@ -38,6 +38,8 @@ def final_table(summary: dict) -> str:
     if "test" in baseline:
         rows += [(f"baseline test {k}", f"{v:.4f}  ({baseline['model']})")
                  for k, v in baseline["test"].items() if k != "count"]
+    elif baseline.get("diverged"):
+        rows.append(("baseline", f"diverged in epoch {baseline['epoch']}  ({baseline['model']})"))
     if summary.get("target"):
         target = summary["target"]
         rows.append((f"target {target['metric']}", f"{target['target']:g}: {'met' if target['met'] else 'NOT met'}"))

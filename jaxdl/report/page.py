@@ -60,6 +60,9 @@ def headline(summary: dict) -> str:
         better = ours > theirs if main == "accuracy" else ours < theirs
         cards.append(card(f"{theirs:.4f}", f"{baseline['model']} baseline {main} ({ours - theirs:+.4f}): depth "
                           + ("paid off" if better else "did not pay off"), "good" if better else "bad"))
+    elif baseline.get("diverged"):
+        cards.append(card("diverged", f"{baseline['model']} baseline: non-finite loss in epoch {baseline['epoch']}, "
+                          "no test figures", "bad"))
     target = summary.get("target")
     if target:
         cards.append(card("met" if target["met"] else "not met", f"target {target['metric']} {target['target']:g}",

@@ -67,6 +67,23 @@ def streaks(nonfinite: jax.Array, carried: jax.Array) -> dict[str, jax.Array]:
             "trailing": trailing, "first": jnp.where(jnp.any(nonfinite), jnp.argmax(nonfinite), -1)}
 
 
+def breaks_policy(count, longest, *, policy: str, max_consecutive: int):
+    """Whether an epoch with `count` non-finite steps, the longest run of them `longest` steps in a
+    row, breaks `policy`: under "halt" any such step does, under "skip" a run of `max_consecutive`.
+
+    Works on host numbers (-> bool) and on traced arrays (-> () bool), e.g. inside a `lax.while_loop`.
+    """
+    return count > 0 if policy == "halt" else longest >= max_consecutive
+
+
+def describe_breach(count: int, longest: int, first_step: int, *, policy: str, max_consecutive: int) -> tuple[str, str]:
+    """(what happened, the setting it broke) for an epoch that `breaks_policy`,
+    e.g. ("3 non-finite steps, the first is step 5", "train.nan_policy=halt")."""
+    if policy == "halt":
+        return f"{count} non-finite steps, the first is step {first_step}", "train.nan_policy=halt"
+    return f"{longest} non-finite steps in a row", f"train.max_consecutive_nonfinite={max_consecutive}"
+
+
 def check_epoch(epoch: int, count: int, longest: int, first_step: int, *, policy: str, max_consecutive: int,
                 last_checkpoint: int | None) -> None:
     """Raises NonFiniteError if `epoch`, with `count` non-finite steps, breaks the policy (host side).
@@ -74,13 +91,9 @@ def check_epoch(epoch: int, count: int, longest: int, first_step: int, *, policy
     For a stack of members, `count` is summed over them and `longest` and `first_step` are the
     worst member's.
     """
-    if policy == "halt" and count:
-        problem, setting = f"{count} non-finite steps, the first is step {first_step}", "train.nan_policy=halt"
-    elif policy == "skip" and longest >= max_consecutive:
-        problem = f"{longest} non-finite steps in a row"
-        setting = f"train.max_consecutive_nonfinite={max_consecutive}"
-    else:
+    if not breaks_policy(count, longest, policy=policy, max_consecutive=max_consecutive):
         return
+    problem, setting = describe_breach(count, longest, first_step, policy=policy, max_consecutive=max_consecutive)
     kept = (f"kept the last checkpoint, epoch {last_checkpoint}" if last_checkpoint
             else "no checkpoint was saved before it")
     skip = ", or use --config.train.nan_policy=skip" if policy == "halt" else ""
