@@ -7,6 +7,8 @@ Variants, as `--config configs/rnn.py:NAME`:
   tiny      a small GRU for a few epochs, for smoke tests.
   adding    the adding problem (regression, mean squared error), length 50 by default:
             --config.data.sequence_length=100 for longer sequences, --config.model.cell=gru|simple.
+  adding_per_step  the adding problem with a target at every step (the running sum of the marked
+            numbers so far): readout per_step, the loss a mean over each sequence's real steps.
   imdb      the catalog imdb_reviews set read as bytes (must be prepared; see README), padded and
             masked: a bidirectional GRU, mean-pooled over the real steps.
 
@@ -54,6 +56,12 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.data.sequence_length = 50
         config.model.hidden_size = 64
         config.train.epochs = 30
+    elif variant == "adding_per_step":
+        config.data.name = "adding_per_step"
+        config.data.sequence_length = 50
+        config.model.hidden_size = 64
+        config.model.readout = "per_step"
+        config.train.epochs = 30
     elif variant == "imdb":
         config.data.name = "imdb_reviews"
         config.data.sequence_length = 512
@@ -65,5 +73,5 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.model.vocab_size = 257  # bytes + padding (jaxdl.data.text)
         config.train.epochs = 10
     elif variant != "default":
-        raise ValueError(f"unknown variant {variant!r}; expected default, tiny, adding or imdb")
+        raise ValueError(f"unknown variant {variant!r}; expected default, tiny, adding, adding_per_step or imdb")
     return config

@@ -6,6 +6,11 @@ sequence) and 0.0 elsewhere. The target is the sum of the two marked numbers: a 
 target in [0, 2). Always predicting the mean (1.0) scores a mean squared error of 1/6 ~ 0.167;
 a model must carry the first marked number across at least length / 2 steps to do better.
 
+`adding_per_step` is the same problem with a target at every step: the running sum of the marked
+numbers so far, (length,) float32 (0 before the first marker, the first marked number until the
+second, then their sum). A model must remember the first marked number from where it sees it to
+the end, and add the second when it comes: sequence regression for the RNN's `per_step` readout.
+
 Generation is deterministic: each split has its own seeded numpy generator, so every person who
 prepares `adding/length_50` gets the same numbers.
 """
@@ -36,6 +41,11 @@ def adding_examples(length: int, count: int, seed: int | list[int]) -> tuple[np.
     return np.stack([values, markers], axis=-1), target.astype(np.float32)
 
 
+def running_sums(x: np.ndarray) -> np.ndarray:
+    """(count, length, 2) adding inputs -> (count, length) float32: the sum of the marked numbers up to each step."""
+    return np.cumsum(np.where(x[..., 1] > 0, x[..., 0], 0.0), axis=1, dtype=np.float32)
+
+
 class Adding(SequenceBuilder):
     """The adding problem: x (length, 2) float32, target () float32; `length_<n>` configs."""
 
@@ -63,4 +73,30 @@ class Adding(SequenceBuilder):
         seed = [SEED, self.length, list(SPLIT_SIZES).index(split)]
         x, target = adding_examples(self.length, SPLIT_SIZES[split], seed)
         for index in range(len(target)):
+            yield index, {"x": x[index], "target": target[index]}
+
+
+class AddingPerStep(Adding):
+    """The adding problem with a target per step: x (length, 2) float32, target (length,) float32, the
+    running sum of the marked numbers; `length_<n>` configs. The same inputs as `adding`."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "The adding problem's inputs; target: running sum of the marked numbers."}
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=__doc__,
+            features=tfds.features.FeaturesDict({
+                "x": tfds.features.Tensor(shape=(self.length, 2), dtype=np.float32),
+                "target": tfds.features.Tensor(shape=(self.length,), dtype=np.float32),
+            }),
+            supervised_keys=("x", "target"),
+        )
+
+    def _generate_examples(self, split: str):
+        seed = [SEED, self.length, list(SPLIT_SIZES).index(split)]
+        x, _ = adding_examples(self.length, SPLIT_SIZES[split], seed)
+        target = running_sums(x)
+        for index in range(len(x)):
             yield index, {"x": x[index], "target": target[index]}

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxdl.data.adding import Adding
+from jaxdl.data.adding import Adding, AddingPerStep
 from jaxdl.data.digit_sequences import DigitSequences
 from jaxdl.data.digits import Digits
 from jaxdl.data.playground import PLAYGROUND_BUILDERS
@@ -29,6 +29,7 @@ from jaxdl.errors import InputError, check_range, did_you_mean
 PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     "digits": Digits,
     "adding": Adding,
+    "adding_per_step": AddingPerStep,
     "digit_sequences": DigitSequences,
     **PLAYGROUND_BUILDERS,
 }

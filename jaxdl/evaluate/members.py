@@ -16,6 +16,7 @@ from jax.sharding import Mesh
 from jaxdl import parallel
 from jaxdl.train.digest import params_sha256
 from jaxdl.train.fit import FitResult, eval_batch_size_for
+from jaxdl.train.losses import batch_metrics
 from jaxdl.train.state import TrainState, apply_model
 from jaxdl.train.step import eval_batches, evaluate_batches, masked_sum
 from jaxdl.train.sweep import Member, take_member
@@ -46,7 +47,7 @@ def member_and_ensemble_metrics(states: TrainState, batches: dict[str, jax.Array
     weights = include.astype(jnp.float32).reshape((-1,) + (1,) * (stacked.ndim - 1))
     mean = jnp.sum(jnp.where(weights > 0, stacked, 0.0) * weights, axis=0) / jnp.maximum(jnp.sum(include), 1)
     combined = jnp.log(jnp.maximum(mean, jnp.finfo(jnp.float32).tiny)) if probabilities else mean
-    metrics = jax.vmap(states.metrics_fn)(combined, batches["y"])
+    metrics = jax.vmap(functools.partial(batch_metrics, states.metrics_fn))(combined, batches)
     sums = {name: masked_sum(value, batches["mask"]) for name, value in metrics.items()}
     count = jnp.sum(batches["mask"])
     ensemble = {**{name: total / jnp.maximum(count, 1) for name, total in sums.items()}, "count": count}

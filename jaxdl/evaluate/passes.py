@@ -16,6 +16,7 @@ from jax.sharding import Mesh
 
 from jaxdl import parallel
 from jaxdl.train.fit import eval_batch_size_for
+from jaxdl.train.losses import batch_metrics
 from jaxdl.train.state import TrainState, apply_model
 from jaxdl.train.step import constrain, eval_batches, evaluate_batches, masked_sum
 
@@ -62,7 +63,7 @@ def predict_batches(state: TrainState, batches: dict[str, jax.Array], *, num_cla
     def body(confusion, batch):
         batch = constrain(batch, batch_sharding)
         outputs, _ = apply_model(state, state.params, batch["x"], train=False)
-        metrics = state.metrics_fn(outputs, batch["y"])
+        metrics = batch_metrics(state.metrics_fn, outputs, batch)
         sums = {name: masked_sum(value, batch["mask"]) for name, value in metrics.items()}
         sums["count"] = jnp.sum(batch["mask"])
         if num_classes:

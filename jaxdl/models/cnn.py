@@ -28,6 +28,9 @@ class CNN(nn.Module):
     `conv_<i>_out`. The last map is flattened and goes through dense layers `dense_<i>` (their
     outputs sown as `dense_<i>_out`) and the dense `head`. With `random_shift` > 0, training moves
     each image by up to that many pixels (augmentation; evaluation sees the images as they are).
+    The batch norms named in `frozen_norms` (e.g. `("norm_0",)`) run in inference mode in
+    training too: they normalise with their stored statistics and leave them unchanged, while
+    gradients still flow through them (fine-tuning with frozen layers, `jaxdl.transfer.phases`).
     With `num_outputs=0` there is no head and the module returns the features (batch, d): that is
     how the hybrid model uses it as a frame encoder.
     """
@@ -43,6 +46,7 @@ class CNN(nn.Module):
     dense_sizes: Sequence[int] = (128,)
     activation: str = "relu"
     random_shift: int = 0
+    frozen_norms: tuple[str, ...] = ()
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -53,8 +57,9 @@ class CNN(nn.Module):
             x = nn.Conv(width, (self.kernel_size, self.kernel_size), strides=(self.strides, self.strides),
                         padding="SAME", use_bias=not self.batch_norm, name=f"conv_{i}")(x)
             if self.batch_norm:
-                norm = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM, name=f"norm_{i}")
-                x = norm(x)
+                name = f"norm_{i}"
+                x = nn.BatchNorm(use_running_average=not train or name in self.frozen_norms,
+                                 momentum=BATCH_NORM_MOMENTUM, name=name)(x)
             x = act(x)
             self.sow("intermediates", f"conv_{i}_out", x)
             x = pool(x, self.pooling, self.pool_size)

@@ -14,7 +14,7 @@ import ml_collections
 from jaxdl.data import DataInfo
 from jaxdl.errors import InputError
 from jaxdl.models import cnn, rnn
-from jaxdl.models.layers import check_input_rank
+from jaxdl.models.layers import check_input_rank, frozen_within
 
 
 class Hybrid(nn.Module):
@@ -26,12 +26,24 @@ class Hybrid(nn.Module):
     `mask_padding`, all-zero frames at the end of a sequence are padding (lengths come from the
     raw frames, since encoded blank frames are not zero). Sown into `intermediates`:
     `frame_features` (batch, frames, d), plus the encoders' own under `frame_encoder/...` and
-    `sequence_encoder/...`. The last layer is the dense `head`.
+    `sequence_encoder/...`. The last layer is the dense `head`. The frame encoder's batch norms
+    named in `frozen_norms` by path (`frame_encoder/norm_0`, ...) run in inference mode in training
+    too (fine-tuning with frozen layers, `jaxdl.transfer.phases`); the frame encoder must then
+    have a `frozen_norms` field of its own.
     """
 
     num_outputs: int
     frame_encoder: nn.Module
     sequence_encoder: nn.Module
+    frozen_norms: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        # The encoder is a field, adopted under its field name when the model is bound, so its frozen
+        # norms are handed to it here, before that, rather than by a second copy made in `__call__`.
+        inner = frozen_within(self.frozen_norms, "frame_encoder")
+        if inner != tuple(getattr(self.frame_encoder, "frozen_norms", ())):
+            object.__setattr__(self, "frame_encoder", self.frame_encoder.clone(frozen_norms=inner))
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:

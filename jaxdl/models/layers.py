@@ -17,6 +17,11 @@ from jaxdl.errors import InputError, check_range
 POOLINGS = ("max", "avg", "none")
 
 
+def frozen_within(frozen_norms: Sequence[str], name: str) -> tuple[str, ...]:
+    """The entries of `frozen_norms` ("/"-joined layer paths) under the submodule `name`, relative to it."""
+    return tuple(path[len(name) + 1:] for path in frozen_norms if path.startswith(name + "/"))
+
+
 def dense_layers(module: nn.Module, x: jax.Array, *, sizes: Sequence[int],
                  activation: Callable[[jax.Array], jax.Array], dropout: float, train: bool) -> jax.Array:
     """(batch, d) -> (batch, sizes[-1]): Dense -> activation -> dropout per width in `sizes`.

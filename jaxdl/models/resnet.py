@@ -20,7 +20,7 @@ from jaxdl.errors import check_range
 from jaxdl.models import augment
 from jaxdl.models.activations import get_activation
 from jaxdl.models.cnn import BATCH_NORM_MOMENTUM
-from jaxdl.models.layers import check_input_rank, check_sizes, dense_layers
+from jaxdl.models.layers import check_input_rank, check_sizes, dense_layers, frozen_within
 
 
 class ResidualBlock(nn.Module):
@@ -28,19 +28,25 @@ class ResidualBlock(nn.Module):
 
     F is conv3x3(strides) -> norm -> act -> conv3x3 -> norm; the last norm's scale starts at zero,
     so every block starts as the identity. The shortcut is a strided 1x1 convolution (+ norm)
-    when the shape changes.
+    when the shape changes. The norms named in `frozen_norms` (`norm_0`, `norm_1`,
+    `projection_norm`) run in inference mode in training too.
     """
 
     channels: int
     strides: int = 1
     batch_norm: bool = True
     activation: str = "relu"
+    frozen_norms: tuple[str, ...] = ()
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         act = get_activation(self.activation)
         conv = functools.partial(nn.Conv, self.channels, use_bias=not self.batch_norm, padding="SAME")
-        norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=BATCH_NORM_MOMENTUM)
+
+        def norm(name, **kwargs):
+            return nn.BatchNorm(use_running_average=not train or name in self.frozen_norms,
+                                momentum=BATCH_NORM_MOMENTUM, name=name, **kwargs)
+
         y = conv((3, 3), strides=(self.strides, self.strides), name="conv_0")(x)
         y = act(norm(name="norm_0")(y) if self.batch_norm else y)
         y = conv((3, 3), name="conv_1")(y)
@@ -61,7 +67,9 @@ class ResNet(nn.Module):
     first start with a stride-2 block. Sown into `intermediates`: the feature maps `stem_out`
     and `block_<s>_<b>_out`, `pooled` (batch, channels[-1]) after global average pooling, and
     `dense_<i>_out`. `random_shift` > 0 moves each training image by up to that many pixels.
-    `num_outputs=0` returns the pooled features with no head.
+    `num_outputs=0` returns the pooled features with no head. The batch norms named in
+    `frozen_norms` by path (`stem_norm`, `block_1_0/norm_0`, ...) run in inference mode in training
+    too (fine-tuning with frozen layers, `jaxdl.transfer.phases`).
     """
 
     num_outputs: int
@@ -72,6 +80,7 @@ class ResNet(nn.Module):
     dense_sizes: Sequence[int] = ()
     activation: str = "relu"
     random_shift: int = 0
+    frozen_norms: tuple[str, ...] = ()
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -80,14 +89,16 @@ class ResNet(nn.Module):
             x = augment.random_shift(x, self.random_shift, self.make_rng("dropout"))
         x = nn.Conv(self.channels[0], (3, 3), padding="SAME", use_bias=not self.batch_norm, name="stem")(x)
         if self.batch_norm:
-            x = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM, name="stem_norm")(x)
+            x = nn.BatchNorm(use_running_average=not train or "stem_norm" in self.frozen_norms,
+                             momentum=BATCH_NORM_MOMENTUM, name="stem_norm")(x)
         x = act(x)
         self.sow("intermediates", "stem_out", x)
         for stage, width in enumerate(self.channels):
             for block in range(self.blocks_per_stage):
                 strides = 2 if stage > 0 and block == 0 else 1
+                name = f"block_{stage}_{block}"
                 x = ResidualBlock(width, strides, self.batch_norm, self.activation,
-                                  name=f"block_{stage}_{block}")(x, train=train)
+                                  frozen_within(self.frozen_norms, name), name=name)(x, train=train)
                 self.sow("intermediates", f"block_{stage}_{block}_out", x)
         x = jnp.mean(x, axis=(1, 2))
         self.sow("intermediates", "pooled", x)

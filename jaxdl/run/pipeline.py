@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from jaxdl import data as data_lib
 from jaxdl import parallel
@@ -86,8 +87,12 @@ def check_epochs_keep_schedule(saved_epochs: int | None, config: ml_collections.
                      hint="only a run with optimizer.schedule='constant' can be resumed with another number of epochs")
 
 
-def check_model_fits_data(model: nn.Module, info: data_lib.DataInfo) -> None:
-    """Traces the model (no compiling) on one input of the data's shape; checks the output width."""
+def check_model_fits_data(model: nn.Module, info: data_lib.DataInfo) -> bool:
+    """Traces the model (no compiling) on one input of the data's shape; checks the output shape.
+
+    The output is one vector (1, num_outputs), or, for a regression target (time, ...), one per
+    step (1, time, prod(target_shape[1:])). Returns whether it is per step.
+    """
     dummy = jax.ShapeDtypeStruct((1, *info.input_shape), jnp.float32)
     key = jax.random.PRNGKey(0)
     try:
@@ -99,20 +104,35 @@ def check_model_fits_data(model: nn.Module, info: data_lib.DataInfo) -> None:
                          f"{message})", got=f"inputs of shape {info.input_shape}",
                          expected=f"a model for inputs of shape {info.input_shape}") from error
     expected = (1, info.num_outputs)
-    if getattr(outputs, "shape", None) != expected:
+    shape = getattr(outputs, "shape", None)
+    target = info.target_shape
+    per_step = (1, target[0], int(np.prod(target[1:]))) if info.task == "regression" and target else None
+    if shape == per_step:
+        return True
+    if shape != expected:
         raise InputError("config.model", "the model's output does not match the data",
-                         got=f"outputs of shape {getattr(outputs, 'shape', type(outputs).__name__)}",
-                         expected=f"{expected} for {info.num_outputs} {'classes' if info.num_classes else 'targets'}")
+                         got=f"outputs of shape {shape or type(outputs).__name__}",
+                         expected=f"{expected} for {info.num_outputs} {'classes' if info.num_classes else 'targets'}"
+                         + (f", or {per_step} per step" if per_step else ""))
+    return False
+
+
+def metrics_for(config: ml_collections.ConfigDict, info: data_lib.DataInfo, per_step: bool):
+    """The task's metrics function; per step with the model's padding mask for a per-step model."""
+    return metrics_for_task(info.task, per_step=per_step, mask_padding=bool(config.model.get("mask_padding", False)))
 
 
 def build_state(config: ml_collections.ConfigDict, info: data_lib.DataInfo, steps_per_epoch: int,
-                model: nn.Module | None = None, members: list[sweep_lib.Member] | None = None) -> TrainState:
-    """Model and optimizer from the config, initialised from `config.seed`; a stack for sweep `members`."""
+                model: nn.Module | None = None, members: list[sweep_lib.Member] | None = None,
+                *, per_step: bool = False) -> TrainState:
+    """Model and optimizer from the config, initialised from `config.seed`; a stack for sweep `members`.
+    `per_step`: the model predicts every step of a sequence (see `check_model_fits_data`)."""
     model = model if model is not None else build_model(config.model, info)
     tx = build_optimizer(config.optimizer, steps_per_epoch=steps_per_epoch, epochs=config.train.epochs)
+    metrics_fn = metrics_for(config, info, per_step)
     if members:
-        return sweep_lib.create_states(model, tx, info.input_shape, members, metrics_for_task(info.task))
-    return create_state(model, tx, info.input_shape, config.seed, metrics_for_task(info.task))
+        return sweep_lib.create_states(model, tx, info.input_shape, members, metrics_fn)
+    return create_state(model, tx, info.input_shape, config.seed, metrics_fn)
 
 
 def check_config(config: ml_collections.ConfigDict, mesh) -> None:
@@ -172,9 +192,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
                              got=config.train.batch_size, expected=f"at most {data_lib.size(splits.train)}")
         check_eval_config(config.get("eval", ml_collections.ConfigDict()), splits.info.task)
         model = model if model is not None else build_model(config.model, splits.info)
-        check_model_fits_data(model, splits.info)
+        per_step = check_model_fits_data(model, splits.info)
         log.write_config(workdir, config)
-        state = build_state(config, splits.info, steps_per_epoch, model, members)
+        state = build_state(config, splits.info, steps_per_epoch, model, members, per_step=per_step)
         result, stop = run_fit(config, state, splits, mesh=mesh, checkpointer=checkpointer, workdir=workdir,
                                progress=progress, members=members)
     finally:

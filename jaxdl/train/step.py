@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from jaxdl.train import nonfinite
+from jaxdl.train.losses import batch_metrics
 from jaxdl.train.state import TrainState, apply_model, stream_keys
 
 PyTree = Any
@@ -33,7 +34,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *,
 
     def loss_fn(params):
         outputs, batch_stats = apply_model(state, params, batch["x"], train=True, dropout_key=dropout_key)
-        metrics = state.metrics_fn(outputs, batch["y"])
+        metrics = batch_metrics(state.metrics_fn, outputs, batch)
         return jnp.mean(metrics["loss"]), (metrics, batch_stats)
 
     (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -63,7 +64,7 @@ def masked_sum(value: jax.Array, mask: jax.Array) -> jax.Array:
 def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Metric sums over the real (mask = 1) rows of `batch`, plus "count"."""
     outputs, _ = apply_model(state, state.params, batch["x"], train=False)
-    metrics = state.metrics_fn(outputs, batch["y"])
+    metrics = batch_metrics(state.metrics_fn, outputs, batch)
     sums = {name: masked_sum(value, batch["mask"]) for name, value in metrics.items()}
     sums["count"] = jnp.sum(batch["mask"])
     return sums

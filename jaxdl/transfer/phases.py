@@ -5,7 +5,8 @@ A phase is one `jaxdl.fit` call under its own optimizer section. The section's `
 give groups their own rates. `prepare_phase` also runs every batch-norm layer whose parameters are
 all frozen in inference mode, in training too: it normalises with its stored statistics and does
 not update them, so a frozen layer computes in training exactly what it computes at test time,
-and its statistics stay bit for bit as loaded.
+and its statistics stay bit for bit as loaded. The model does that itself: the phase's
+`apply_fn` is the `apply` of the model cloned with its `frozen_norms` field naming those layers.
 
 The usual schedule has two phases (`two_phases`): the new head alone with the body frozen, then
 every layer at a lower rate, the pretrained body lower still. `run_phases` trains them one after
@@ -15,7 +16,6 @@ the other, each starting from the model the previous one kept.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -45,37 +45,27 @@ def frozen_norm_layers(params: PyTree, freeze: Sequence[str]) -> frozenset[tuple
                      if all(paths.selected(name, freeze) for name in names if name.startswith(layer + "/")))
 
 
-def with_frozen_norms(apply_fn: Callable, frozen_layers: frozenset[tuple[str, ...]]) -> Callable:
-    """`apply_fn` in which the `nn.BatchNorm` layers at `frozen_layers` run in inference mode.
+def with_frozen_norms(apply_fn: Callable, frozen_layers: frozenset[tuple[str, ...]],
+                      batch_stats: PyTree) -> Callable:
+    """The `apply` of `apply_fn`'s model (`apply_fn.__self__`) cloned with its `frozen_norms` field
+    naming the batch-norm layers (those with `batch_stats`) among `frozen_layers`.
 
-    The model needs no change: a Flax method interceptor catches each frozen BatchNorm call in
-    training and computes it as the same layer would with `use_running_average=True`, from the
-    same variables, so gradients still flow through it to the layers before it. Unfrozen layers
-    and evaluation are untouched. The original function is kept as `.unfrozen`.
+    The model runs those layers in inference mode, in training too (see the model families'
+    `frozen_norms`); gradients still flow through them to the layers before them. An empty set
+    clears the field, so each phase states its own. A model without batch-norm statistics is
+    returned as it is; one with frozen batch norms but no `frozen_norms` field is an InputError.
     """
-    apply_fn = getattr(apply_fn, "unfrozen", apply_fn)
-    if not frozen_layers:
+    have_stats = {tuple(layer.split("/")) for layer in paths.module_paths(list(paths.leaves_by_path(batch_stats)))}
+    norms = tuple(sorted("/".join(layer) for layer in frozen_layers & have_stats))
+    model = getattr(apply_fn, "__self__", None)
+    if not (isinstance(model, nn.Module) and "frozen_norms" in {field.name for field in dataclasses.fields(model)}):
+        if norms:
+            raise InputError("model", "freezes batch-norm layers but cannot run them in inference mode",
+                             got=f"{type(model).__name__} without a frozen_norms field, frozen norms {list(norms)}",
+                             expected="a model with a frozen_norms field (cnn, resnet, hybrid), or those "
+                                      "layers left trainable")
         return apply_fn
-
-    def interceptor(next_fun, args, kwargs, context):
-        module = context.module
-        if not (isinstance(module, nn.BatchNorm) and context.method_name == "__call__"
-                and tuple(module.path) in frozen_layers):
-            return next_fun(*args, **kwargs)
-        if module.use_running_average is None:  # decided per call
-            return next_fun(*args, **{**kwargs, "use_running_average": True})
-        if module.use_running_average:
-            return next_fun(*args, **kwargs)
-        variables = {name: module.variables[name] for name in ("params", "batch_stats") if name in module.variables}
-        return module.clone(parent=None, use_running_average=True).apply(variables, *args, **kwargs)
-
-    @functools.wraps(apply_fn)
-    def apply(*args, **kwargs):
-        with nn.intercept_methods(interceptor):
-            return apply_fn(*args, **kwargs)
-
-    apply.unfrozen = apply_fn
-    return apply
+    return model.clone(frozen_norms=norms).apply
 
 
 def prepare_phase(state: TrainState, optimizer: ml_collections.ConfigDict, *, steps_per_epoch: int,
@@ -84,7 +74,8 @@ def prepare_phase(state: TrainState, optimizer: ml_collections.ConfigDict, *, st
     and batch-norm layers frozen as its `freeze` patterns say (none frozen without the key)."""
     tx = build_optimizer(optimizer, steps_per_epoch=steps_per_epoch, epochs=epochs)
     frozen = frozen_norm_layers(state.params, tuple(optimizer.get("freeze", ())))
-    return state.replace(tx=tx, opt_state=tx.init(state.params), apply_fn=with_frozen_norms(state.apply_fn, frozen))
+    return state.replace(tx=tx, opt_state=tx.init(state.params),
+                         apply_fn=with_frozen_norms(state.apply_fn, frozen, state.batch_stats))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ def adding(data_dir):
 
 
 def test_builders_are_registered():
-    assert {"digits", "adding", "digit_sequences"} <= set(PROJECT_BUILDERS)
+    assert {"digits", "adding", "adding_per_step", "digit_sequences"} <= set(PROJECT_BUILDERS)
 
 
 def test_adding_problem_shapes_and_task(adding):
@@ -54,6 +54,18 @@ def test_adding_problem_is_generated_deterministically(adding):
     np.testing.assert_array_equal(adding.test["y"][stored], y[generated])
     again_x, _ = adding_examples(10, 3, [1, 2, 3])
     np.testing.assert_array_equal(again_x, adding_examples(10, 3, [1, 2, 3])[0])
+
+
+def test_adding_per_step_targets_are_running_sums_of_the_same_inputs(data_dir, adding):
+    per_step = load(data_config(data_dir, "adding_per_step", 10))
+    assert per_step.info.task == "regression" and per_step.info.target_shape == (10,)
+    x, y = per_step.test["x"], per_step.test["y"]
+    np.testing.assert_array_equal(np.sort(x.reshape(len(x), -1), axis=0),
+                                  np.sort(adding.test["x"].reshape(len(x), -1), axis=0))
+    values, markers = x[..., 0], x[..., 1]
+    for step in range(10):
+        np.testing.assert_allclose(y[:, step], (values * markers)[:, : step + 1].sum(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(np.sort(y[:, -1]), np.sort(adding.test["y"]), rtol=1e-6)  # the last step: the sum
 
 
 def test_sequence_length_in_the_name_or_as_an_option_is_the_same_set(data_dir, adding):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -18,10 +20,12 @@ from jaxdl.evaluate.analysis import (
     target_verdict,
     worst_examples,
 )
+from jaxdl.evaluate.members import evaluate_members
 from jaxdl.evaluate.passes import Predictions, evaluate_split, predict_split
 from jaxdl.models.mlp import MLP
-from jaxdl.train.losses import classification_metrics
-from jaxdl.train.state import create_state
+from jaxdl.train.losses import classification_metrics, regression_metrics
+from jaxdl.train.state import TrainState, create_state
+from jaxdl.train.step import eval_batches, evaluate_batches
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +139,34 @@ def test_bad_eval_config_is_an_input_error(key, value, task, message):
     config = ml_collections.ConfigDict({"batch_size": 8, key: value})
     with pytest.raises(InputError, match=message):
         check_eval_config(config, task)
+
+
+def divide_by_row_sum(variables, x, *, train=False, rngs=None):
+    """A model whose all-zero padding rows compute 0 / 0 = NaN: (batch, d) -> (batch, d), each row over its sum."""
+    del train, rngs
+    return x / jnp.sum(x, axis=1, keepdims=True) * variables["params"]["scale"]
+
+
+def test_nan_on_padding_rows_never_reaches_the_metrics():
+    rng = np.random.default_rng(0)
+    arrays = {"x": rng.uniform(0.5, 1.5, (10, 3)).astype(np.float32),
+              "y": rng.uniform(0.0, 1.0, (10, 3)).astype(np.float32)}
+    state = TrainState(step=jnp.zeros((), jnp.int32), params={"scale": jnp.float32(2.0)}, opt_state=(),
+                       rng=jax.random.PRNGKey(0), batch_stats={}, apply_fn=divide_by_row_sum, tx=optax.sgd(0.1),
+                       metrics_fn=regression_metrics)
+    outputs = 2.0 * arrays["x"] / arrays["x"].sum(axis=1, keepdims=True)
+    expected = float(np.mean((outputs - arrays["y"]) ** 2))  # the mean over the 10 real rows
+    batches = eval_batches(arrays, 4)  # 3 batches of 4: 2 padding rows of zeros
+    assert batches["mask"].sum() == 10 and batches["mask"].size == 12
+    # The padding rows are NaN (the case masking by multiplication, NaN * 0 = NaN, gets wrong) ...
+    assert np.isnan(np.asarray(divide_by_row_sum({"params": state.params}, batches["x"][-1]))[2:]).all()
+    # ... and count nowhere, through every evaluation path.
+    found = {"evaluate_batches": float(jax.jit(evaluate_batches)(state, batches)["mse"]),
+             "evaluate_split": evaluate_split(state, arrays, batch_size=4)["mse"],
+             "predict_split": predict_split(state, arrays, batch_size=4).metrics["mse"]}
+    members, ensemble = evaluate_members(jax.tree.map(lambda a: jnp.stack([a, a]), state), arrays,
+                                         task="regression", batch_size=4)
+    found.update(members=members[0]["mse"], ensemble=ensemble["mse"])
+    wrong = {path: mse for path, mse in found.items()
+             if not (np.isfinite(mse) and mse == pytest.approx(expected, rel=1e-5))}
+    assert not wrong, (wrong, expected)

@@ -8,28 +8,46 @@ import optax
 import pytest
 
 from jaxdl.errors import InputError
+from jaxdl.models.cnn import CNN
+from jaxdl.models.hybrid import Hybrid
+from jaxdl.models.resnet import ResNet
+from jaxdl.models.rnn import RNN
 from jaxdl.train import paths
 from jaxdl.train.digest import params_sha256
 from jaxdl.train.losses import classification_metrics
 from jaxdl.train.state import create_state
+from jaxdl.train.step import train_epoch
 from jaxdl.transfer.phases import Phase, frozen_norm_layers, prepare_phase, run_phases, two_phases
 
 
 class Net(nn.Module):
     """Dense -> BatchNorm -> ReLU -> Dropout -> Dense head; the norm decides train/eval per call
-    when `per_call` (the other way Flax models use BatchNorm)."""
+    when `per_call` (the other way Flax models use BatchNorm). A norm named in `frozen_norms` runs
+    in inference mode, as in the model families."""
 
     per_call: bool = False
     dropout: float = 0.2
+    frozen_norms: tuple[str, ...] = ()
 
     @nn.compact
     def __call__(self, x, *, train=False):
         x = nn.Dense(16, name="body")(x.reshape((x.shape[0], -1)))
+        inference = not train or "norm" in self.frozen_norms
         if self.per_call:
-            x = nn.BatchNorm(momentum=0.9, name="norm")(x, use_running_average=not train)
+            x = nn.BatchNorm(momentum=0.9, name="norm")(x, use_running_average=inference)
         else:
-            x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="norm")(x)
+            x = nn.BatchNorm(use_running_average=inference, momentum=0.9, name="norm")(x)
         x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
+        return nn.Dense(10, name="head")(x)
+
+
+class NetWithoutField(nn.Module):
+    """Net with a batch norm it cannot freeze."""
+
+    @nn.compact
+    def __call__(self, x, *, train=False):
+        x = nn.Dense(16, name="body")(x.reshape((x.shape[0], -1)))
+        x = nn.BatchNorm(use_running_average=not train, name="norm")(x)
         return nn.Dense(10, name="head")(x)
 
 
@@ -89,6 +107,58 @@ def test_a_frozen_batch_norm_trains_in_inference_mode(digits, per_call):
     training, updates = free.apply_fn(free.variables(), x, train=True, mutable=["batch_stats"])
     assert not np.allclose(training, free.apply_fn(free.variables(), x, train=False))
     assert params_sha256(updates["batch_stats"]) != params_sha256(state.batch_stats)
+
+
+def test_a_phase_runs_the_model_cloned_with_its_frozen_norms(digits):
+    state = pretrained_state(digits)
+    head = prepare_phase(state, optimizer(freeze=("*", "!head")), steps_per_epoch=1, epochs=1)
+    # A plain `Module.apply` of the model itself (no wrapper, no method interceptor), whose
+    # field names the frozen batch norm (and no other layer: "body" is frozen but has no statistics).
+    assert head.apply_fn.__func__ is nn.Module.apply
+    assert head.apply_fn.__self__ == Net(frozen_norms=("norm",))
+    # The next phase states its own: nothing frozen, the field cleared.
+    everything = prepare_phase(head, optimizer(), steps_per_epoch=1, epochs=1)
+    assert everything.apply_fn.__self__ == Net()
+    # A model with no frozen_norms field: fine while its norms train, an InputError once they are frozen.
+    other = pretrained_state(digits, NetWithoutField())
+    assert prepare_phase(other, optimizer(freeze=("body",)), steps_per_epoch=1, epochs=1).apply_fn == other.apply_fn
+    with pytest.raises(InputError, match="frozen_norms field"):
+        prepare_phase(other, optimizer(freeze=("*", "!head")), steps_per_epoch=1, epochs=1)
+
+
+def frames(x):
+    """(n, 8, 8, 1) digits -> (n / 2, 2, 8, 8, 1): two frames per example."""
+    return x[: len(x) // 2 * 2].reshape((-1, 2, *x.shape[1:]))
+
+
+@pytest.mark.parametrize(("family", "freeze", "frozen", "free"), [
+    ("cnn", ("norm_0",), ["norm_0"], ["norm_1"]),
+    ("resnet", ("stem*", "block_0_0"), ["stem_norm", "block_0_0/norm_0", "block_0_0/norm_1"],
+     ["block_1_0/norm_0", "block_1_0/projection_norm"]),
+    ("hybrid", ("frame_encoder/conv_0", "frame_encoder/norm_0"), ["frame_encoder/norm_0"],
+     ["frame_encoder/norm_1"]),
+])
+def test_frozen_batch_norms_of_every_family_keep_their_statistics_through_an_epoch(digits, family, freeze, frozen,
+                                                                                   free):
+    encoder = CNN(num_outputs=0, channels=(4, 4), batch_norm=True, dense_sizes=())
+    model, x = {
+        "cnn": (CNN(num_outputs=10, channels=(4, 4), batch_norm=True, dense_sizes=()), digits.train["x"][:256]),
+        "resnet": (ResNet(num_outputs=10, channels=(4, 8), blocks_per_stage=1), digits.train["x"][:256]),
+        "hybrid": (Hybrid(num_outputs=10, frame_encoder=encoder, sequence_encoder=RNN(0, cell="gru", hidden_size=4)),
+                   frames(digits.train["x"][:512])),
+    }[family]
+    state = create_state(model, optax.sgd(0.1), x.shape[1:], 0, classification_metrics)
+    state = prepare_phase(state, optimizer(freeze=freeze), steps_per_epoch=4, epochs=1)
+    assert state.apply_fn.__self__.frozen_norms == tuple(sorted(frozen))
+    before = paths.leaves_by_path(host(state.batch_stats))
+    trained, _ = jax.jit(train_epoch, static_argnums=2)(state, {"x": x, "y": digits.train["y"][:len(x)]}, 64)
+    after = paths.leaves_by_path(host(trained.batch_stats))
+    for layer in frozen + free:
+        for stat in ("mean", "var"):
+            same = after[f"{layer}/{stat}"].tobytes() == before[f"{layer}/{stat}"].tobytes()
+            assert same == (layer in frozen), (layer, stat)
+    if family == "cnn":  # gradients flow through the frozen norm to the convolution before it
+        assert not np.array_equal(host(trained.params["conv_0"]["kernel"]), host(state.params["conv_0"]["kernel"]))
 
 
 def test_two_phases_freeze_the_body_then_train_all_at_lower_rates():
