@@ -155,7 +155,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         model (0: run all epochs, keep the last model).
       eval_batch_size: validation batch (rounded to the device count, capped at the set size).
       mesh: the device mesh (default: all devices).
-      checkpointer: if given, the run resumes from its latest checkpoint and saves on its schedule.
+      checkpointer: if given, the run resumes from its latest checkpoint and saves on its schedule;
+        a resumed run judges early stopping by this call's `patience` (so more patience trains on).
       checkpoint_meta: JSON-able facts saved beside each checkpoint (e.g. the config).
       on_epoch: called on the host after each epoch with that epoch's record.
       nan_policy: "halt" or "skip" a NaN or infinite loss or gradient (jaxdl.train.nonfinite); either
@@ -182,6 +183,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
     if checkpointer is not None and checkpointer.latest_epoch() is not None:
         fit_state, _ = checkpointer.restore(fit_state)
         resumed_from = int(np.max(fit_state.epoch))
+        fit_state = restop(fit_state, patience)
 
     epoch_fn = jax.jit(epoch_function(mesh, batch_size=batch_size, patience=patience, members=members,
                                       skip_nonfinite=nan_policy == "skip"), donate_argnums=0)
@@ -212,6 +214,17 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
     return FitResult(state=final_state(fit_state, patience), fit_state=fit_state, history=history,
                      epochs_run=epochs_run, best_epoch=best_epoch, stopped_early=stopped_early,
                      resumed_from=resumed_from, train_seconds=train_seconds, interrupted=interrupted)
+
+
+def restop(fit_state: FitState, patience: int) -> FitState:
+    """`early.stopped` recomputed from `bad_epochs` and this call's `patience` (per member for a stack).
+
+    `train.patience` may change on resume: a run that had stopped early trains on when given more
+    patience, and one given less stops at once.
+    """
+    early = fit_state.early
+    stopped = (patience > 0) & (early.bad_epochs >= patience)
+    return fit_state.replace(early=early.replace(stopped=jax.device_put(stopped, early.stopped.sharding)))
 
 
 def place_fit_state(state: TrainState, mesh: Mesh, members: int) -> FitState:

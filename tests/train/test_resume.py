@@ -194,3 +194,21 @@ def test_resuming_with_another_model_is_refused_with_one_line(data_dir, tmp_path
                                "different config: model.hidden_sizes (saved [32], now [64]); "
                                "optimizer.learning_rate (saved 0.001, now 0.01)"), lines[0]
     assert metrics(workdir) == uninterrupted["metrics"]  # nothing touched
+
+
+def test_more_patience_on_resume_trains_on_after_an_early_stop(data_dir, tmp_path):
+    """train.patience may change on resume: a run that stopped early goes on when given more patience."""
+    workdir = tmp_path / "patience"
+    args = ["--config", "configs/mlp.py:tiny", "--config.optimizer.learning_rate=0.03", "--config.train.epochs=30",
+            "--config.train.patience=1", "--config.eval.report=false", "--quiet",
+            f"--config.data.data_dir={data_dir}", f"--workdir={workdir}"]
+    first = run_cli("experiments.mlp", *args)
+    assert first.returncode == 0, first.stderr
+    stopped = summary(workdir)
+    assert stopped["stopped_early"] and stopped["epochs_run"] < 30
+    more = run_cli("experiments.mlp", *args, "--config.train.patience=50", "--config.train.epochs=40")
+    assert more.returncode == 0, more.stderr
+    resumed = summary(workdir)
+    assert resumed["resumed_from"] == stopped["epochs_run"]
+    assert resumed["epochs_run"] == 40 and not resumed["stopped_early"]
+    assert [r["epoch"] for r in metrics(workdir)] == list(range(1, 41))
