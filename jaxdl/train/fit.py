@@ -146,7 +146,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
 
     Args:
       state: a TrainState from `create_state`, or with `members`, a stack of them (every leaf with
-        a leading axis of size `members`, e.g. from `jaxdl.train.sweep.create_states`).
+        a leading axis of size `members`, e.g. from `jaxdl.train.sweep.create_states`). It is
+        copied, never donated: the caller's arrays stay valid and unchanged.
       train, validation: host arrays {"x": (N, ...), "y": (N, ...)}; both are put on the devices once.
       epochs: the most epochs to run (a resumed run counts the epochs already done).
       batch_size: global training batch; must divide by the device count. The last partial batch
@@ -228,13 +229,18 @@ def restop(fit_state: FitState, patience: int) -> FitState:
 
 
 def place_fit_state(state: TrainState, mesh: Mesh, members: int) -> FitState:
-    """A fresh FitState on the devices: replicated for one run; for a stack, see `parallel.stacked`."""
-    if not members:
-        return jax.device_put(init_fit_state(state), parallel.replicated(mesh))
-    if np.shape(state.step) != (members,):
+    """A fresh FitState on the devices: replicated for one run; for a stack, see `parallel.stacked`.
+
+    Always a copy of `state`, on one device as on many: the epoch program donates the FitState,
+    and `device_put` may hand back the caller's own buffers (on one device, and even device 0's
+    shard of a replicated array with `may_alias=False`), which donation would delete.
+    """
+    if members and np.shape(state.step) != (members,):
         raise ValueError(f"fit(members={members}) needs a stack of {members} states; "
                          f"got a step of shape {np.shape(state.step)}")
-    return jax.jit(jax.vmap(init_fit_state), out_shardings=parallel.stacked(mesh, members))(state)
+    init = jax.vmap(init_fit_state) if members else init_fit_state
+    sharding = parallel.stacked(mesh, members) if members else parallel.replicated(mesh)
+    return jax.jit(lambda given: init(jax.tree.map(jnp.copy, given)), out_shardings=sharding)(state)
 
 
 def epoch_function(mesh: Mesh, *, batch_size: int, patience: int, members: int,
