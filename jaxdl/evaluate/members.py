@@ -80,19 +80,22 @@ def evaluate_members(states: TrainState, arrays: dict[str, np.ndarray], *, task:
 def sweep_summary(members: list[Member], result: FitResult, splits, *, mesh: Mesh, batch_size: int) -> dict:
     """The sweep's part of summary.json.
 
-    The kept models (best or last, per member) are evaluated on the validation set; the member
-    with the lowest validation loss is the best member, and the members with a finite validation
-    loss (those that did not diverge) form the ensemble, whose prediction is their average.
+    The kept models (best or last, per member) are evaluated on the validation set. The members
+    that did not diverge in training (`result.diverged`) and whose kept model has a finite
+    validation loss form the ensemble, whose prediction is their average; the one of them with the
+    lowest validation loss is the best member.
 
-    Returns {"members": [...], "best_member": index, "ensemble": {...}}.
+    Returns {"members": [...], "best_member": index, "ensemble": {...}}; each member's entry says
+    whether it "diverged".
     """
     task = splits.info.task
     validation, _ = evaluate_members(result.state, splits.validation, task=task, mesh=mesh, batch_size=batch_size)
     losses = np.array([m["loss"] for m in validation])
-    finite = np.isfinite(losses)
-    best = int(np.argmin(np.where(finite, losses, np.inf)))
+    diverged = np.asarray(result.diverged, bool)
+    kept = np.isfinite(losses) & ~diverged
+    best = int(np.argmin(np.where(kept, losses, np.inf)))
     test, ensemble = evaluate_members(result.state, splits.test, task=task, mesh=mesh, batch_size=batch_size,
-                                      include=finite)
+                                      include=kept)
     entries = [{
         "member": member.index,
         "seed": member.seed,
@@ -102,10 +105,11 @@ def sweep_summary(members: list[Member], result: FitResult, splits, *, mesh: Mes
         "epochs_run": result.epochs_run[member.index],
         "best_epoch": result.best_epoch[member.index],
         "stopped_early": result.stopped_early[member.index],
+        "diverged": bool(diverged[member.index]),
         "params_sha256": params_sha256(take_member(result.state.params, member.index)),
     } for member in members]
     return {
         "members": entries,
         "best_member": best,
-        "ensemble": {"members": int(finite.sum()), "test": ensemble},
+        "ensemble": {"members": int(kept.sum()), "test": ensemble},
     }

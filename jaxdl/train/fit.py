@@ -8,6 +8,11 @@ Early stopping is state too (`EarlyStopping`), updated with `jnp.where` rather t
 branches, so a stack of runs can be `vmap`-ed and each member stops on its own: a member that
 has stopped keeps its state unchanged while the others train (`freeze_stopped`). `fit(..., members=M)`
 trains such a stack (see `jaxdl.train.sweep`) with the same host loop, checkpoints and metrics records as one run.
+
+Divergence (a non-finite loss or gradient that `nan_policy` does not allow, see
+`jaxdl.train.nonfinite`) ends a solo run with NonFiniteError. In a stack it ends only the member
+that diverged: the member is marked `diverged` and frozen with its state from before that epoch,
+while the others train on; the run fails only when every member has diverged.
 """
 
 from __future__ import annotations
@@ -36,13 +41,15 @@ PyTree = Any
 
 
 class FitState(struct.PyTreeNode):
-    """A run in progress: the train state, early stopping, epochs completed (() int32), and the
-    run of consecutive non-finite steps that ended the last epoch (() int32, see jaxdl.train.nonfinite)."""
+    """A run in progress: the train state, early stopping, epochs completed (() int32), the run of
+    consecutive non-finite steps that ended the last epoch (() int32, see jaxdl.train.nonfinite),
+    and whether the run diverged (() bool: an epoch broke `nan_policy`; set by `fit_epoch`)."""
 
     train: TrainState
     early: EarlyStopping
     epoch: jax.Array
     nonfinite_streak: jax.Array = struct.field(default_factory=lambda: jnp.zeros((), jnp.int32))
+    diverged: jax.Array = struct.field(default_factory=lambda: jnp.zeros((), bool))
 
 
 def init_fit_state(state: TrainState) -> FitState:
@@ -52,12 +59,12 @@ def init_fit_state(state: TrainState) -> FitState:
                           best_params=jax.tree.map(jnp.copy, state.params),
                           best_batch_stats=jax.tree.map(jnp.copy, state.batch_stats))
     return FitState(train=state, early=early, epoch=jnp.zeros((), jnp.int32),
-                    nonfinite_streak=jnp.zeros((), jnp.int32))
+                    nonfinite_streak=jnp.zeros((), jnp.int32), diverged=jnp.zeros((), bool))
 
 
 def fit_epoch(fit_state: FitState, train_data: dict, val_batches: dict, *, batch_size: int, patience: int,
-              batch_sharding=None, eval_sharding=None,
-              freeze_stopped: bool = False, skip_nonfinite: bool = False) -> tuple[FitState, dict[str, jax.Array]]:
+              batch_sharding=None, eval_sharding=None, freeze_stopped: bool = False, skip_nonfinite: bool = False,
+              max_consecutive_nonfinite: int = 20) -> tuple[FitState, dict[str, jax.Array]]:
     """One epoch: train, validate, update early stopping -> (fit state, scalars).
 
     The scalars are "train_*", "val_*", "nonfinite_steps" (steps with a NaN or infinite loss or
@@ -65,9 +72,14 @@ def fit_epoch(fit_state: FitState, train_data: dict, val_batches: dict, *, batch
     from the previous epoch) and "first_nonfinite_step" (1-based step number, -1 if none).
     `skip_nonfinite` drops those steps' updates (jaxdl.train.nonfinite).
 
-    With `freeze_stopped`, a fit state that had already stopped is returned unchanged: stacked,
-    vmapped runs need it, since members stop at different epochs. A solo run's host loop simply
-    stops, so it leaves this off and skips a select over the whole state each epoch.
+    The epoch diverges (`diverged` is set) when it had a non-finite step, or with `skip_nonfinite`,
+    when a run of `max_consecutive_nonfinite` of them in a row reached into it.
+
+    With `freeze_stopped`, a fit state that had already stopped or diverged is returned unchanged,
+    and one that diverges in this epoch keeps its state from before the epoch (only `epoch` and
+    `diverged` advance): stacked, vmapped runs need it, since members stop at different epochs. A
+    solo run's host loop simply stops, so it leaves this off and skips a select over the whole
+    state each epoch.
     """
     state, train_metrics = train_epoch(fit_state.train, train_data, batch_size, batch_sharding,
                                        skip_nonfinite=skip_nonfinite)
@@ -75,9 +87,14 @@ def fit_epoch(fit_state: FitState, train_data: dict, val_batches: dict, *, batch
     val_metrics = evaluate_batches(state, val_batches, eval_sharding)
     epoch = fit_state.epoch + 1
     early = update_early_stopping(fit_state.early, val_metrics["loss"], epoch, state, patience)
-    new = FitState(train=state, early=early, epoch=epoch, nonfinite_streak=runs["trailing"])
+    diverges = runs["longest"] >= max_consecutive_nonfinite if skip_nonfinite else runs["count"] > 0
+    new = FitState(train=state, early=early, epoch=epoch, nonfinite_streak=runs["trailing"],
+                   diverged=fit_state.diverged | diverges)
     if freeze_stopped:
-        new = jax.tree.map(lambda new, old: jnp.where(fit_state.early.stopped, old, new), new, fit_state)
+        halted = fit_state.early.stopped | fit_state.diverged
+        kept = jax.tree.map(lambda new, old: jnp.where(halted | diverges, old, new), new, fit_state)
+        new = kept.replace(epoch=jnp.where(halted, fit_state.epoch, epoch),
+                           diverged=jnp.where(halted, fit_state.diverged, diverges))
     metrics = {f"train_{k}": v for k, v in train_metrics.items()}
     metrics.update({f"val_{k}": v for k, v in val_metrics.items() if k != "count"})
     metrics.update(nonfinite_steps=runs["count"], nonfinite_longest=runs["longest"],
@@ -113,16 +130,21 @@ class FitResult:
 
     Attributes:
       state: the model to keep (best by validation loss when patience > 0, else the last); for a
-        stack, the stacked models, chosen per member.
-      fit_state: the full final FitState (train state, early stopping, epoch).
-      history: one record per epoch run in this call: epoch, train_*, val_*, seconds. For a stack,
-        {"epoch", "seconds", "members": [that record plus "member", for each member that trained]}.
-      epochs_run: epochs completed in total (including any before a resume); per member for a stack.
-      best_epoch: the epoch with the lowest validation loss; per member for a stack.
+        stack, the stacked models, chosen per member (a diverged member's from before it diverged).
+      fit_state: the full final FitState (train state, early stopping, epoch, non-finite streak,
+        diverged).
+      history: one record per epoch run in this call: epoch, train_*, val_*, nonfinite_steps,
+        seconds. For a stack, {"epoch", "seconds", "members": [that record plus "member", for each
+        member that trained]}; the epoch a member diverged is its last record.
+      epochs_run: epochs run in total (including any before a resume, and the epoch a member
+        diverged in); per member for a stack.
+      best_epoch: the epoch with the lowest validation loss (0: none was finite); per member for a stack.
       stopped_early: patience ran out before `epochs`; per member for a stack.
       resumed_from: the checkpoint epoch this call started from (0: a fresh start).
       train_seconds: wall time of the epochs run in this call, compilation included.
       interrupted: `stop_requested` stopped the run before `epochs` (its last epoch is checkpointed).
+      diverged: per member for a stack: the member broke `nan_policy` and stopped there (the others
+        went on). A solo run that diverges raises NonFiniteError instead, so it is always False.
     """
 
     state: TrainState
@@ -134,6 +156,7 @@ class FitResult:
     resumed_from: int
     train_seconds: float
     interrupted: bool = False
+    diverged: bool | list[bool] = False
 
 
 def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, np.ndarray], *, epochs: int,
@@ -146,7 +169,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
 
     Args:
       state: a TrainState from `create_state`, or with `members`, a stack of them (every leaf with
-        a leading axis of size `members`, e.g. from `jaxdl.train.sweep.create_states`).
+        a leading axis of size `members`, e.g. from `jaxdl.train.sweep.create_states`). It is
+        copied, never donated: the caller's arrays stay valid and unchanged.
       train, validation: host arrays {"x": (N, ...), "y": (N, ...)}; both are put on the devices once.
       epochs: the most epochs to run (a resumed run counts the epochs already done).
       batch_size: global training batch; must divide by the device count. The last partial batch
@@ -155,12 +179,15 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         model (0: run all epochs, keep the last model).
       eval_batch_size: validation batch (rounded to the device count, capped at the set size).
       mesh: the device mesh (default: all devices).
-      checkpointer: if given, the run resumes from its latest checkpoint and saves on its schedule.
+      checkpointer: if given, the run resumes from its latest checkpoint and saves on its schedule;
+        a resumed run judges early stopping by this call's `patience` (so more patience trains on).
       checkpoint_meta: JSON-able facts saved beside each checkpoint (e.g. the config).
       on_epoch: called on the host after each epoch with that epoch's record.
       nan_policy: "halt" or "skip" a NaN or infinite loss or gradient (jaxdl.train.nonfinite); either
-        way NonFiniteError ends the run (after the epoch's record, without its checkpoint).
-      max_consecutive_nonfinite: under "skip", this many non-finite steps in a row end the run.
+        way NonFiniteError ends a run that diverges (after the epoch's record, without its
+        checkpoint). In a stack, a member that diverges stops alone (`FitResult.diverged`), keeping
+        its state from before that epoch; NonFiniteError comes only when every member has diverged.
+      max_consecutive_nonfinite: under "skip", this many non-finite steps in a row end the run (the member).
       stop_requested: polled after each epoch (e.g. set by SIGTERM); when it returns True the
         epoch is checkpointed and fit returns with `interrupted=True`.
       members: 0 for one run; M to train a stack of M runs as one vmapped program, each member
@@ -182,50 +209,74 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
     if checkpointer is not None and checkpointer.latest_epoch() is not None:
         fit_state, _ = checkpointer.restore(fit_state)
         resumed_from = int(np.max(fit_state.epoch))
+        fit_state = restop(fit_state, patience)
 
     epoch_fn = jax.jit(epoch_function(mesh, batch_size=batch_size, patience=patience, members=members,
-                                      skip_nonfinite=nan_policy == "skip"), donate_argnums=0)
+                                      skip_nonfinite=nan_policy == "skip",
+                                      max_consecutive_nonfinite=max_consecutive_nonfinite), donate_argnums=0)
     history = []
     start = time.perf_counter()
-    epoch, stopped, interrupted = resumed_from, bool(np.all(fit_state.early.stopped)), False
+    halted = jax.device_get(fit_state.early.stopped | fit_state.diverged)
+    epoch, stopped, interrupted = resumed_from, bool(np.all(halted)), False
     while epoch < epochs and not stopped and not interrupted:
         tick = time.perf_counter()
         fit_state, metrics = epoch_fn(fit_state, train_data, val_batches)
-        metrics, epochs_done, stopped_flags = jax.device_get((metrics, fit_state.epoch, fit_state.early.stopped))
-        epoch, stopped = int(np.max(epochs_done)), bool(np.all(stopped_flags))
-        longest = int(np.max(metrics.pop("nonfinite_longest")))
-        firsts = np.atleast_1d(metrics.pop("first_nonfinite_step"))
+        metrics, epochs_done, stopped_flags, diverged = jax.device_get(
+            (metrics, fit_state.epoch, fit_state.early.stopped, fit_state.diverged))
+        epoch, stopped = int(np.max(epochs_done)), bool(np.all(stopped_flags | diverged))
+        trained = epochs_done == epoch  # the members that ran this epoch (the others were frozen)
+        longest = int(np.max(metrics.pop("nonfinite_longest")[trained]))
+        firsts = metrics.pop("first_nonfinite_step")[trained]
         first_step = int(np.min(firsts[firsts >= 0])) if np.any(firsts >= 0) else -1
+        count = int(np.sum(metrics["nonfinite_steps"][trained]))
         record = epoch_record(metrics, epochs_done, time.perf_counter() - tick)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        nonfinite.check_epoch(epoch, int(np.sum(metrics["nonfinite_steps"])), longest, first_step,
-                              policy=nan_policy, max_consecutive=max_consecutive_nonfinite,
-                              last_checkpoint=checkpointer.latest_epoch() if checkpointer is not None else None)
+        if np.all(diverged):
+            nonfinite.check_epoch(epoch, count, longest, first_step, policy=nan_policy,
+                                  max_consecutive=max_consecutive_nonfinite, members=members,
+                                  last_checkpoint=checkpointer.latest_epoch() if checkpointer is not None else None)
         interrupted = stop_requested is not None and stop_requested() and epoch < epochs and not stopped
         if checkpointer is not None and checkpointer.due(epoch, final=stopped or epoch >= epochs or interrupted):
             checkpointer.save(epoch, fit_state, checkpoint_meta or {})
     train_seconds = time.perf_counter() - start
-    host = jax.device_get((fit_state.epoch, fit_state.early.best_epoch, fit_state.early.stopped))
-    epochs_run, best_epoch, stopped_early = (value.tolist() for value in host)
+    host = jax.device_get((fit_state.epoch, fit_state.early.best_epoch, fit_state.early.stopped, fit_state.diverged))
+    epochs_run, best_epoch, stopped_early, diverged = (value.tolist() for value in host)
     return FitResult(state=final_state(fit_state, patience), fit_state=fit_state, history=history,
                      epochs_run=epochs_run, best_epoch=best_epoch, stopped_early=stopped_early,
-                     resumed_from=resumed_from, train_seconds=train_seconds, interrupted=interrupted)
+                     resumed_from=resumed_from, train_seconds=train_seconds, interrupted=interrupted,
+                     diverged=diverged)
+
+
+def restop(fit_state: FitState, patience: int) -> FitState:
+    """`early.stopped` recomputed from `bad_epochs` and this call's `patience` (per member for a stack).
+
+    `train.patience` may change on resume: a run that had stopped early trains on when given more
+    patience, and one given less stops at once.
+    """
+    early = fit_state.early
+    stopped = (patience > 0) & (early.bad_epochs >= patience)
+    return fit_state.replace(early=early.replace(stopped=jax.device_put(stopped, early.stopped.sharding)))
 
 
 def place_fit_state(state: TrainState, mesh: Mesh, members: int) -> FitState:
-    """A fresh FitState on the devices: replicated for one run; for a stack, see `parallel.stacked`."""
-    if not members:
-        return jax.device_put(init_fit_state(state), parallel.replicated(mesh))
-    if np.shape(state.step) != (members,):
+    """A fresh FitState on the devices: replicated for one run; for a stack, see `parallel.stacked`.
+
+    Always a copy of `state`, on one device as on many: the epoch program donates the FitState,
+    and `device_put` may hand back the caller's own buffers (on one device, and even device 0's
+    shard of a replicated array with `may_alias=False`), which donation would delete.
+    """
+    if members and np.shape(state.step) != (members,):
         raise ValueError(f"fit(members={members}) needs a stack of {members} states; "
                          f"got a step of shape {np.shape(state.step)}")
-    return jax.jit(jax.vmap(init_fit_state), out_shardings=parallel.stacked(mesh, members))(state)
+    init = jax.vmap(init_fit_state) if members else init_fit_state
+    sharding = parallel.stacked(mesh, members) if members else parallel.replicated(mesh)
+    return jax.jit(lambda given: init(jax.tree.map(jnp.copy, given)), out_shardings=sharding)(state)
 
 
 def epoch_function(mesh: Mesh, *, batch_size: int, patience: int, members: int,
-                   skip_nonfinite: bool = False) -> Callable:
+                   skip_nonfinite: bool = False, max_consecutive_nonfinite: int = 20) -> Callable:
     """(fit state, train data, validation batches) -> (fit state, metrics), to be jitted.
 
     One run shards each batch over the devices. A stack is `fit_epoch` vmapped over the members:
@@ -235,7 +286,7 @@ def epoch_function(mesh: Mesh, *, batch_size: int, patience: int, members: int,
     batch_sharding = None if members and parallel.splits_members(mesh, members) else parallel.batch_sharded(mesh)
     epoch = functools.partial(fit_epoch, batch_size=batch_size, patience=patience,
                               batch_sharding=batch_sharding, eval_sharding=batch_sharding, freeze_stopped=bool(members),
-                              skip_nonfinite=skip_nonfinite)
+                              skip_nonfinite=skip_nonfinite, max_consecutive_nonfinite=max_consecutive_nonfinite)
     return jax.vmap(epoch, in_axes=(0, None, None)) if members else epoch
 
 

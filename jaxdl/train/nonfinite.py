@@ -12,6 +12,10 @@ a few scalars, and the host reads them with the rest of the epoch's metrics (no 
 
 Either way the run ends with exit code 2, like bad input: a diverging run is fixed by changing the
 config or the data (learning rate, clipping, a broken example), not by running it again.
+
+In a sweep, the rule applies to each member: a member that diverges stops there, keeps its state
+from before that epoch, is marked `diverged` and left out of the ensemble, and the others train on.
+Only when every member has diverged does the run end as above.
 """
 
 from __future__ import annotations
@@ -85,15 +89,17 @@ def describe_breach(count: int, longest: int, first_step: int, *, policy: str, m
 
 
 def check_epoch(epoch: int, count: int, longest: int, first_step: int, *, policy: str, max_consecutive: int,
-                last_checkpoint: int | None) -> None:
+                last_checkpoint: int | None, members: int = 0) -> None:
     """Raises NonFiniteError if `epoch`, with `count` non-finite steps, breaks the policy (host side).
 
-    For a stack of members, `count` is summed over them and `longest` and `first_step` are the
-    worst member's.
+    For a stack of `members` (called once all of them have diverged), `count` is summed over the
+    members that trained in `epoch` and `longest` and `first_step` are the worst of them.
     """
     if not breaks_policy(count, longest, policy=policy, max_consecutive=max_consecutive):
         return
     problem, setting = describe_breach(count, longest, first_step, policy=policy, max_consecutive=max_consecutive)
+    if members:
+        problem = f"all {members} members diverged, the last with {problem}"
     kept = (f"kept the last checkpoint, epoch {last_checkpoint}" if last_checkpoint
             else "no checkpoint was saved before it")
     skip = ", or use --config.train.nan_policy=skip" if policy == "halt" else ""

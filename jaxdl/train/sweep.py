@@ -133,7 +133,7 @@ def member_result(result: FitResult, index: int) -> FitResult:
     return FitResult(state=take_member(result.state, index), fit_state=take_member(result.fit_state, index),
                      history=history, epochs_run=result.epochs_run[index], best_epoch=result.best_epoch[index],
                      stopped_early=result.stopped_early[index], resumed_from=result.resumed_from,
-                     train_seconds=result.train_seconds)
+                     train_seconds=result.train_seconds, diverged=result.diverged[index])
 
 
 def progress_record(record: dict) -> dict:

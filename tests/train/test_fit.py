@@ -1,7 +1,14 @@
-"""fit: early stopping keeps the best model, resume from a checkpoint equals an uninterrupted run."""
+"""fit: early stopping keeps the best model, resume from a checkpoint equals an uninterrupted run,
+the caller's state is left alone."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import optax
+import pytest
+from conftest import REPO
 
 from jaxdl.evaluate.passes import evaluate_split
 from jaxdl.models import MLP
@@ -51,3 +58,37 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(digits, tmp_path):
     assert params_sha256(resumed.state.params) == params_sha256(straight.state.params)
     np.testing.assert_array_equal([r["val_loss"] for r in first.history + resumed.history],
                                   [r["val_loss"] for r in straight.history])
+
+
+# Trains a state and a stack of two on random data, then reads every leaf of the caller's params.
+CALLER_STATE_SURVIVES = """
+import jax, numpy as np, optax
+from jaxdl.models import MLP
+from jaxdl.train.fit import fit
+from jaxdl.train.losses import classification_metrics
+from jaxdl.train.state import create_state
+
+rng = np.random.default_rng(0)
+data = {"x": rng.normal(size=(64, 4)).astype(np.float32), "y": rng.integers(0, 3, 64).astype(np.int32)}
+model, tx = MLP(num_outputs=3, hidden_sizes=(8,)), optax.sgd(0.1)
+make = lambda seed: create_state(model, tx, (4,), seed, classification_metrics)
+solo = make(0)
+stack = jax.vmap(make)(jax.numpy.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)]))
+for state, members in ((solo, 0), (stack, 2)):
+    before = [np.array(leaf) for leaf in jax.tree.leaves(state.params)]
+    fit(state, data, data, epochs=2, batch_size=16, members=members)
+    after = [np.asarray(leaf) for leaf in jax.tree.leaves(state.params)]  # raises if a buffer was deleted
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True)), members
+print("devices", jax.device_count())
+"""
+
+
+@pytest.mark.parametrize("devices", [1, 8])
+def test_fit_leaves_the_callers_state_alone(devices):
+    """`fit` copies the state it is given: the caller's arrays stay readable and unchanged, on
+    one device (where placing them could alias the caller's buffers) as on eight."""
+    env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", CALLER_STATE_SURVIVES], cwd=REPO, env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["devices", str(devices)]

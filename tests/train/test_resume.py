@@ -258,3 +258,20 @@ def test_which_schedules_refuse_other_epochs_on_resume(schedule):
         for saved in (3, 9):  # longer or shorter
             with pytest.raises(InputError, match=f"optimizer.schedule '{schedule}'"):
                 check_epochs_keep_schedule(saved, config)
+
+def test_more_patience_on_resume_trains_on_after_an_early_stop(data_dir, tmp_path):
+    """train.patience may change on resume: a run that stopped early goes on when given more patience."""
+    workdir = tmp_path / "patience"
+    args = ["--config", "configs/mlp.py:tiny", "--config.optimizer.learning_rate=0.03", "--config.train.epochs=30",
+            "--config.train.patience=1", "--config.eval.report=false", "--quiet",
+            f"--config.data.data_dir={data_dir}", f"--workdir={workdir}"]
+    first = run_cli("experiments.mlp", *args)
+    assert first.returncode == 0, first.stderr
+    stopped = summary(workdir)
+    assert stopped["stopped_early"] and stopped["epochs_run"] < 30
+    more = run_cli("experiments.mlp", *args, "--config.train.patience=50", "--config.train.epochs=40")
+    assert more.returncode == 0, more.stderr
+    resumed = summary(workdir)
+    assert resumed["resumed_from"] == stopped["epochs_run"]
+    assert resumed["epochs_run"] == 40 and not resumed["stopped_early"]
+    assert [r["epoch"] for r in metrics(workdir)] == list(range(1, 41))

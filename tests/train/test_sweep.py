@@ -195,3 +195,57 @@ def test_sweep_on_8_devices_equals_1_device(swept, playground_data, tmp_path, le
         assert (ours["seed"], ours["hyperparameters"]) == (theirs["seed"], theirs["hyperparameters"])
         assert (ours["epochs_run"], ours["best_epoch"]) == (theirs["epochs_run"], theirs["best_epoch"])
         assert ours["test"]["loss"] == pytest.approx(theirs["test"]["loss"], rel=1e-4)
+
+
+# The digits MLP of configs/mlp.py:tiny made linear and trained by SGD: learning rate 10 turns the
+# loss NaN within the first epoch, 0.01 trains.
+DIVERGING = ["--config", "configs/mlp.py:tiny", "--config.optimizer.name=sgd", "--config.model.activation=linear",
+             "--config.model.hidden_sizes=(32,32)", "--config.eval.report=false", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def sane_solo(data_dir, tmp_path_factory) -> dict:
+    """A solo run with the sane learning rate of the diverging sweeps."""
+    workdir = tmp_path_factory.mktemp("sane_solo")
+    result = run_cli("experiments.mlp", *DIVERGING, "--config.optimizer.learning_rate=0.01",
+                     f"--config.data.data_dir={data_dir}", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(workdir, "summary.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("policy", ["halt", "skip"])
+def test_a_diverged_member_stops_alone_and_is_left_out(data_dir, tmp_path, sane_solo, policy):
+    result = run_cli("experiments.mlp", *DIVERGING, "--config.sweep.learning_rate=(0.01,10.0)",
+                     f"--config.train.nan_policy={policy}", "--config.train.max_consecutive_nonfinite=5",
+                     f"--config.data.data_dir={data_dir}", f"--workdir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(tmp_path, "summary.json")) as f:
+        summary = json.load(f)
+    sane, wild = summary["members"]
+    assert (sane["diverged"], wild["diverged"]) == (False, True)
+    # The sane member trains exactly as alone: all its epochs, the same parameters.
+    assert sane["epochs_run"] == sane_solo["epochs_run"] == 3
+    assert sane["params_sha256"] == sane_solo["params_sha256"]
+    assert sane["test"]["accuracy"] == sane_solo["test"]["accuracy"]
+    assert summary["best_member"] == 0 and summary["params_sha256"] == sane_solo["params_sha256"]
+    assert summary["ensemble"]["members"] == 1
+    assert summary["ensemble"]["test"]["accuracy"] == pytest.approx(sane_solo["test"]["accuracy"], abs=1e-6)
+    # The diverged member keeps finite parameters from before the epoch it diverged in, its last record.
+    assert wild["epochs_run"] < 3 and np.isfinite(wild["test"]["loss"])
+    with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
+        lines = [json.loads(line) for line in f]
+    assert [line["epoch"] for line in lines if line["member"] == 0] == [1, 2, 3]
+    wild_lines = [line for line in lines if line["member"] == 1]
+    assert [line["epoch"] for line in wild_lines] == list(range(1, wild["epochs_run"] + 1))
+    assert wild_lines[-1]["nonfinite_steps"] > 0
+
+
+def test_a_sweep_whose_members_all_diverge_fails_with_one_line(data_dir, tmp_path):
+    result = run_cli("experiments.mlp", *DIVERGING, "--config.optimizer.learning_rate=10", "--config.sweep.seeds=2",
+                     f"--config.data.data_dir={data_dir}", f"--workdir={tmp_path}")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: epoch 1: loss or gradient is NaN or infinite"), lines
+    assert "all 2 members diverged" in lines[0]
+    assert not os.path.exists(os.path.join(tmp_path, "summary.json"))
