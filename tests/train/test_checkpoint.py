@@ -9,6 +9,7 @@ import glob
 import logging
 import os
 import shutil
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ import pytest
 from jaxdl.errors import InputError
 from jaxdl.models import MLP
 from jaxdl.run.config import config_differences
+from jaxdl.train import checkpoint
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.digest import params_sha256
 from jaxdl.train.fit import init_fit_state
@@ -191,3 +193,54 @@ def test_restored_arrays_keep_the_target_sharding(tmp_path):
     leaf = jax.tree.leaves(state)[0]
     assert isinstance(leaf, jax.Array) and leaf.sharding == jax.tree.leaves(like)[0].sharding
     assert np.array_equal(jax.device_get(state.train.rng), jax.device_get(fit_state(epoch=1).train.rng))
+
+
+def test_save_returns_before_the_hash_and_the_worker_keeps_saves_in_order(tmp_path, monkeypatch):
+    started, release, threads, hashed = threading.Event(), threading.Event(), [], []
+
+    def slow_sha256(tree):  # the real digest, after the test lets it go
+        threads.append(threading.current_thread())
+        started.set()
+        release.wait(timeout=20)
+        hashed.append(params_sha256(tree))
+        return hashed[-1]
+
+    monkeypatch.setattr(checkpoint, "params_sha256", slow_sha256)
+    directory = str(tmp_path / "ckpt")
+    checkpointer = Checkpointer(directory, every_epochs=1)
+    checkpointer.save(1, fit_state(epoch=1), {})
+    assert started.wait(timeout=20) and not hashed  # returned while the hash still runs
+    assert threads == [threads[0]] and threads[0] is not threading.main_thread()
+    assert checkpointer.latest_epoch() == 1  # a save in progress counts, as in Orbax
+    threading.Timer(0.2, release.set).start()
+    checkpointer.save(2, fit_state(epoch=2), {})  # waits until save 1 is completely written
+    assert os.path.isdir(os.path.join(directory, "1", "state"))
+    checkpointer.close()
+    assert len(hashed) == 2 and threading.main_thread() not in threads
+    assert checkpointer.latest_epoch() == 2 and checkpointer.epochs() == [1, 2]
+    monkeypatch.undo()
+    state, meta = Checkpointer(directory).restore(fit_state())
+    assert int(state.epoch) == 2 and meta["state_sha256"] == params_sha256(fit_state(epoch=2)) == hashed[1]
+
+
+def test_the_host_copy_owns_its_memory():
+    # A view of the device buffer would change under a donating training step (or stop the donation).
+    assert all(leaf.flags.owndata for leaf in jax.tree.leaves(checkpoint.host_copy(fit_state(epoch=1))))
+
+
+def test_an_error_in_a_background_save_is_raised_by_the_next_save_or_close(tmp_path, monkeypatch):
+    def broken_sha256(tree):
+        raise OSError("disk full while hashing")
+
+    monkeypatch.setattr(checkpoint, "params_sha256", broken_sha256)
+    checkpointer = Checkpointer(str(tmp_path / "a"))
+    checkpointer.save(1, fit_state(epoch=1), {})
+    with pytest.raises(OSError, match="disk full while hashing"):
+        checkpointer.close()
+
+    checkpointer = Checkpointer(str(tmp_path / "b"))
+    checkpointer.save(1, fit_state(epoch=1), {})
+    with pytest.raises(OSError, match="disk full while hashing"):
+        checkpointer.save(2, fit_state(epoch=2), {})
+    checkpointer.close()  # the error was raised once; nothing else pending
+    assert checkpointer.epochs() == []
