@@ -52,6 +52,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     check_range("config.train.epochs", config.train.epochs, low=1, integer=True)
     check_range("config.train.batch_size", config.train.batch_size, low=1, integer=True)
     check_range("config.train.min_epoch_examples", config.train.min_epoch_examples, low=1, integer=True)
+    check_range("config.transfer.finetune_lr_ratio", config.transfer.finetune_lr_ratio, low=0, low_inclusive=False,
+                high=1)
+    check_range("config.transfer.body_lr_ratio", config.transfer.body_lr_ratio, low=0, low_inclusive=False, high=1)
+    head = tuple(config.transfer.head)
+    if not head or not isinstance(head[0], str) or head[0].startswith("!"):
+        raise InputError("config.transfer.head", "needs patterns of the head's layers", got=head,
+                         expected='a tuple such as ("head",) or ("*", "!conv_0")')
     check_range("config.transfer.head_epochs", config.transfer.head_epochs, low=0, high=config.train.epochs - 1,
                 integer=True)
     if not isinstance(config.budgets, (tuple, list)) or not config.budgets:
@@ -106,7 +113,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
     for budget in config.budgets:  # every class has enough labels: fail now, not after pretraining
         subsets.label_budget(target.train, budget, config.seed, target.info.num_classes)
     source = config.source or pretrain(config, workdir, progress)
-    pretrained = read_pretrained(source, member=config.transfer.member)
+    pretrained = read_pretrained(source, member=config.transfer.member, section="config.transfer")
     model = build_model(config.model, target.info)
     placeholder = build_optimizer(config.optimizer, steps_per_epoch=1, epochs=1)
     metrics_fn = metrics_for_task(target.info.task)
@@ -115,7 +122,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
         state = create_state(model, placeholder, target.info.input_shape, seed, metrics_fn)
         if strategy == "scratch":
             return state, None
-        return initialise_from(state, pretrained, skip=new_layers(config, strategy))
+        return initialise_from(state, pretrained, skip=new_layers(config, strategy), section="config.transfer")
 
     loaded_report = fresh(config.seed, "finetune")[1]
     loaded_report["source"] = os.path.abspath(source)

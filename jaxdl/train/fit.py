@@ -30,7 +30,7 @@ from flax import struct
 from jax.sharding import Mesh
 
 from jaxdl import parallel
-from jaxdl.errors import InputError, check_choice
+from jaxdl.errors import InputError, check_choice, check_range
 from jaxdl.train import nonfinite
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.early_stopping import EarlyStopping, update_early_stopping
@@ -194,12 +194,15 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         with its own data order and early stopping (the loop ends when all have stopped).
     """
     mesh = mesh or parallel.make_mesh()
-    check_choice("config.train.nan_policy", nan_policy, nonfinite.POLICIES)
-    parallel.check_batch_size("config.train.batch_size", batch_size, mesh)
+    check_range("epochs", epochs, low=1, integer=True)
+    check_range("batch_size", batch_size, low=1, integer=True)
+    check_range("patience", patience, low=0, integer=True)
+    check_choice("nan_policy", nan_policy, nonfinite.POLICIES)
+    parallel.check_batch_size("batch_size", batch_size, mesh)
     eval_batch_size = eval_batch_size_for(len(validation["y"]), eval_batch_size, mesh)
     steps_per_epoch = len(train["y"]) // batch_size
     if steps_per_epoch == 0:
-        raise InputError("config.train.batch_size", "batch size is larger than the training set",
+        raise InputError("batch_size", "is larger than the training set",
                          got=batch_size, expected=f"at most {len(train['y'])}")
     replicated = parallel.replicated(mesh)
     train_data = jax.device_put(train, replicated)

@@ -99,11 +99,11 @@ def two_phases(optimizer: ml_collections.ConfigDict, *, head: Sequence[str] = ("
     at the rate times `finetune_lr_ratio`, and the body at that times `body_lr_ratio`
     (discriminative rates). A phase of 0 epochs is left out.
     """
-    check_range("config.transfer.finetune_lr_ratio", finetune_lr_ratio, low=0, low_inclusive=False, high=1)
-    check_range("config.transfer.body_lr_ratio", body_lr_ratio, low=0, low_inclusive=False, high=1)
+    check_range("finetune_lr_ratio", finetune_lr_ratio, low=0, low_inclusive=False, high=1)
+    check_range("body_lr_ratio", body_lr_ratio, low=0, low_inclusive=False, high=1)
     head = tuple(head)
     if not head or not isinstance(head[0], str) or head[0].startswith("!"):
-        raise InputError("config.transfer.head", "needs patterns of the head's layers", got=head,
+        raise InputError("head", "needs patterns of the head's layers", got=head,
                          expected='a tuple such as ("head",) or ("*", "!conv_0")')
     # The complement of a last-match-wins pattern list: the same list, each pattern flipped.
     flipped = tuple(pattern[1:] if pattern.startswith("!") else f"!{pattern}" for pattern in head)

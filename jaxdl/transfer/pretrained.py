@@ -57,7 +57,13 @@ class Pretrained:
     config: dict
 
 
-def find_checkpoint(source: str, epoch: int | None = None, where: str = "config.transfer.source") -> str:
+def key_name(section: str, argument: str) -> str:
+    """What bad input is reported under: the argument's name, or its config key within `section`."""
+    return f"{section}.{argument}" if section else argument
+
+
+def find_checkpoint(source: str, epoch: int | None = None, section: str = "") -> str:
+    where = key_name(section, "source")
     """The checkpoint folder that `source` names: a workdir, a `checkpoints/` folder (its newest, or
     `epoch`), or one checkpoint folder."""
     source = os.path.abspath(os.path.expanduser(source))
@@ -79,7 +85,7 @@ def find_checkpoint(source: str, epoch: int | None = None, where: str = "config.
 
 
 def read_pretrained(source: str, *, epoch: int | None = None, which: str = "final", member: int = -1,
-                    where: str = "config.transfer.source") -> Pretrained:
+                    section: str = "") -> Pretrained:
     """Reads the parameters and batch-norm statistics of a jaxdl checkpoint, as numpy arrays.
 
     Args:
@@ -89,10 +95,13 @@ def read_pretrained(source: str, *, epoch: int | None = None, which: str = "fina
         summary.json), "best" or "last".
       member: for a sweep checkpoint (a stack of runs), the member to take; -1 = the sweep's best
         member as recorded in the workdir's summary.json.
+      section: the config section these arguments come from (e.g. "config.transfer"), so that bad
+        input is reported under the config key ("config.transfer.source"); "" names the arguments.
     """
     if which not in WHICH:
         raise InputError("which", "unknown choice", got=which, expected="one of " + ", ".join(WHICH))
-    path = find_checkpoint(source, epoch, where)
+    where = key_name(section, "source")
+    path = find_checkpoint(source, epoch, section)
     handler = ocp.PyTreeCheckpointHandler()
     try:
         tree = handler.metadata(epath.Path(path) / "state").tree
@@ -109,7 +118,7 @@ def read_pretrained(source: str, *, epoch: int | None = None, which: str = "fina
         wanted["early"] = {"best_params": early["best_params"], "best_batch_stats": early["best_batch_stats"],
                            "best_epoch": early["best_epoch"]}
     arrays = restore_subtree(handler, epath.Path(path) / "state", wanted, where)
-    chosen = pick_member(path, member, tree["epoch"].shape[0], where) if len(tree["epoch"].shape) == 1 else None
+    chosen = pick_member(path, member, tree["epoch"].shape[0], section) if len(tree["epoch"].shape) == 1 else None
     if chosen is not None:
         arrays = jax.tree.map(lambda a: a[chosen], arrays)
     if model == "final":
@@ -149,22 +158,23 @@ def restore_subtree(handler: ocp.PyTreeCheckpointHandler, path: epath.Path, want
     return jax.tree.map(np.asarray, restored)
 
 
-def pick_member(path: str, member: int, count: int, where: str) -> int:
+def pick_member(path: str, member: int, count: int, section: str) -> int:
+    where, member_where = key_name(section, "source"), key_name(section, "member")
     """The sweep member to read: `member`, or with -1 the `best_member` of the workdir's summary.json."""
     if member == -1:
         summary = os.path.join(os.path.dirname(os.path.dirname(path)), "summary.json")
         best = json.load(open(summary)).get("best_member") if os.path.exists(summary) else None
         if best is None:
             raise InputError(where, f"is a sweep of {count} members and its summary.json names no best member",
-                             got=path, expected="a member index (config.transfer.member)")
+                             got=path, expected=f"a member index ({member_where})")
         member = int(best)
     if not 0 <= member < count:
-        raise InputError("config.transfer.member", "out of range", got=member, expected=f"0..{count - 1}")
+        raise InputError(member_where, "out of range", got=member, expected=f"0..{count - 1}")
     return member
 
 
 def match_variables(target: dict[str, Any], source: dict[str, Any], *,
-                    skip: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict]:
+                    skip: tuple[str, ...] = (), section: str = "") -> tuple[dict[str, Any], dict]:
     """Copies the source arrays that fit `target`, a whole layer at a time.
 
     An array is copied when its collection and path are in the source with the same shape, and so
@@ -184,7 +194,7 @@ def match_variables(target: dict[str, Any], source: dict[str, Any], *,
     """
     mine = {c: paths.leaves_by_path(target.get(c, {})) for c in COLLECTIONS}
     theirs = {c: paths.leaves_by_path(source.get(c, {})) for c in COLLECTIONS}
-    paths.check_patterns("config.transfer.skip", skip, [name for c in COLLECTIONS for name in mine[c]])
+    paths.check_patterns(key_name(section, "skip"), skip, [name for c in COLLECTIONS for name in mine[c]])
     reasons, layer_reasons = {}, {}
     for collection in COLLECTIONS:
         for name, fresh in mine[collection].items():
@@ -227,19 +237,19 @@ def layer_of(path: str) -> str:
 
 def load_pretrained(state: TrainState, source: str, *, skip: tuple[str, ...] = (), epoch: int | None = None,
                     which: str = "final", member: int = -1,
-                    where: str = "config.transfer.source") -> tuple[TrainState, dict]:
+                    section: str = "") -> tuple[TrainState, dict]:
     """`state` with the parameters and batch-norm statistics of checkpoint `source` that fit it.
 
     See `read_pretrained` for `source`, `epoch`, `which` and `member`, and `initialise_from` for
     `skip`, the report and the errors.
     """
-    pretrained = read_pretrained(source, epoch=epoch, which=which, member=member, where=where)
-    state, report = initialise_from(state, pretrained, skip=skip, where=where)
+    pretrained = read_pretrained(source, epoch=epoch, which=which, member=member, section=section)
+    state, report = initialise_from(state, pretrained, skip=skip, section=section)
     return state, {"source": os.path.abspath(source), **report}
 
 
 def initialise_from(state: TrainState, pretrained: Pretrained, *, skip: tuple[str, ...] = (),
-                    where: str = "config.transfer.source") -> tuple[TrainState, dict]:
+                    section: str = "") -> tuple[TrainState, dict]:
     """`state` with the arrays of `pretrained` that fit it (`match_variables`), and the report.
 
     The optimizer state is initialised afresh for the new parameters. The report is
@@ -247,16 +257,16 @@ def initialise_from(state: TrainState, pretrained: Pretrained, *, skip: tuple[st
     counts. Raises InputError when no layer of the checkpoint matches the model.
     """
     target = {"params": state.params, "batch_stats": state.batch_stats}
-    variables, report = match_variables(target, pretrained.variables, skip=skip)
+    variables, report = match_variables(target, pretrained.variables, skip=skip, section=section)
     if not any(entry["path"].startswith("params/") for entry in report["loaded"]):
         mismatched = [e for e in report["reinitialised"]
                       if e["path"].startswith("params/") and e["reason"].startswith("checkpoint shape")]
         example = max(mismatched, key=lambda e: len(e["shape"]), default=None)  # a kernel says more than a bias
-        raise InputError(where, "no layer of the checkpoint matches this model (path and shape)",
+        raise InputError(key_name(section, "source"), "no layer of the checkpoint matches this model (path and shape)",
                          got=f"{pretrained.checkpoint} with layers {layer_names(pretrained.variables['params'])}",
                          expected=f"layers such as the model's {layer_names(state.params)}",
                          hint=(f"e.g. {example['path']} has {example['reason']}, the model's is {example['shape']}"
-                               if example else "check config.transfer.skip and the model config"))
+                               if example else "check the skip patterns and the model config"))
     report = {"checkpoint": pretrained.checkpoint, "epoch": pretrained.epoch, "model": pretrained.model,
               "member": pretrained.member, "skip": list(skip), "counts": counts(report), **report}
     params = jax.tree.map(jax.numpy.asarray, variables["params"])

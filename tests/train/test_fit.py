@@ -10,6 +10,7 @@ import optax
 import pytest
 from conftest import REPO
 
+from jaxdl.errors import InputError
 from jaxdl.evaluate.passes import evaluate_split
 from jaxdl.models import MLP
 from jaxdl.train.checkpoint import Checkpointer
@@ -92,3 +93,15 @@ def test_fit_leaves_the_callers_state_alone(devices):
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["devices", str(devices)]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"batch_size": 0}, "^batch_size: out of range"),
+    ({"batch_size": 4096}, "^batch_size: is larger than the training set"),
+    ({"batch_size": 32, "nan_policy": "skp"}, "^nan_policy: unknown name"),
+    ({"batch_size": 32, "patience": -1}, "^patience: out of range"),
+])
+def test_fit_names_its_own_arguments_in_errors(digits, kwargs, message):
+    """A library function speaks in its own terms; the pipeline names config keys (tests/run/test_bad_input.py)."""
+    with pytest.raises(InputError, match=message):
+        fit(state(), digits.train, digits.validation, epochs=1, **kwargs)

@@ -259,6 +259,7 @@ def test_which_schedules_refuse_other_epochs_on_resume(schedule):
             with pytest.raises(InputError, match=f"optimizer.schedule '{schedule}'"):
                 check_epochs_keep_schedule(saved, config)
 
+
 def test_more_patience_on_resume_trains_on_after_an_early_stop(data_dir, tmp_path):
     """train.patience may change on resume: a run that stopped early goes on when given more patience."""
     workdir = tmp_path / "patience"

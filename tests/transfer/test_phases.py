@@ -173,7 +173,7 @@ def test_two_phases_freeze_the_body_then_train_all_at_lower_rates():
     kept = two_phases(optimizer(), head_epochs=1, epochs=1, keep_frozen=("norm",))[1]
     assert tuple(kept.optimizer.freeze) == ("norm",)
     assert [p.name for p in two_phases(optimizer(), head_epochs=5, epochs=0)] == ["head"]
-    with pytest.raises(InputError, match="config.transfer.head"):
+    with pytest.raises(InputError, match="^head: needs patterns"):
         two_phases(optimizer(), head=("!head",), head_epochs=1, epochs=1)
     # "Everything but the first layer" is the head: phase one freezes that layer alone.
     head, everything = two_phases(optimizer(), head=("*", "!body"), head_epochs=1, epochs=1, body_lr_ratio=0.5)
