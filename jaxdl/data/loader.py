@@ -6,13 +6,16 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxdl.data import text, tfds_door
+from jaxdl.data import sources, text, tfds_door
 from jaxdl.data.splits import Arrays, DataInfo, Splits, carve, check_splits
 from jaxdl.errors import InputError, check_range
 
 
 def load(config: ml_collections.ConfigDict) -> Splits:
     """Loads `config.name` through TFDS and splits it.
+
+    `name` is a TFDS name (a project builder such as `digits`, or a catalog name) or the user's own
+    files, `folder:PATH`, `csv:PATH` or `npz:PATH` (see `jaxdl.data.sources`).
 
     Config keys: `name`, `data_dir` ("" = TFDS default), `validation_fraction` (carved from train
     when the dataset has no validation split), `split_seed`, `download` (prepare a catalog dataset
@@ -22,14 +25,17 @@ def load(config: ml_collections.ConfigDict) -> Splits:
     """
     sequence_length = config.get("sequence_length", 0)
     check_range("config.data.sequence_length", sequence_length, low=0, integer=True)
-    builder = tfds_door.get_builder(config.name, config.data_dir or None, sequence_length=sequence_length)
+    if sources.is_source(config.name):
+        builder = sources.get_source_builder(config.name, config, config.data_dir or tfds_door.default_data_dir())
+    else:
+        builder = tfds_door.get_builder(config.name, config.data_dir or None, sequence_length=sequence_length)
     declared = tfds_door.available_splits(builder)
     wanted = [s for s in ("train", "validation", "test") if s in declared] or declared[:1]
     if "train" not in wanted:
         raise InputError("config.data.name", "dataset has no train split", got=config.name,
                          expected="a dataset with a 'train' split")
     raw = tfds_door.read_splits(builder, wanted, download=config.get("download", False))
-    is_project = builder.name in tfds_door.PROJECT_BUILDERS
+    is_project = tfds_door.is_project_builder(builder)
     info = describe(builder, text_length=0 if is_project else sequence_length)
     arrays = {split: to_arrays(examples, builder, info, split) for split, examples in raw.items()}
     train = arrays["train"]

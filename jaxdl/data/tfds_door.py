@@ -114,9 +114,15 @@ def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
     return {split: [source[i] for i in range(len(source))] for split, source in sources.items()}
 
 
+def is_project_builder(builder: tfds.core.DatasetBuilder) -> bool:
+    """A builder of jaxdl's (prepared on first use, offline): a PROJECT_BUILDERS set or the user's own
+    files (`jaxdl.data.sources`, whose builders set OWN_FILES)."""
+    return builder.name in PROJECT_BUILDERS or getattr(builder, "OWN_FILES", False)
+
+
 def prepare_project_builder(builder: tfds.core.DatasetBuilder) -> None:
     """Prepares a project builder on first use (offline); catalog builders are left alone."""
-    if builder.name in PROJECT_BUILDERS and not builder.is_prepared():
+    if is_project_builder(builder) and not builder.is_prepared():
         tfds.display_progress_bar(False)
         try:
             # TFDS prints "Downloading and preparing ..." on stdout, which holds only the final table
