@@ -1,0 +1,116 @@
+"""The compiled-program promises: one compilation of the epoch program per fit, none per epoch or
+per repeated evaluation, and no host transfer inside an epoch."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxdl import parallel
+from jaxdl.evaluate.passes import evaluate_split
+from jaxdl.models import MLP
+from jaxdl.train.fit import epoch_function, eval_batch_size_for, fit, place_fit_state
+from jaxdl.train.losses import classification_metrics
+from jaxdl.train.state import create_state
+from jaxdl.train.step import eval_batches
+
+# Recorded by jax around every XLA compilation (cache hits included), with the jitted function's name.
+BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@contextlib.contextmanager
+def compilations():
+    """Counts XLA compilations by name ("jit(fit_epoch)", ...) while the block runs."""
+    counts = collections.Counter()
+
+    def listener(event, duration, **kwargs):
+        if event == BACKEND_COMPILE_EVENT:
+            counts[kwargs["fun_name"]] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield counts
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def mlp_state(seed=0):
+    return create_state(MLP(num_outputs=10, hidden_sizes=(32,)), optax.adam(1e-2), (8, 8, 1), seed,
+                        classification_metrics)
+
+
+def test_the_listener_sees_a_compilation():
+    # Sanity check of the hook itself: a fresh jit of a new function compiles exactly once.
+    with compilations() as counts:
+        jax.jit(lambda x: x * 3 + 1)(np.float32(2.0))
+    assert counts == {"jit(<lambda>)": 1}
+
+
+def test_fit_compiles_the_epoch_program_once_not_per_epoch(digits):
+    first, second = mlp_state(), mlp_state(1)
+    with compilations() as short:
+        fit(first, digits.train, digits.validation, epochs=2, batch_size=64, patience=3)
+    with compilations() as long:
+        result = fit(second, digits.train, digits.validation, epochs=10, batch_size=64, patience=10)
+    assert result.epochs_run == 10
+    assert short["jit(fit_epoch)"] == 1 and long["jit(fit_epoch)"] == 1, (dict(short), dict(long))
+    # Nothing else is compiled per epoch either: 8 more epochs compile no program more often.
+    assert all(count <= short[name] for name, count in long.items()), (dict(short), dict(long))
+
+
+def test_evaluating_the_same_shapes_again_compiles_nothing(digits):
+    state = mlp_state()
+    first = evaluate_split(state, digits.test)
+    with compilations() as counts:
+        second = evaluate_split(state, digits.test)
+    assert counts == {}
+    assert second == first
+
+
+@pytest.mark.parametrize("members", [0, pytest.param(2, marks=pytest.mark.slow)])
+def test_an_epoch_makes_no_host_transfer(digits, members):
+    """The epoch program fit runs, on inputs placed as fit places them, under a transfer guard."""
+    mesh = parallel.make_mesh()
+    if members:  # a stack, as jaxdl.train.sweep.create_states makes it
+        keys = jnp.stack([jax.random.PRNGKey(seed) for seed in range(members)])
+        state = jax.jit(jax.vmap(mlp_state))(keys)
+    else:
+        state = mlp_state()
+    replicated = parallel.replicated(mesh)
+    train = jax.device_put(digits.train, replicated)
+    size = eval_batch_size_for(len(digits.validation["y"]), 256, mesh)
+    validation = jax.device_put(eval_batches(digits.validation, size), replicated)
+    fit_state = place_fit_state(state, mesh, members)
+    epoch_fn = jax.jit(epoch_function(mesh, batch_size=64, patience=2, members=members, skip_nonfinite=True),
+                       donate_argnums=0)
+
+    with jax.transfer_guard("disallow"):
+        for _ in range(2):  # the first call compiles, the second only runs
+            fit_state, metrics = epoch_fn(fit_state, train, validation)
+    assert np.all(jax.device_get(fit_state.epoch) == 2)
+    assert np.all(np.isfinite(jax.device_get(metrics["val_loss"])))
+
+    # The guard does see an implicit host-to-device transfer: host training data.
+    with jax.transfer_guard("disallow"), pytest.raises(jax.errors.JaxRuntimeError, match="Disallowed host-to-device"):
+        epoch_fn(fit_state, digits.train, validation)
+
+    # Host callbacks (jax.debug.print, pure_callback, io_callback) and infeed/outfeed pass the guard
+    # unseen, so the program is read for them too.
+    program = epoch_fn.lower(fit_state, train, validation).as_text()
+    assert not re.findall(r"callback|stablehlo\.(?:send|recv|infeed|outfeed)", program)
+
+
+def test_a_host_callback_shows_in_the_program_text():
+    # Sanity check of the pattern above: a debug print lowers to a python callback custom call.
+    def noisy(x):
+        jax.debug.print("{}", x)
+        return x
+
+    assert re.findall(r"callback", jax.jit(noisy).lower(np.float32(1.0)).as_text())
