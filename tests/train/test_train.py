@@ -80,4 +80,15 @@ def test_epoch_metrics_are_the_mean_over_steps(digits):
     new_state, metrics = jax.jit(functools.partial(train_epoch, batch_size=100))(state, data)
     steps = len(digits.train["y"]) // 100
     assert int(new_state.step) == steps
-    assert 0.0 < float(metrics["accuracy"]) < 1.0 and np.isfinite(float(metrics["loss"]))
+
+    # The same epoch, step by step on the host: the batches of `epoch_order`, one `train_step` each.
+    step = jax.jit(train_step)
+    per_step = []
+    for index in np.asarray(epoch_order(state, len(digits.train["y"]), 100)):
+        state, step_metrics = step(state, {k: data[k][index] for k in ("x", "y")})
+        per_step.append(jax.device_get(step_metrics))
+    assert len(per_step) == steps
+    for name in ("loss", "accuracy"):
+        values = np.array([m[name] for m in per_step], np.float64)
+        assert len(set(values.tolist())) > 1, name  # the mean differs from any one step's value
+        np.testing.assert_allclose(float(metrics[name]), values.mean(), rtol=1e-6, err_msg=name)
