@@ -3,11 +3,12 @@
 import os
 
 import pytest
+from conftest import REPO
 
 from jaxdl.errors import InputError, check_choice, check_range
 from jaxdl.run.config import apply_override, load_config, split_overrides
 
-MLP_CONFIG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "mlp.py")
+MLP_CONFIG = os.path.join(REPO, "configs", "mlp.py")
 
 
 def test_config_has_the_shared_keys_and_is_locked():

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import optax
 import pytest
+from conftest import REPO
 
 from jaxdl.errors import InputError
 from jaxdl.models import MLP
@@ -17,8 +18,6 @@ from jaxdl.train.digest import params_sha256
 from jaxdl.train.losses import classification_metrics
 from jaxdl.train.state import create_state
 from jaxdl.transfer.pretrained import format_report, load_pretrained, match_variables, read_pretrained
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def mlp_config(data_dir, *, hidden=(32,), epochs=3, patience=0):
