@@ -4,16 +4,15 @@ import json
 import os
 
 import ml_collections
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from experiments import transfer
 from jaxdl.errors import InputError
 from jaxdl.run.config import load_config
 from jaxdl.run.pipeline import train_and_evaluate
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config(data_dir, variant="tiny", **data):
@@ -41,7 +40,12 @@ def test_budgets_figures_and_a_reused_source_give_the_same_numbers(data_dir, tmp
     [row] = summary["budgets"]
     assert row["labels_per_class"] == 2 and row["train_examples"] == 10 and row["seeds"] == 2
     for strategy in ("scratch", "head_only", "finetune"):
-        assert 0.0 <= row[f"{strategy}_min"] <= row[f"{strategy}_accuracy"] <= row[f"{strategy}_max"] <= 1.0
+        # The row's figures are those of this strategy's runs, one per seed, recomputed here.
+        accuracies = np.array([r["test"]["accuracy"] for r in summary["runs"] if r["strategy"] == strategy])
+        assert len(accuracies) == 2
+        assert row[f"{strategy}_accuracy"] == accuracies.mean() and row[f"{strategy}_std"] == accuracies.std(ddof=1)
+        assert (row[f"{strategy}_min"], row[f"{strategy}_max"]) == (accuracies.min(), accuracies.max())
+    assert row["finetune_minus_scratch"] == row["finetune_accuracy"] - row["scratch_accuracy"]
     assert len(summary["runs"]) == 6 and {r["test"]["count"] for r in summary["runs"]} == {summary["data"]["test"]}
     assert summary["data"]["classes"] == [5, 6, 7, 8, 9]
     # The headline model's epochs run through both phases: 1 head epoch, then 2 of everything.
