@@ -122,7 +122,12 @@ def test_per_class_figures_agree_with_the_confusion_matrix(cli_run):
 def test_summary_has_baseline_target_overfitting_worst_errors_and_activations(cli_run):
     _, summary, stdout = cli_run
     assert summary["baseline"]["model"] == "softmax regression"
-    assert 0 < summary["baseline"]["test"]["accuracy"] <= 1 and summary["baseline"]["num_params"] == 650
+    baseline = summary["baseline"]
+    assert baseline["num_params"] == 650 and baseline["test"]["count"] == summary["data"]["test"]
+    # Softmax regression on 8x8 digits: near 0.1 untrained, past 0.8 within a few epochs (test_baseline.py).
+    assert baseline["test"]["accuracy"] > 0.8
+    hits = baseline["test"]["accuracy"] * baseline["test"]["count"]
+    assert abs(hits - round(hits)) < 1e-3  # a whole number of correct test examples: no padding counted
     assert summary["target"] == {"metric": "accuracy", "target": 0.99, "value": summary["test"]["accuracy"],
                                  "met": False}
     assert summary["overfitting"] is False  # three epochs: nothing to overfit yet
