@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import tensorflow_datasets as tfds
 
 from experiments import cnn, rnn
@@ -21,13 +22,21 @@ def config_with(spec: str, data_dir: str, **overrides: str):
     return config
 
 
+def assert_accuracy_is_the_confusion_diagonal(test: dict, confusion: list[list[int]]) -> None:
+    """The test accuracy is the confusion matrix's trace over the count, exactly as float32 divides."""
+    confusion = np.array(confusion)
+    assert confusion.sum() == test["count"]
+    assert np.float32(np.trace(confusion)) / np.float32(test["count"]) == np.float32(test["accuracy"])
+
+
 def test_cnn_trains_on_mock_mnist(tmp_path):
     config = config_with("configs/cnn.py:mnist", str(tmp_path / "tfds"), **{
         "model.channels": "(4,)", "model.dense_sizes": "(8,)", "train.epochs": "1", "train.batch_size": "32"})
     with tfds.testing.mock_data(num_examples=96):
         summary = cnn.run(config, str(tmp_path / "run"), progress=False)
     assert summary["data"]["name"] == "mnist" and summary["data"]["test"] == 96
-    assert 0.0 <= summary["test"]["accuracy"] <= 1.0 and summary["epochs_run"] == 1
+    assert summary["epochs_run"] == 1 and summary["test"]["count"] == 96
+    assert_accuracy_is_the_confusion_diagonal(summary["test"], summary["confusion_matrix"])
 
 
 def test_cifar10_config_builds_a_resnet_for_mock_cifar10(tmp_path):
@@ -50,4 +59,5 @@ def test_rnn_reads_mock_imdb_reviews_as_bytes(tmp_path):
     with tfds.testing.mock_data(num_examples=48):
         summary = rnn.run(config, str(tmp_path / "run"), progress=False)
     assert summary["data"]["name"] == "imdb_reviews" and summary["model"] == "rnn"
-    assert summary["test"]["count"] == 48 and 0.0 <= summary["test"]["accuracy"] <= 1.0
+    assert summary["test"]["count"] == 48 and np.shape(summary["confusion_matrix"]) == (2, 2)
+    assert_accuracy_is_the_confusion_diagonal(summary["test"], summary["confusion_matrix"])
