@@ -2,16 +2,22 @@
 run code when it is read.
 
 Two checks: jaxdl's own source does not mention any unpickler, and a real save, restore and dataset
-load succeed while every unpickling entry point of the standard library raises.
+load succeed while any unpickling raises: the pickle and _pickle entry points are patched, and an
+audit hook on "pickle.find_class" (which every unpickler, C or Python, fires for each global it
+resolves, and without a global a pickle cannot call anything) catches the rest, including a `loads`
+bound before the patch and `numpy.load(allow_pickle=True)`.
 """
 
 from __future__ import annotations
 
+import _pickle
 import os
 import pickle
 import re
+import sys
 
 import ml_collections
+import numpy as np
 import optax
 import pytest
 from conftest import REPO
@@ -48,13 +54,60 @@ def test_no_unpickler_is_used_in_the_library_source():
     assert offenders == []
 
 
+# Bound at import, as `from pickle import loads` in some library would be: patching pickle misses it.
+EARLY_LOADS = pickle.loads
+# What the guard saw while on (None: off). An audit hook cannot be removed, so it is added once per
+# process and acts only while a test has the guard on.
+GUARD: dict[str, list | None] = {"seen": None}
+
+
+def audit(event: str, args: tuple) -> None:
+    if event == "pickle.find_class" and GUARD["seen"] is not None:
+        GUARD["seen"].append(f"{args[0]}.{args[1]}")
+        raise AssertionError(f"something unpickled a global: {args[0]}.{args[1]}")
+
+
 @pytest.fixture
 def unpickling_forbidden(monkeypatch):
+    """Turns the guard on; yields the list of what was unpickled, to be asserted empty (the code under
+    test might catch the AssertionError and carry on)."""
+    if not getattr(sys, "_jaxdl_pickle_audit", False):
+        sys.addaudithook(audit)
+        sys._jaxdl_pickle_audit = True
+    seen = []
+
     def forbidden(*args, **kwargs):
+        seen.append("pickle entry point")
         raise AssertionError("something unpickled")
 
-    for name in ("load", "loads", "Unpickler"):
-        monkeypatch.setattr(pickle, name, forbidden)
+    for module in (pickle, _pickle):
+        for name in ("load", "loads", "Unpickler"):
+            monkeypatch.setattr(module, name, forbidden)
+    monkeypatch.setattr(pickle, "_Unpickler", forbidden)  # the pure-Python unpickler behind pickle._load(s)
+    GUARD["seen"] = seen
+    try:
+        yield seen
+    finally:
+        GUARD["seen"] = None
+
+
+def test_the_guard_sees_any_unpickling(unpickling_forbidden, tmp_path):
+    array = pickle.dumps(np.arange(3))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
+    loaders = {"pickle.loads": lambda: pickle.loads(array), "_pickle.loads": lambda: _pickle.loads(array),
+               "loads bound before the patch": lambda: EARLY_LOADS(array),
+               "pickle._loads (pure Python)": lambda: pickle._loads(array),
+               "numpy.load(allow_pickle=True)": lambda: np.load(tmp_path / "objects.npy", allow_pickle=True)}
+    for name, load_it in loaders.items():
+        before = len(unpickling_forbidden)
+        with pytest.raises(AssertionError, match="something unpickled"):
+            load_it()
+        assert len(unpickling_forbidden) > before, name
+    # The hook alone, with no patch at all, sees a global being resolved.
+    del unpickling_forbidden[:]
+    with pytest.raises(AssertionError, match="numpy"):
+        EARLY_LOADS(array)
+    assert unpickling_forbidden and all(name.startswith("numpy") for name in unpickling_forbidden)
 
 
 def test_checkpoints_and_data_load_with_unpickling_forbidden(unpickling_forbidden, tmp_path, data_dir):
@@ -70,3 +123,4 @@ def test_checkpoints_and_data_load_with_unpickling_forbidden(unpickling_forbidde
     splits = load(ml_collections.ConfigDict({"name": "digits", "data_dir": data_dir, "validation_fraction": 0.1,
                                              "split_seed": 0, "download": False}))
     assert sum(splits.sizes().values()) == 1797
+    assert unpickling_forbidden == []
