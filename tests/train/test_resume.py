@@ -152,7 +152,8 @@ def test_sigterm_and_sigint_stop_after_a_checkpoint_and_print_the_resume_command
 
 
 def test_kill_9_at_random_moments_then_resume(data_dir, tmp_path, uninterrupted, cache):
-    seed = int(os.environ.get("JAXDL_KILL_SEED", time.time_ns() % 10**6))
+    # Fixed, so a failure replays: seed 4 kills just after epochs 4 and 7. Set it to try other moments.
+    seed = int(os.environ.get("JAXDL_KILL_SEED", "4"))
     print(f"JAXDL_KILL_SEED={seed}")  # shown by pytest when the test fails, to replay the same kills
     rng = random.Random(seed)
     workdir = tmp_path / "killed"
