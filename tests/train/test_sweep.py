@@ -97,7 +97,10 @@ def test_a_member_trains_exactly_as_a_solo_run(swept, playground_data, tmp_path)
                       "seed": "1", "optimizer.learning_rate": "0.3"}
     solo = playground.run(playground_config(playground_data, solo_overrides), str(tmp_path), progress=False)
     assert "members" not in solo
-    assert solo["test"]["loss"] == pytest.approx(member["test"]["loss"], rel=1e-3)
+    # Not bit for bit: vmap turns each member's matmuls into batched ones that XLA reduces in another
+    # order, so the last bits of gradients differ and params_sha256 differs for all 8 members. Their
+    # test losses agree with solo runs to 6e-6 relative; 1e-4 leaves room for other CPUs.
+    assert solo["test"]["loss"] == pytest.approx(member["test"]["loss"], rel=1e-4)
     assert solo["test"]["accuracy"] == pytest.approx(member["test"]["accuracy"], abs=1e-6)
     assert (solo["epochs_run"], solo["best_epoch"]) == (member["epochs_run"], member["best_epoch"])
 
