@@ -154,6 +154,7 @@ def test_report_html_is_self_contained(cli_run):
     assert f"{summary['test']['accuracy']:.4f}" in page
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(cli_run, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

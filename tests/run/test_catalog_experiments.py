@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import tensorflow_datasets as tfds
 
 from experiments import cnn, rnn
@@ -29,6 +30,7 @@ def assert_accuracy_is_the_confusion_diagonal(test: dict, confusion: list[list[i
     assert np.float32(np.trace(confusion)) / np.float32(test["count"]) == np.float32(test["accuracy"])
 
 
+@pytest.mark.slow
 def test_cnn_trains_on_mock_mnist(tmp_path):
     config = config_with("configs/cnn.py:mnist", str(tmp_path / "tfds"), **{
         "model.channels": "(4,)", "model.dense_sizes": "(8,)", "train.epochs": "1", "train.batch_size": "32"})
@@ -52,6 +54,7 @@ def test_cifar10_config_builds_a_resnet_for_mock_cifar10(tmp_path):
     assert len([name for name in variables["params"] if name.startswith("block_")]) == 9  # ResNet-20: 3 x 3 blocks
 
 
+@pytest.mark.slow
 def test_rnn_reads_mock_imdb_reviews_as_bytes(tmp_path):
     config = config_with("configs/rnn.py:imdb", str(tmp_path / "tfds"), **{
         "data.sequence_length": "32", "model.hidden_size": "8", "model.embed_size": "4",

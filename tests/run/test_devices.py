@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-ARGS = ["--config", "configs/mlp.py:tiny", "--quiet", "--config.eval.report=false", "--config.model.hidden_sizes=(64,64)",
-        "--config.train.batch_size=64", "--config.train.epochs=4", "--config.model.dropout=0.1"]
+ARGS = ["--config", "configs/mlp.py:tiny", "--quiet", "--config.eval.report=false",
+        "--config.model.hidden_sizes=(64,64)", "--config.train.batch_size=64", "--config.train.epochs=4",
+        "--config.model.dropout=0.1"]
 
 
 def run_on(devices: int, workdir: str, data_dir: str) -> tuple[list[dict], dict]:
@@ -26,6 +27,7 @@ def runs(tmp_path_factory, data_dir):
             for name, devices in [("one", 1), ("eight", 8)]}
 
 
+@pytest.mark.slow
 def test_eight_devices_give_the_losses_of_one(runs):
     one, eight = runs["one"], runs["eight"]
     assert one[1]["devices"]["count"] == 1 and eight[1]["devices"]["count"] == 8

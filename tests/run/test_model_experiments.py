@@ -63,6 +63,7 @@ def losses(workdir: str) -> list[tuple[float, float]]:
         return [(record["train_loss"], record["val_loss"]) for record in map(json.loads, f)]
 
 
+@pytest.mark.slow
 def test_resnet_runs_from_the_command_line(data_dir, compile_cache, tmp_path):
     summary = run_family("resnet", data_dir, str(tmp_path), compile_cache)
     assert summary["model"] == "resnet" and summary["devices"]["count"] == 1
@@ -73,6 +74,7 @@ def test_resnet_runs_from_the_command_line(data_dir, compile_cache, tmp_path):
     assert np.float32(np.trace(confusion)) / np.float32(confusion.sum()) == np.float32(summary["test"]["accuracy"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["cnn", "rnn", "hybrid"])
 def test_family_runs_the_same_on_8_devices_and_repeats_bit_for_bit(family, data_dir, compile_cache, tmp_path):
     one = run_family(family, data_dir, str(tmp_path / "one"), compile_cache)

@@ -102,6 +102,7 @@ def test_l1_adds_the_sign_of_the_weights():
     np.testing.assert_allclose(optax.apply_updates(params, updates)["w"], [1.95, -0.45, 0.0])
 
 
+@pytest.mark.slow
 def test_playground_command_line(tmp_path):
     workdir = str(tmp_path / "run")
     result = run_cli("experiments.playground", "--config", "configs/playground.py:xor,tiny",

@@ -99,12 +99,14 @@ def assert_same_as_uninterrupted(workdir, uninterrupted) -> None:
     assert [r["epoch"] for r in uninterrupted["metrics"]] == list(range(1, EPOCHS + 1))
 
 
+@pytest.mark.slow
 def test_same_seed_twice_gives_the_same_parameters(data_dir, tmp_path, uninterrupted):
     train(data_dir, tmp_path / "again")
     assert_same_as_uninterrupted(tmp_path / "again", uninterrupted)
     assert summary(tmp_path / "again")["resumed_from"] == 0
 
 
+@pytest.mark.slow
 def test_clean_stop_then_resume_with_more_epochs(data_dir, tmp_path, uninterrupted, cache):
     workdir = tmp_path / "clean"
     train(data_dir, workdir, "--config.train.epochs=4", env=cache)
@@ -120,6 +122,7 @@ def resume_command_from(stderr: str) -> list[str]:
     return shlex.split(line.split(marker, 1)[1])
 
 
+@pytest.mark.slow
 def test_sigterm_and_sigint_stop_after_a_checkpoint_and_print_the_resume_command(data_dir, tmp_path, uninterrupted,
                                                                                   cache):
     workdir = tmp_path / "signals"
@@ -151,6 +154,7 @@ def test_sigterm_and_sigint_stop_after_a_checkpoint_and_print_the_resume_command
     assert_same_as_uninterrupted(workdir, uninterrupted)
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(data_dir, tmp_path, uninterrupted, cache):
     # Fixed, so a failure replays: seed 4 kills just after epochs 4 and 7. Set it to try other moments.
     seed = int(os.environ.get("JAXDL_KILL_SEED", "4"))
@@ -168,6 +172,7 @@ def test_kill_9_at_random_moments_then_resume(data_dir, tmp_path, uninterrupted,
     assert_same_as_uninterrupted(workdir, uninterrupted)
 
 
+@pytest.mark.slow
 def test_a_damaged_latest_checkpoint_resumes_from_the_one_before(data_dir, tmp_path, uninterrupted, cache):
     workdir = tmp_path / "damaged"
     shutil.copytree(uninterrupted["workdir"], workdir)
@@ -184,6 +189,7 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_one_before(data_dir, tmp_p
     assert_same_as_uninterrupted(workdir, uninterrupted)
 
 
+@pytest.mark.slow
 def test_resuming_with_another_model_is_refused_with_one_line(data_dir, tmp_path, uninterrupted):
     workdir = tmp_path / "other"
     shutil.copytree(uninterrupted["workdir"], workdir)

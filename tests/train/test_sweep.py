@@ -89,6 +89,7 @@ def test_sweeping_a_term_the_optimizer_lacks_is_an_input_error():
         sweep.members_of(config)
 
 
+@pytest.mark.slow
 def test_a_member_trains_exactly_as_a_solo_run(swept, playground_data, tmp_path):
     config, summary, _ = swept
     member = summary["members"][5]  # learning rate 0.3, seed 1
@@ -134,6 +135,7 @@ def test_sweep_summary_metrics_and_images(swept):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", image
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes_to_the_same_members(swept, tmp_path):
     config, reference, workdir = swept
     copy = str(tmp_path / "run")
@@ -180,6 +182,7 @@ def playground_info() -> DataInfo:
     return DataInfo(name="circle", task="classification", input_shape=(2,), num_classes=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("learning_rates", ["(0.003,0.3)", "(0.003,)"], ids=["8-members-split", "4-replicated"])
 def test_sweep_on_8_devices_equals_1_device(swept, playground_data, tmp_path, learning_rates):
     """8 members are split over 8 simulated devices (whole members per device); 4 members are

@@ -34,6 +34,7 @@ def tiny_config(data_dir, variant="tiny", **data):
     return config
 
 
+@pytest.mark.slow
 def test_budgets_figures_and_a_reused_source_give_the_same_numbers(data_dir, tmp_path):
     config = tiny_config(data_dir)
     summary = transfer.run(config, str(tmp_path / "first"), progress=False)
@@ -66,6 +67,7 @@ def test_budgets_figures_and_a_reused_source_give_the_same_numbers(data_dir, tmp
     assert again["budgets"] == summary["budgets"] and again["params_sha256"] == summary["params_sha256"]
 
 
+@pytest.mark.slow
 def test_catalog_source_and_target_under_mock_data(tmp_path):
     config = tiny_config(str(tmp_path / "tfds"), variant="fashion_mnist")
     config.budgets = (1,)
@@ -79,6 +81,7 @@ def test_catalog_source_and_target_under_mock_data(tmp_path):
     assert summary["budgets"][0]["train_examples"] == 10  # one label of each of the 10 classes
 
 
+@pytest.mark.slow
 def test_a_source_of_another_architecture_is_one_error_line(data_dir, tmp_path):
     mlp = load_config(os.path.join(REPO, "configs", "mlp.py:tiny"))
     mlp.data.data_dir = data_dir
