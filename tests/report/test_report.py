@@ -228,6 +228,7 @@ def conv_run(tmp_path_factory, data_dir):
     return pathlib.Path(workdir), read_summary(workdir)
 
 
+@pytest.mark.slow
 def test_conv_model_gets_feature_maps(conv_run):
     workdir, summary = conv_run
     assert summary["activations"]["Conv_0"]["shape"] == [10, 8, 8, 6]
@@ -238,6 +239,7 @@ def test_conv_model_gets_feature_maps(conv_run):
     assert summary["confusion_matrix"] and (workdir / "worst_errors.png").exists()
 
 
+@pytest.mark.slow
 def test_compare_two_real_runs(cli_run, conv_run, tmp_path):
     plot = tmp_path / "curves.png"
     result = run_cli("jaxdl.compare", cli_run[0], str(conv_run[0]), "--out", str(plot))
@@ -261,6 +263,7 @@ def regression_splits(seed: int = 0) -> Splits:
     return Splits(train=arrays(256), validation=arrays(64), test=arrays(100), info=info)
 
 
+@pytest.mark.slow
 def test_regression_run_gets_predicted_vs_true_and_residuals(tmp_path, data_dir):
     config = tiny_config(data_dir)
     summary = train_and_evaluate(config, str(tmp_path), splits=regression_splits(), progress=False)

@@ -18,6 +18,7 @@ def tiny_run(tmp_path_factory, data_dir):
     return workdir, result
 
 
+@pytest.mark.slow
 def test_run_writes_the_workdir_contract(tiny_run):
     workdir, result = tiny_run
     listing = set(os.listdir(workdir))
@@ -38,6 +39,7 @@ def test_run_writes_the_workdir_contract(tiny_run):
     assert "test accuracy" in result.stdout and "devices" in result.stdout
 
 
+@pytest.mark.slow
 def test_second_run_in_the_same_workdir_resumes(tiny_run, data_dir):
     workdir, _ = tiny_run
     before = json.load(open(os.path.join(workdir, "summary.json")))

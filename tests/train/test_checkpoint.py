@@ -129,6 +129,7 @@ def damage(checkpoint: str, how: str) -> None:
             open(path, "wb").write(bytes(data))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["arrays_truncated", "arrays_deleted", "byte_flipped", "meta_cut"])
 def test_a_damaged_latest_checkpoint_is_set_aside_for_the_previous_one(tmp_path, caplog, how):
     directory = str(tmp_path / "ckpt")

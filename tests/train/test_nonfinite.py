@@ -124,6 +124,7 @@ def test_skip_halts_after_too_many_in_a_row_counting_across_epochs(digits):
     assert [r["nonfinite_steps"] for r in records] == [4, 4]
 
 
+@pytest.mark.slow
 def test_halt_through_the_command_line(data_dir, tmp_path):
     workdir = tmp_path / "diverges"
     result = run_cli("experiments.mlp", "--config", "configs/mlp.py:tiny", f"--config.data.data_dir={data_dir}",

@@ -184,6 +184,7 @@ def test_two_phases_freeze_the_body_then_train_all_at_lower_rates():
     assert factors == [0.5, 1.0, 1.0]
 
 
+@pytest.mark.slow
 def test_phases_checkpoint_and_a_rerun_resumes_them(digits, tmp_path):
     phases = [Phase("head", 2, optimizer(freeze=("body", "norm"))),
               Phase("all", 1, optimizer(lr_multipliers=("body=0.1",)))]
