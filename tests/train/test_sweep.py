@@ -106,6 +106,7 @@ def test_a_member_trains_exactly_as_a_solo_run(swept, playground_data, tmp_path)
     assert (solo["epochs_run"], solo["best_epoch"]) == (member["epochs_run"], member["best_epoch"])
 
 
+@pytest.mark.slow
 def test_sweep_summary_metrics_and_images(swept):
     config, summary, workdir = swept
     members = summary["members"]
