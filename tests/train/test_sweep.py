@@ -122,7 +122,12 @@ def test_sweep_summary_metrics_and_images(swept):
     assert summary["params_sha256"] == members[best]["params_sha256"]
     assert len({m["params_sha256"] for m in members}) == 8
     assert summary["ensemble"]["members"] == 8
-    assert 0.0 <= summary["ensemble"]["test"]["accuracy"] <= 1.0
+    ensemble = summary["ensemble"]["test"]
+    assert ensemble["count"] == members[0]["test"]["count"]  # every test example, once
+    hits = ensemble["accuracy"] * ensemble["count"]
+    assert hits == pytest.approx(round(hits), abs=1e-3)  # a whole number of hits: no padding counted
+    # Averaged probabilities of 8 trained members do not fall below the weakest of them.
+    assert ensemble["accuracy"] >= min(m["test"]["accuracy"] for m in members)
     # metrics.jsonl: one line per member and epoch it trained.
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         lines = [json.loads(line) for line in f]
