@@ -7,6 +7,8 @@ Variants, as `--config configs/mlp.py:NAME`:
   softmax   no hidden layer: softmax regression, the baseline a deep model must beat.
   tiny      a few epochs of a small network, no baseline, for smoke tests.
   mnist     the catalog MNIST set (must be prepared; see README).
+
+Your own data: --config.data.name=csv:PATH (with --config.data.label=COLUMN) or npz:PATH.
 """
 
 import ml_collections
@@ -26,6 +28,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.data.validation_fraction = 0.1  # carved from train when the set has no validation split
     config.data.split_seed = 0
     config.data.download = False  # True: prepare an unprepared catalog set (needs the network)
+    config.data.label = ""  # csv:PATH tables: the label column ("" = the last column)
+    config.data.task = "auto"  # csv:/npz: labels: auto | classification | regression
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"

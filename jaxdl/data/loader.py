@@ -44,6 +44,10 @@ def load(config: ml_collections.ConfigDict) -> Splits:
     if "validation" not in arrays:
         train, arrays["validation"] = carve(train, config.validation_fraction, config.split_seed)
     splits = Splits(train=train, validation=arrays["validation"], test=arrays["test"], info=info)
+    # A source that learns its preprocessing from the training split (a table's standardisation) does it now.
+    finish = getattr(builder, "finish_splits", None)
+    if finish is not None:
+        splits = finish(splits)
     check_splits(splits)
     return splits
 

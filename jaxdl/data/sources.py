@@ -43,3 +43,10 @@ def get_source_builder(name: str, data_config: ml_collections.ConfigDict, data_d
     """The (checked, not yet prepared) builder of source `name`."""
     kind, path = split_name(name)
     return KINDS[kind](path, data_config, data_dir)
+
+
+# The kinds (imported last: each kind module imports only lower modules, never this one).
+from jaxdl.data import arrays, table  # noqa: E402
+
+KINDS["csv"] = table.csv_builder
+KINDS["npz"] = arrays.npz_builder

@@ -26,6 +26,9 @@ class DataInfo:
       num_classes: number of classes (classification), 0 for regression.
       target_shape: shape of one regression target, () for class labels.
       class_names: a name per class (classification).
+      preprocessing: how the loader turned the source's values into inputs, JSON-able (e.g. a
+        table's per-column training mean and std and its one-hot vocabularies); {} when the values
+        are used as they are. Not part of the hash (a dict is not hashable).
     """
 
     name: str
@@ -34,6 +37,7 @@ class DataInfo:
     num_classes: int = 0
     target_shape: tuple[int, ...] = ()
     class_names: tuple[str, ...] = ()
+    preprocessing: dict = dataclasses.field(default_factory=dict, hash=False)
 
     @property
     def num_outputs(self) -> int:

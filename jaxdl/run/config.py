@@ -158,6 +158,8 @@ def check_common(config: ml_collections.ConfigDict) -> None:
     if "validation_fraction" in config.data:
         check_range("config.data.validation_fraction", config.data.validation_fraction,
                     low=0, high=1, low_inclusive=False, high_inclusive=False)
+    if "task" in config.data:
+        check_choice("config.data.task", config.data.task, ("auto", "classification", "regression"))
     check_choice("config.train.nan_policy", config.train.get("nan_policy", "halt"), nonfinite.POLICIES)
     check_range("config.train.max_consecutive_nonfinite", config.train.get("max_consecutive_nonfinite", 20),
                 low=1, integer=True)
@@ -189,16 +191,20 @@ def add_data_section(config: ml_collections.ConfigDict, name: str = "digits",
                      sequence_length: int = 0) -> ml_collections.ConfigDict:
     """Adds the `data` section of experiments that read a TFDS set through `jaxdl.data.load`.
 
-    data.name: a project builder (digits, adding, digit_sequences, ...) or a TFDS catalog name.
+    data.name: a project builder (digits, adding, digit_sequences, ...), a TFDS catalog name, or the
+    user's own files: csv:PATH, npz:PATH (see jaxdl.data.sources).
     data.data_dir: "" = $TFDS_DATA_DIR or ~/tensorflow_datasets.
     data.validation_fraction: carved from train (seeded by data.split_seed) when the set has none.
     data.download: prepare an unprepared catalog set (needs the network).
     data.sequence_length: 0 = the set's own; the length of a project sequence set, or the bytes
     kept of each text of a text set.
+    data.label: the label column of a csv: table ("" = the last column).
+    data.task: auto | classification | regression: how a csv: or npz: label is read ("auto": from
+    its values; see jaxdl.data.table and jaxdl.data.arrays).
     """
     config.data = ml_collections.ConfigDict({
         "name": name, "data_dir": "", "validation_fraction": 0.1, "split_seed": 0, "download": False,
-        "sequence_length": sequence_length,
+        "sequence_length": sequence_length, "label": "", "task": "auto",
     })
     return config
 

@@ -194,6 +194,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         model = model if model is not None else build_model(config.model, splits.info)
         per_step = check_model_fits_data(model, splits.info)
         log.write_config(workdir, config)
+        if splits.info.preprocessing:  # what prediction on new data must repeat (a table's training statistics)
+            log.write_json(os.path.join(workdir, "preprocessing.json"), splits.info.preprocessing)
         state = build_state(config, splits.info, steps_per_epoch, model, members, per_step=per_step)
         result, stop = run_fit(config, state, splits, mesh=mesh, checkpointer=checkpointer, workdir=workdir,
                                progress=progress, members=members)
