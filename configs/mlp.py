@@ -26,6 +26,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.data.validation_fraction = 0.1  # carved from train when the set has no validation split
     config.data.split_seed = 0
     config.data.download = False  # True: prepare an unprepared catalog set (needs the network)
+    config.data.image_size = ()  # folder:PATH only: (height, width) to resize to; () = the images' own size
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"

@@ -43,3 +43,8 @@ def get_source_builder(name: str, data_config: ml_collections.ConfigDict, data_d
     """The (checked, not yet prepared) builder of source `name`."""
     kind, path = split_name(name)
     return KINDS[kind](path, data_config, data_dir)
+
+
+from jaxdl.data import folder  # noqa: E402 (the kinds register after KINDS exists)
+
+KINDS["folder"] = folder.builder

@@ -195,10 +195,12 @@ def add_data_section(config: ml_collections.ConfigDict, name: str = "digits",
     data.download: prepare an unprepared catalog set (needs the network).
     data.sequence_length: 0 = the set's own; the length of a project sequence set, or the bytes
     kept of each text of a text set.
+    data.image_size: (height, width) that the images of `folder:PATH` are resized to; () = their own
+    size (which must then be the same for all).
     """
     config.data = ml_collections.ConfigDict({
         "name": name, "data_dir": "", "validation_fraction": 0.1, "split_seed": 0, "download": False,
-        "sequence_length": sequence_length,
+        "sequence_length": sequence_length, "image_size": (),
     })
     return config
 
