@@ -222,6 +222,9 @@ def bad_tree(root, case: str) -> tuple[str, list[str]]:
     src = root / "src"
     if case == "missing":
         return str(src), []
+    if case == "a_file":
+        src.write_text("not a folder")
+        return str(src), []
     src.mkdir()
     if case == "empty":
         (src / "notes.txt").write_text("no class folders here")
@@ -252,6 +255,7 @@ def bad_tree(root, case: str) -> tuple[str, list[str]]:
 
 BAD = [  # (case, where, fragments of the error line)
     ("missing", "config.data.name", ["folder not found", "src"]),
+    ("a_file", "config.data.name", ["not a folder", "src"]),
     ("empty", "config.data.name", ["no class folders"]),
     ("one_class", "config.data.name", ["one class only", "only"]),
     ("no_readable_image", "config.data.name", ["has no readable image", "scan.png"]),
