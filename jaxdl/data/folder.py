@@ -131,7 +131,7 @@ def builder(path: str, data_config: ml_collections.ConfigDict, data_dir: str) ->
     root = os.path.abspath(os.path.expanduser(path))
     listing = list_files(root)
     name = fingerprint(root, listing, image_size)
-    prepared = os.path.join(data_dir, Folder.name, name, str(Folder.VERSION))
+    prepared = os.path.join(os.path.expanduser(data_dir), Folder.name, name, str(Folder.VERSION))
     if is_prepared_dir(prepared):
         config = FolderConfig(name=name, root=root, features=tfds.features.FeatureConnector.from_config(prepared))
     else:
@@ -226,7 +226,7 @@ def check_images(root: str, listing: dict[str, dict[str, list[str]]], image_size
             for path in paths:
                 try:
                     image = decode(path)
-                except (OSError, ValueError, Image.DecompressionBombError) as error:
+                except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
                     bad.append((path, error))
                     continue
                 readable += 1

@@ -162,7 +162,10 @@ def test_a_changed_file_is_prepared_again(tmp_path):
 
 def test_a_corrupt_image_among_good_ones_is_skipped_with_a_warning(tmp_path, caplog):
     class_tree(tmp_path / "src", {"a": 10, "b": 20}, count=5)
-    (tmp_path / "src" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    # A real JPEG cut in half: Pillow reads its header, only decoding it fails.
+    whole = write(tmp_path / "whole.jpg", np.random.default_rng(0).integers(0, 255, (6, 6), np.uint8))
+    data = open(whole, "rb").read()
+    (tmp_path / "src" / "a" / "broken.jpg").write_bytes(data[: len(data) // 2])
 
     with caplog.at_level(logging.WARNING, logger="jaxdl"):
         splits = load(data_config(tmp_path / "src", tmp_path / "tfds"))
