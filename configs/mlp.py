@@ -30,6 +30,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.data.download = False  # True: prepare an unprepared catalog set (needs the network)
     config.data.label = ""  # csv:PATH tables: the label column ("" = the last column)
     config.data.task = "auto"  # csv:/npz: labels: auto | classification | regression
+    config.data.image_size = ()  # folder:PATH only: (height, width) to resize to; () = the images' own size
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"

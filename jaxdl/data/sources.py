@@ -46,7 +46,6 @@ def get_source_builder(name: str, data_config: ml_collections.ConfigDict, data_d
 
 
 # The kinds (imported last: each kind module imports only lower modules, never this one).
-from jaxdl.data import arrays, table  # noqa: E402
+from jaxdl.data import arrays, folder, table  # noqa: E402
 
-KINDS["csv"] = table.csv_builder
-KINDS["npz"] = arrays.npz_builder
+KINDS.update(csv=table.csv_builder, folder=folder.builder, npz=arrays.npz_builder)

@@ -192,7 +192,7 @@ def add_data_section(config: ml_collections.ConfigDict, name: str = "digits",
     """Adds the `data` section of experiments that read a TFDS set through `jaxdl.data.load`.
 
     data.name: a project builder (digits, adding, digit_sequences, ...), a TFDS catalog name, or the
-    user's own files: csv:PATH, npz:PATH (see jaxdl.data.sources).
+    user's own files: folder:PATH, csv:PATH, npz:PATH (see jaxdl.data.sources).
     data.data_dir: "" = $TFDS_DATA_DIR or ~/tensorflow_datasets.
     data.validation_fraction: carved from train (seeded by data.split_seed) when the set has none.
     data.download: prepare an unprepared catalog set (needs the network).
@@ -201,10 +201,12 @@ def add_data_section(config: ml_collections.ConfigDict, name: str = "digits",
     data.label: the label column of a csv: table ("" = the last column).
     data.task: auto | classification | regression: how a csv: or npz: label is read ("auto": from
     its values; see jaxdl.data.table and jaxdl.data.arrays).
+    data.image_size: (height, width) that the images of `folder:PATH` are resized to; () = their own
+    size (which must then be the same for all).
     """
     config.data = ml_collections.ConfigDict({
         "name": name, "data_dir": "", "validation_fraction": 0.1, "split_seed": 0, "download": False,
-        "sequence_length": sequence_length, "label": "", "task": "auto",
+        "sequence_length": sequence_length, "label": "", "task": "auto", "image_size": (),
     })
     return config
 
