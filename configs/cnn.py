@@ -79,5 +79,6 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.train.epochs = 60
         config.train.batch_size = 128
     elif variant != "default":
-        raise ValueError(f"unknown variant {variant!r}; expected default, tiny, signals, mnist, fashion_mnist or cifar10")
+        raise ValueError(f"unknown variant {variant!r}; "
+                         "expected default, tiny, signals, mnist, fashion_mnist or cifar10")
     return config

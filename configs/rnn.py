@@ -58,7 +58,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.model.cell = "gru"
         config.model.hidden_size = 32
         config.model.readout = "mean"
-        config.train.epochs = 10
+        config.train.epochs = 20
     elif variant == "adding":
         config.data.name = "adding"
         config.data.sequence_length = 50
@@ -81,5 +81,6 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.model.vocab_size = 257  # bytes + padding (jaxdl.data.text)
         config.train.epochs = 10
     elif variant != "default":
-        raise ValueError(f"unknown variant {variant!r}; expected default, tiny, signals, adding, adding_per_step or imdb")
+        raise ValueError(f"unknown variant {variant!r}; "
+                         "expected default, tiny, signals, adding, adding_per_step or imdb")
     return config

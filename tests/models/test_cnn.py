@@ -8,13 +8,16 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from conftest import REPO
 from model_probes import random_variables, traced_shapes
 
 from jaxdl import InputError, build_model, create_state, eval_step, metrics_for_task, train_step
-from jaxdl.data import DataInfo
+from jaxdl.data import DataInfo, Splits
 from jaxdl.models import CNN, ResNet
 from jaxdl.models.augment import random_shift
 from jaxdl.models.resnet import ResidualBlock
+from jaxdl.run.config import load_config
+from jaxdl.run.pipeline import train_and_evaluate
 
 DIGITS = DataInfo(name="digits", task="classification", input_shape=(8, 8, 1), num_classes=10)
 CIFAR = DataInfo(name="cifar10", task="classification", input_shape=(32, 32, 3), num_classes=10)
@@ -253,12 +256,6 @@ def test_random_shift_of_a_signal_is_bounded_by_its_length():
 @pytest.mark.slow
 def test_a_cnn_trains_on_volumes_through_the_pipeline(tmp_path):
     """A tiny random 3-D set (depth 4, 6x6, 1 channel) in memory: the whole cycle runs, the maps are 3-D."""
-    from conftest import REPO
-
-    from jaxdl.data import Splits
-    from jaxdl.run.config import load_config
-    from jaxdl.run.pipeline import train_and_evaluate
-
     rng = np.random.default_rng(0)
 
     def arrays(n):
