@@ -125,8 +125,9 @@ def options(config: ml_collections.ConfigDict, input_shape: tuple[int, ...], whe
     check_range(f"{where}.random_shift", shift, low=0, high=min(input_shape[:rank]) - 1, integer=True)
     final = feature_map_shape(input_shape, len(channels), strides, pool_size, config.pooling)
     if min(final) < 1:
-        size = "x".join(map(str, input_shape[:rank]))
-        raise InputError(f"{where}.channels", f"{len(channels)} blocks shrink {size} {KINDS[rank]}s to nothing",
+        size = f"signals of length {input_shape[0]}" if rank == 1 else \
+            "x".join(map(str, input_shape[:rank])) + f" {KINDS[rank]}s"
+        raise InputError(f"{where}.channels", f"{len(channels)} blocks shrink {size} to nothing",
                          got=channels, expected=f"fewer blocks, or a smaller {where}.pool_size or {where}.strides")
     return {"channels": channels, "kernel_size": kernel_size, "strides": strides,
             "pooling": config.pooling, "pool_size": pool_size, "batch_norm": bool(config.batch_norm),

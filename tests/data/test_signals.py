@@ -39,7 +39,7 @@ def test_signals_are_one_dimensional_with_four_balanced_classes(signals):
 
 def test_the_test_split_is_fixed_by_its_seed(signals):
     expected, labels = signal_examples(LENGTH, SPLIT_SIZES["test"], [SEED, LENGTH, 1])
-    by_row = lambda x, y: sorted(zip((row.tobytes() for row in x), y.tolist()))  # noqa: E731 (TFDS reorders)
+    by_row = lambda x, y: sorted(zip((row.tobytes() for row in x), y.tolist(), strict=True))  # noqa: E731 (TFDS reorders)
     assert by_row(signals.test["x"], signals.test["y"]) == by_row(expected, labels)
     train = {row.tobytes() for row in signals.train["x"]}
     assert not train & {row.tobytes() for row in signals.test["x"]}

@@ -148,7 +148,7 @@ def test_a_signal_of_shape_length_is_one_channel():
 
 
 def test_blocks_that_shrink_a_signal_to_nothing_are_refused():
-    with pytest.raises(InputError, match="shrink 6 signals to nothing") as error:
+    with pytest.raises(InputError, match="3 blocks shrink signals of length 6 to nothing") as error:
         build_model(cnn_config(channels=(4, 4, 4)), DataInfo(name="s", task="classification", input_shape=(6,),
                                                              num_classes=2))
     assert error.value.where == "config.model.channels"
