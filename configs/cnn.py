@@ -1,13 +1,18 @@
-"""CNN on handwritten digits as 8x8x1 images (offline by default).
+"""CNN on handwritten digits as 8x8x1 images (offline by default), on 1-D signals, or on 3-D volumes.
 
     python -m experiments.cnn --config configs/cnn.py
 
 Variants, as `--config configs/cnn.py:NAME`:
   default        two conv blocks (32, 64 channels, batch norm, max pooling, dropout), a 128-wide dense layer.
   tiny           one small block for a few epochs, for smoke tests.
+  signals        a 1-D CNN on the generated `signals` set (sine, square, sawtooth, noise burst; 128 steps).
   mnist          catalog MNIST (must be prepared; see README).
   fashion_mnist  catalog Fashion-MNIST (must be prepared).
   cifar10        catalog CIFAR-10 with the ResNet-20 model and random shifts (must be prepared).
+
+The number of spatial axes comes from the data: (length,) or (length, channels) signals, (height,
+width, channels) images, (depth, height, width, channels) volumes; `kernel_size`, `strides` and
+`pool_size` are an int (the same along every axis) or a tuple with one entry per axis.
 
 Shared sections (data, optimizer, train, eval, checkpoint): see `jaxdl.run.config.add_*_section`.
 """
@@ -34,7 +39,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.model.dense_sizes = (128,)
     config.model.activation = "relu"
     config.model.blocks_per_stage = 2  # resnet only
-    config.model.random_shift = 0  # pixels of random translation of images in training (augmentation)
+    config.model.random_shift = 0  # steps (pixels) of random translation in training, per axis (augmentation)
 
     add_optimizer_section(config, learning_rate=1e-3, schedule="cosine")
     add_training_sections(config, epochs=30, batch_size=64)
@@ -47,6 +52,13 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.train.epochs = 3
         config.train.batch_size = 32
         config.eval.baseline = False
+    elif variant == "signals":
+        config.data.name = "signals"
+        config.model.channels = (16, 32, 32)  # 128 -> 64 -> 32 -> 16 steps
+        config.model.kernel_size = 5
+        config.model.dropout = 0.1
+        config.model.dense_sizes = (64,)
+        config.train.epochs = 10
     elif variant in ("mnist", "fashion_mnist"):
         config.data.name = variant
         config.train.epochs = 15
@@ -67,5 +79,6 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.train.epochs = 60
         config.train.batch_size = 128
     elif variant != "default":
-        raise ValueError(f"unknown variant {variant!r}; expected default, tiny, mnist, fashion_mnist or cifar10")
+        raise ValueError(f"unknown variant {variant!r}; "
+                         "expected default, tiny, signals, mnist, fashion_mnist or cifar10")
     return config

@@ -5,6 +5,8 @@
 Variants, as `--config configs/rnn.py:NAME`:
   default   digits as 8 steps (rows) of 8 features, an LSTM of 128 units read from its last state.
   tiny      a small GRU for a few epochs, for smoke tests.
+  signals   the generated `signals` set (sine, square, sawtooth, noise burst; 128 steps of one
+            value): a GRU read from its mean over the steps; --config.model.cell=lstm for an LSTM.
   adding    the adding problem (regression, mean squared error), length 50 by default:
             --config.data.sequence_length=100 for longer sequences, --config.model.cell=gru|simple.
   adding_per_step  the adding problem with a target at every step (the running sum of the marked
@@ -51,6 +53,12 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.train.epochs = 3
         config.train.batch_size = 32
         config.eval.baseline = False
+    elif variant == "signals":
+        config.data.name = "signals"
+        config.model.cell = "gru"
+        config.model.hidden_size = 32
+        config.model.readout = "mean"
+        config.train.epochs = 20
     elif variant == "adding":
         config.data.name = "adding"
         config.data.sequence_length = 50
@@ -73,5 +81,6 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.model.vocab_size = 257  # bytes + padding (jaxdl.data.text)
         config.train.epochs = 10
     elif variant != "default":
-        raise ValueError(f"unknown variant {variant!r}; expected default, tiny, adding, adding_per_step or imdb")
+        raise ValueError(f"unknown variant {variant!r}; "
+                         "expected default, tiny, signals, adding, adding_per_step or imdb")
     return config

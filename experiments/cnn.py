@@ -1,4 +1,4 @@
-"""A convolutional network on images: digits offline, or a catalog set (mnist, fashion_mnist, cifar10).
+"""A convolutional network on images (digits offline, or mnist, fashion_mnist, cifar10), 1-D signals or 3-D volumes.
 
     python -m experiments.cnn [--config configs/cnn.py[:VARIANT]] [--config.KEY=VALUE ...] [--workdir DIR]
 """

@@ -1,6 +1,6 @@
-"""A recurrent network on sequences: digits row by row offline, the adding problem, or text as bytes.
+"""A recurrent network on sequences: digits row by row offline, 1-D signals, the adding problem, or text as bytes.
 
-    python -m experiments.cnn [--config configs/rnn.py[:VARIANT]] [--config.KEY=VALUE ...] [--workdir DIR]
+    python -m experiments.rnn [--config configs/rnn.py[:VARIANT]] [--config.KEY=VALUE ...] [--workdir DIR]
 """
 
 from __future__ import annotations

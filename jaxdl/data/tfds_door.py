@@ -23,6 +23,7 @@ from jaxdl.data.digit_sequences import DigitSequences
 from jaxdl.data.digits import Digits
 from jaxdl.data.playground import PLAYGROUND_BUILDERS
 from jaxdl.data.sequences import SequenceBuilder
+from jaxdl.data.signals import Signals
 from jaxdl.errors import InputError, check_range, did_you_mean
 
 # Builders that ship with jaxdl and need no download, by the name users give in `data.name`.
@@ -31,6 +32,7 @@ PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     "adding": Adding,
     "adding_per_step": AddingPerStep,
     "digit_sequences": DigitSequences,
+    "signals": Signals,
     **PLAYGROUND_BUILDERS,
 }
 

@@ -1,4 +1,4 @@
-"""Augmentation inside the model, in training only: random shifts of images.
+"""Augmentation inside the model, in training only: random shifts of signals, images and volumes.
 
 Being part of the model's training-mode call, it runs on device inside the compiled epoch, draws
 its randomness from the run's dropout key stream (so a seed gives the same shifts, on any number
@@ -12,17 +12,20 @@ import jax.numpy as jnp
 
 
 def random_shift(images: jax.Array, max_shift: int, key: jax.Array) -> jax.Array:
-    """(batch, h, w, c) -> the same shape, each image moved by up to `max_shift` pixels in y and x.
+    """(batch, *spatial, c) -> the same shape, each example moved by up to `max_shift` steps along
+    every spatial axis (1 to 3 of them: a signal's length; an image's y and x; a volume's z, y, x).
 
-    Pixels moved in from outside the image are zero (the background of the digits).
+    Values moved in from outside the example are zero (the background of the digits).
     """
     if max_shift == 0:
         return images
-    height, width = images.shape[1:3]
-    padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
-    offsets = jax.random.randint(key, (images.shape[0], 2), 0, 2 * max_shift + 1)
+    spatial = images.shape[1:-1]
+    pad = ((0, 0), *[(max_shift, max_shift)] * len(spatial), (0, 0))
+    padded = jnp.pad(images, pad)
+    offsets = jax.random.randint(key, (images.shape[0], len(spatial)), 0, 2 * max_shift + 1)
 
     def crop(image, offset):
-        return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (height, width, image.shape[-1]))
+        start = (*(offset[i] for i in range(len(spatial))), 0)
+        return jax.lax.dynamic_slice(image, start, (*spatial, image.shape[-1]))
 
     return jax.vmap(crop)(padded, offsets)

@@ -38,12 +38,41 @@ def dense_layers(module: nn.Module, x: jax.Array, *, sizes: Sequence[int],
     return x
 
 
-def pool(x: jax.Array, kind: str, size: int) -> jax.Array:
-    """(batch, h, w, c) -> (batch, h // size, w // size, c) by "max" or "avg"; "none" or size 1 is the identity."""
-    if kind == "none" or size == 1:
+def pool(x: jax.Array, kind: str, size: int | Sequence[int]) -> jax.Array:
+    """(batch, *spatial, c) -> (batch, *(n // size), c) by "max" or "avg" over VALID windows, for 1 to 3
+    spatial axes; "none" or a window of ones is the identity.
+
+    `size` is one int for every spatial axis, or one per axis.
+    """
+    window = per_axis(size, x.ndim - 2)
+    if kind == "none" or all(s == 1 for s in window):
         return x
     reduce = nn.max_pool if kind == "max" else nn.avg_pool
-    return reduce(x, (size, size), strides=(size, size), padding="VALID")
+    return reduce(x, window, strides=window, padding="VALID")
+
+
+def per_axis(size: int | Sequence[int], rank: int) -> tuple[int, ...]:
+    """A kernel, stride or pooling size for `rank` spatial axes: an int repeated, a sequence as it is."""
+    return (size,) * rank if isinstance(size, int) else tuple(size)
+
+
+def spatial_rank(input_shape: tuple[int, ...]) -> int:
+    """Spatial axes of an example for a convolution: (length,) and (length, channels) have 1,
+    (height, width, channels) 2, (depth, height, width, channels) 3."""
+    return max(len(input_shape) - 1, 1)
+
+
+def check_per_axis(where: str, size, rank: int, meaning: str) -> tuple[int, ...]:
+    """A positive int, or a tuple of `rank` positive ints (one per spatial axis), or an InputError."""
+    if isinstance(size, (tuple, list)):
+        if len(size) != rank:
+            raise InputError(where, f"one entry per spatial axis of the {meaning}", got=tuple(size),
+                             expected=f"an int or a tuple of {rank} ints")
+        for s in size:
+            check_range(where, s, low=1, integer=True)
+        return tuple(size)
+    check_range(where, size, low=1, integer=True)
+    return (size,) * rank
 
 
 def check_sizes(where: str, sizes: Any, *, allow_empty: bool = True) -> tuple[int, ...]:
@@ -57,8 +86,9 @@ def check_sizes(where: str, sizes: Any, *, allow_empty: bool = True) -> tuple[in
     return tuple(sizes)
 
 
-def check_input_rank(where: str, family: str, input_shape: tuple[int, ...], rank: int, meaning: str) -> None:
+def check_input_rank(where: str, family: str, input_shape: tuple[int, ...], rank: int, meaning: str, *,
+                     hint: str | None = None) -> None:
     """The data's examples must have `rank` dimensions for this family."""
     if len(input_shape) != rank:
         raise InputError(where, f"the {family} model needs examples of shape {meaning}", got=input_shape,
-                         expected=f"{rank} dimensions")
+                         expected=f"{rank} dimensions", hint=hint)

@@ -113,7 +113,8 @@ class ResNet(nn.Module):
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> ResNet:
     """A ResNet from `model.channels` (per stage), `model.blocks_per_stage`, `model.batch_norm`,
     `model.dropout`, `model.dense_sizes`, `model.activation`, `model.random_shift`."""
-    check_input_rank("config.data.name", "resnet", info.input_shape, 3, "(height, width, channels)")
+    check_input_rank("config.data.name", "resnet", info.input_shape, 3, "(height, width, channels)",
+                     hint="the resnet is for images only; config.model.name=cnn also takes 1-D signals and 3-D volumes")
     shift = config.get("random_shift", 0)
     check_range("config.model.random_shift", shift, low=0, high=min(info.input_shape[:2]) - 1, integer=True)
     blocks = config.get("blocks_per_stage", 2)

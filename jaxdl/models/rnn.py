@@ -1,7 +1,8 @@
 """Recurrent network: stacked simple-RNN, LSTM or GRU layers (optionally bidirectional) and a readout.
 
 Axis 1 of the input is time; the other axes of a step are flattened into its features, so an
-8x8x1 digit is read row by row as 8 steps of 8 features. With `vocab_size > 0` the input is
+8x8x1 digit is read row by row as 8 steps of 8 features, and a 1-D signal (batch, length) as
+`length` steps of 1 feature. With `vocab_size > 0` the input is
 (batch, time) token ids instead, embedded before the first layer.
 
 Padding: with `mask_padding`, the steps after the last step that has any nonzero value (for
@@ -151,17 +152,17 @@ def options(config: ml_collections.ConfigDict, where: str = "config.model") -> d
 
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> RNN:
-    """An RNN for sequences of `info.input_shape` (time first).
+    """An RNN for sequences of `info.input_shape` (time first); a 1-D signal (time,) is read as (time, 1).
 
     With readout "per_step" the task must be regression with targets (time, ...) : the head
     then predicts the prod(target_shape[1:]) values of each step.
     """
     kwargs = options(config)
     shape = info.input_shape
-    if len(shape) < (1 if kwargs["vocab_size"] else 2):
+    if not shape:
         raise InputError("config.data.name", "the rnn model needs sequences (time, features...)", got=shape,
-                         expected="(time,) token ids with config.model.vocab_size > 0" if len(shape) == 1
-                         else "at least 2 dimensions")
+                         expected="(time, features...), a 1-D signal (time,), or (time,) token ids with "
+                         "config.model.vocab_size > 0")
     if kwargs["vocab_size"] and len(shape) != 1:
         raise InputError("config.model.vocab_size", "token inputs must be (time,) ids", got=shape,
                          expected="config.model.vocab_size=0 for feature sequences")

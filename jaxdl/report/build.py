@@ -1,8 +1,12 @@
 """Draws a finished run's figures into its workdir and assembles report.html from them.
 
 Files written (classification): learning_curves.png, confusion_matrix.png, worst_errors.png
-(image data), activations_<layer>.png, report.html. Regression: learning_curves.png,
+(image or signal data), activations_<layer>.png, report.html. Regression: learning_curves.png,
 predicted_vs_true.png, residuals.png, activations_<layer>.png, report.html.
+
+How an input is shown depends on the data and the model (`input_kind`): an image as an image, a
+1-D signal (the input of a CNN or RNN shaped (length,) or (length, channels)) as a line plot,
+tabular features (any other 1-D input, e.g. an MLP's) as a row of numbers in the page's tables.
 """
 
 from __future__ import annotations
@@ -16,9 +20,24 @@ from jaxdl.data import Splits
 from jaxdl.evaluate.review import Review
 from jaxdl.report.page import activation_file, render
 
+# Model families whose 1-D inputs are signals (steps in order), not unordered features.
+SIGNAL_MODELS = ("cnn", "rnn")
 
-def draw_figures(workdir: str, summary: dict, history: list[dict], review: Review, splits: Splits) -> list[str]:
-    """Writes the PNGs of the run into `workdir`; returns their file names."""
+
+def input_kind(input_shape: tuple[int, ...], model_config: ml_collections.ConfigDict | dict) -> str:
+    """How the report shows one input of `input_shape` to the model `model_config` describes:
+    "image", "signal" (a line plot), "table" (a row of numbers) or "other" (not shown)."""
+    name = model_config.get("name", "")
+    if name in SIGNAL_MODELS and len(input_shape) in (1, 2):
+        return "other" if model_config.get("vocab_size", 0) else "signal"  # token ids are no curve
+    if len(input_shape) == 2 or (len(input_shape) == 3 and input_shape[-1] in (1, 3, 4)):
+        return "image"
+    return "table" if len(input_shape) == 1 else "other"
+
+
+def draw_figures(workdir: str, summary: dict, history: list[dict], review: Review, splits: Splits, *,
+                 kind: str = "image") -> list[str]:
+    """Writes the PNGs of the run into `workdir`; returns their file names. `kind`: see `input_kind`."""
     from jaxdl.report import figures  # noqa: PLC0415 (matplotlib: only when a report is drawn)
 
     info, test = splits.info, splits.test
@@ -31,9 +50,12 @@ def draw_figures(workdir: str, summary: dict, history: list[dict], review: Revie
         written.append(figures.confusion_matrix(review.predictions.confusion, info.class_names,
                                                 os.path.join(workdir, "confusion_matrix.png")))
         worst = summary["worst_errors"]
-        if figures.is_image(info.input_shape) and worst:
-            images = test["x"][[row["index"] for row in worst]]
-            written.append(figures.worst_errors(images, worst, os.path.join(workdir, "worst_errors.png")))
+        worst_path = os.path.join(workdir, "worst_errors.png")
+        if kind == "image" and worst:
+            written.append(figures.worst_errors(test["x"][[row["index"] for row in worst]], worst, worst_path))
+        elif kind == "signal" and worst:
+            written.append(figures.worst_errors_signals(test["x"][[row["index"] for row in worst]], worst,
+                                                        worst_path))
     else:
         outputs = review.predictions.outputs
         written.append(figures.predicted_vs_true(outputs, test["y"], os.path.join(workdir, "predicted_vs_true.png")))
@@ -43,7 +65,8 @@ def draw_figures(workdir: str, summary: dict, history: list[dict], review: Revie
     inputs = test["x"][review.examples]
     for layer, values in review.activations.items():
         written.append(figures.activations(layer, values, os.path.join(workdir, activation_file(layer)),
-                                           row_labels=labels, inputs=inputs))
+                                           row_labels=labels, inputs=inputs if kind != "table" else None,
+                                           signal=kind == "signal"))
     return [os.path.basename(path) for path in written]
 
 
@@ -55,12 +78,17 @@ def row_label(label: int, index: int, info) -> str:
 def write_report(workdir: str, config: ml_collections.ConfigDict, summary: dict, *, history: list[dict],
                  review: Review, splits: Splits) -> list[str]:
     """Draws the figures and writes report.html; returns the file names written (report.html last)."""
-    names = draw_figures(workdir, summary, history, review, splits)
+    kind = input_kind(splits.info.input_shape, config.model)
+    names = draw_figures(workdir, summary, history, review, splits, kind=kind)
     images = {}
     for name in names:
         with open(os.path.join(workdir, name), "rb") as f:
             images[name] = f.read()
-    page = render(summary, json.loads(config.to_json()), images)
+    features = None
+    if kind == "table":
+        worst = [row["index"] for row in summary.get("worst_errors", [])]
+        features = {"worst_errors": splits.test["x"][worst], "activations": splits.test["x"][review.examples]}
+    page = render(summary, json.loads(config.to_json()), images, features=features)
     tmp = os.path.join(workdir, "report.html.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(page)

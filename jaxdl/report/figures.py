@@ -151,6 +151,70 @@ def worst_errors(images: np.ndarray, rows: list[dict], path: str, columns: int =
     return save(fig, path)
 
 
+def as_signals(values: np.ndarray) -> np.ndarray:
+    """(n, length) or (n, length, channels) -> float64 (n, length, channels)."""
+    values = np.asarray(values, np.float64)
+    return values[..., None] if values.ndim == 2 else values
+
+
+def scaled(values: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+    """`values` scaled to [0, 1] over `axis` (a constant becomes 0.5)."""
+    low, high = values.min(axis=axis, keepdims=True), values.max(axis=axis, keepdims=True)
+    return np.where(high > low, (values - low) / np.maximum(high - low, 1e-12), 0.5)
+
+
+def draw_signal(ax, signal: np.ndarray, left: float, bottom: float, height: float) -> list:
+    """One (length, channels) signal, already scaled to [0, 1], as a line per channel in the box that
+    starts at (left, bottom) with one x unit per step; returns the Line2D objects."""
+    steps = left + np.arange(signal.shape[0])
+    colours = [TRAIN] if signal.shape[1] == 1 else [f"C{c % 10}" for c in range(signal.shape[1])]
+    return [ax.plot(steps, bottom + height * signal[:, c], color=colours[c], linewidth=1.0)[0]
+            for c in range(signal.shape[1])]
+
+
+def worst_errors_signals(signals: np.ndarray, rows: list[dict], path: str, columns: int = 4) -> str:
+    """The highest-loss examples of 1-D signals, (n, length) or (n, length, channels), as a grid of line
+    plots, each titled with true, predicted and probability; each signal is scaled on its own.
+
+    Drawn in one axes (a subplot per example would cost ~50 ms each).
+    """
+    signals = scaled(as_signals(signals), axis=(1, 2))
+    count, length = len(rows), signals.shape[1]
+    grid_rows = max(1, -(-count // columns))
+    gap, band = 0.08 * length, 0.45  # between tiles (steps); title band above each tile (in tile heights)
+    fig = Figure(figsize=(3.0 * columns, 1.6 * grid_rows))
+    ax = fig.add_axes((0.01, 0.01, 0.98, 0.98))
+    for k, row in enumerate(rows):
+        left, top = (k % columns) * (length + gap), -(k // columns) * (1 + band)
+        draw_signal(ax, signals[k], left, top - 1, 0.95)
+        ax.text(left + length / 2, top + 0.02, f"true {row['true']}\npred {row['predicted']} "
+                f"({row['probability']:.2f})", ha="center", va="bottom", fontsize=8,
+                color="black" if row["true"] == row["predicted"] else STOP)
+    ax.set_xlim(-gap / 2, columns * (length + gap) - gap / 2)
+    ax.set_ylim(-grid_rows * (1 + band), band)
+    ax.axis("off")
+    return save(fig, path)
+
+
+def most_active_channels(values: np.ndarray, channels: int) -> np.ndarray:
+    """(n, length, c) -> (n, length, k): the `channels` channels of largest mean |value|, each scaled to
+    [0, 1] on its own over every example and step."""
+    order = np.argsort(-np.abs(values).mean(axis=(0, 1)), kind="stable")[:channels]
+    return scaled(values[..., order].astype(np.float64), axis=(0, 1))
+
+
+def signal_bands(ax, signals: np.ndarray, row_labels: list[str]) -> list:
+    """Scaled signals (n, length, channels), one horizontal band per example, the first on top; returns the lines."""
+    n = len(signals)
+    lines = [line for i in range(n) for line in draw_signal(ax, signals[i], 0, n - 1 - i + 0.075, 0.85)]
+    ax.set_xlim(-0.5, signals.shape[1] - 0.5)
+    ax.set_ylim(0, n)
+    ax.set_yticks([n - 1 - i + 0.5 for i in range(n)], row_labels, fontsize=8)
+    for i in range(1, n):
+        ax.axhline(i, color="#dddddd", linewidth=0.8)
+    return lines
+
+
 def feature_mosaic(maps: np.ndarray, channels: int = 8) -> np.ndarray:
     """Feature maps as one image: a row of tiles per example, each tile one channel scaled to [0, 1].
 
@@ -175,34 +239,53 @@ def feature_mosaic(maps: np.ndarray, channels: int = 8) -> np.ndarray:
 
 
 def activations(name: str, values: np.ndarray, path: str, *, row_labels: list[str],
-                inputs: np.ndarray | None = None) -> str:
-    """One layer on a few examples (rows): the input image beside per-unit activations or feature maps.
+                inputs: np.ndarray | None = None, signal: bool = False) -> str:
+    """One layer on a few examples (rows): the input beside per-unit activations or feature maps.
 
     values: (n, units) per-unit activations, (n, H, W, C) feature maps (the 8 most active
     channels, each scaled on its own), (n, frames, H, W, C) feature maps of every frame, or any
     other (n, ...) shape, shown flattened. `row_labels` has one label per example (n).
+    With `signal` (the inputs are 1-D signals (n, length[, channels])), the inputs are drawn as
+    line plots, and so are the values of a layer that keeps the time axis, (n, steps, C): the 4
+    most active channels, each scaled on its own.
     """
     n = len(values)
     if len(row_labels) != n:
         raise ValueError(f"{name}: {n} rows of activations but {len(row_labels)} row labels")
-    feature_maps = values.ndim in (4, 5)
+    lines = signal and values.ndim == 3
+    feature_maps = not lines and values.ndim in (4, 5)
     shown = feature_mosaic(values) if feature_maps else values.reshape(n, -1).astype(np.float64)
-    with_inputs = inputs is not None and is_image(inputs.shape[1:])
+    with_inputs = inputs is not None and (signal or is_image(inputs.shape[1:]))
     # Feature maps keep roughly square tiles; unit heatmaps get a wide, short row per example.
     # Axes are placed in inches: [input column] [row labels] [activations] [colour bar].
     row_height = 1.1 if feature_maps else 0.6
     body_width = 1.1 * shown.shape[1] / (values.shape[-2] + 1) if feature_maps else 8.0
-    input_width = row_height * inputs.shape[2] / (inputs.shape[1] + 1) if with_inputs else 0.0
-    left = 0.15 + input_width + 1.15
-    bar = 0.0 if feature_maps else 0.9
+    if not with_inputs:
+        input_width = 0.0
+    else:
+        input_width = 2.5 if signal else row_height * inputs.shape[2] / (inputs.shape[1] + 1)
+    left = 0.15 + input_width + (1.45 if signal else 1.15)  # room for the row labels
+    bar = 0.0 if feature_maps or lines else 0.9
     width, height = left + body_width + bar + 0.2, row_height * n + 1.0
     fig = Figure(figsize=(width, height))
     bottom, body_height = 0.6 / height, row_height * n / height
     if with_inputs:
         in_ax = fig.add_axes((0.15 / width, bottom, input_width / width, body_height))
-        show_image(in_ax, image_column(inputs), float(np.min(inputs)), float(np.max(inputs)), aspect="auto")
+        if signal:
+            signal_bands(in_ax, scaled(as_signals(inputs), axis=(1, 2)), [""] * n)
+            in_ax.set_xticks([])
+            in_ax.set_yticks([])
+        else:
+            show_image(in_ax, image_column(inputs), float(np.min(inputs)), float(np.max(inputs)), aspect="auto")
         in_ax.set_title("input", fontsize=9)
     ax = fig.add_axes((left / width, bottom, body_width / width, body_height))
+    if lines:
+        chosen = most_active_channels(values, 4)
+        signal_bands(ax, chosen, row_labels)
+        which = "all" if chosen.shape[-1] == values.shape[-1] else f"the {chosen.shape[-1]} most active of"
+        ax.set_xlabel(f"step (of {values.shape[1]}); {which} {values.shape[-1]} channels, each scaled on its own")
+        ax.set_title(f"{name}  {tuple(values.shape[1:])}", fontsize=10)
+        return save(fig, path)
     image = ax.imshow(shown, aspect="auto", cmap="viridis", interpolation="nearest")
     rows = shown.shape[0] // n
     ax.set_yticks([rows * i + (rows - 1) / 2 for i in range(n)], row_labels, fontsize=8)

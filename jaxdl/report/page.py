@@ -6,6 +6,11 @@ import base64
 import html
 import json
 
+import numpy as np
+
+# Tabular inputs: the features shown as columns of a row (the rest are summarised in a note).
+MAX_FEATURE_COLUMNS = 16
+
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
        margin: 0 auto; max-width: 1150px; padding: 24px; background: #fafafa; }
@@ -41,6 +46,16 @@ def table(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def feature_columns(features: np.ndarray) -> tuple[list[str], list[list[str]], str]:
+    """Tabular inputs (n, F) -> (header, a row of formatted values per example, a note on hidden columns)."""
+    features = np.asarray(features).reshape(len(features), -1)
+    shown = min(features.shape[1], MAX_FEATURE_COLUMNS)
+    header = [f"x[{j}]" for j in range(shown)]
+    rows = [[f"{v:.4g}" for v in row[:shown]] for row in features]
+    note = "" if shown == features.shape[1] else f"The first {shown} of {features.shape[1]} features are shown."
+    return header, rows, note
 
 
 def card(value: str, label: str, tone: str = "neutral") -> str:
@@ -91,7 +106,7 @@ def curves_section(summary: dict, images: dict[str, bytes]) -> str:
             + f'<p class="note">{esc(note)}</p>')
 
 
-def classification_sections(summary: dict, images: dict[str, bytes]) -> str:
+def classification_sections(summary: dict, images: dict[str, bytes], features: dict | None = None) -> str:
     pairs = summary.get("most_confused", [])
     confused = table(["true", "predicted as", "examples"], [[p["true"], p["predicted"], p["count"]] for p in pairs]) \
         if pairs else "<p>No test errors.</p>"
@@ -109,9 +124,17 @@ def classification_sections(summary: dict, images: dict[str, bytes]) -> str:
     parts.append("<h2>Worst errors (highest test loss)</h2>")
     if "worst_errors.png" in images:
         parts.append(image(images["worst_errors.png"], "worst errors"))
-    parts.append(table(["test index", "true", "predicted", "p(predicted)", "p(true)", "loss"],
-                       [[w["index"], w["true"], w["predicted"], f"{w['probability']:.3f}",
-                         f"{w['true_probability']:.3f}", f"{w['loss']:.3f}"] for w in worst]))
+    header = ["test index", "true", "predicted", "p(predicted)", "p(true)", "loss"]
+    rows = [[w["index"], w["true"], w["predicted"], f"{w['probability']:.3f}", f"{w['true_probability']:.3f}",
+             f"{w['loss']:.3f}"] for w in worst]
+    note = ""
+    if features is not None and worst:  # tabular data: each example's features on its row
+        names, values, note = feature_columns(features["worst_errors"])
+        header += names
+        rows = [row + more for row, more in zip(rows, values, strict=True)]
+    parts.append(table(header, rows))
+    if note:
+        parts.append(f'<p class="note">{esc(note)}</p>')
     return "".join(parts)
 
 
@@ -123,7 +146,7 @@ def regression_sections(summary: dict, images: dict[str, bytes]) -> str:
                     [[f"{stats[k]:.4f}" for k in ("mean", "std", "mae", "max_abs", "r2")]]))
 
 
-def activation_section(summary: dict, images: dict[str, bytes]) -> str:
+def activation_section(summary: dict, images: dict[str, bytes], features: dict | None = None) -> str:
     layers = summary.get("activations", {})
     if not layers:
         return ""
@@ -135,6 +158,13 @@ def activation_section(summary: dict, images: dict[str, bytes]) -> str:
              table(["layer", "shape", "mean", "zero fraction"],
                    [[name, "x".join(map(str, s["shape"][1:])), f"{s['mean']:.4f}", f"{s['zero_fraction']:.3f}"]
                     for name, s in layers.items()])]
+    if features is not None:  # tabular data: the examples' features, one row each, in the figures' order
+        names, values, note = feature_columns(features["activations"])
+        indices = summary.get("activation_examples", [])
+        parts += ["<h3>Inputs (the rows of the figures below)</h3>",
+                  table(["test index", *names], [[i, *row] for i, row in zip(indices, values, strict=False)])]
+        if note:
+            parts.append(f'<p class="note">{esc(note)}</p>')
     for name in layers:
         key = activation_file(name)
         if key in images:
@@ -148,8 +178,10 @@ def activation_file(layer: str) -> str:
     return f"activations_{safe}.png"
 
 
-def render(summary: dict, config: dict, images: dict[str, bytes]) -> str:
-    """The whole page. `images` maps file names (learning_curves.png, ...) to PNG bytes."""
+def render(summary: dict, config: dict, images: dict[str, bytes], *, features: dict | None = None) -> str:
+    """The whole page. `images` maps file names (learning_curves.png, ...) to PNG bytes. For tabular
+    data, `features` holds the inputs of the worst errors and of the activation examples,
+    {"worst_errors": (k, F), "activations": (n, F)}, shown as table rows."""
     title = f"{summary.get('experiment') or 'run'} report: {summary.get('model', '')} on {summary['data']['name']}"
     data = summary["data"]
     devices = summary.get("devices", {})
@@ -159,10 +191,10 @@ def render(summary: dict, config: dict, images: dict[str, bytes]) -> str:
             f'{esc(devices.get("kind", "?"))}</div>',
             headline(summary), curves_section(summary, images)]
     if summary["task"] == "classification":
-        body.append(classification_sections(summary, images))
+        body.append(classification_sections(summary, images, features))
     else:
         body.append(regression_sections(summary, images))
-    body.append(activation_section(summary, images))
+    body.append(activation_section(summary, images, features))
     body.append("<h2>Config</h2><pre>" + esc(json.dumps(config, indent=2)) + "</pre>")
     body.append("<h2>summary.json</h2><details><summary>show</summary><pre>"
                 + esc(json.dumps(summary, indent=2)) + "</pre></details>")

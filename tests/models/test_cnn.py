@@ -8,25 +8,27 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from conftest import REPO
 from model_probes import random_variables, traced_shapes
 
 from jaxdl import InputError, build_model, create_state, eval_step, metrics_for_task, train_step
-from jaxdl.data import DataInfo
+from jaxdl.data import DataInfo, Splits
 from jaxdl.models import CNN, ResNet
 from jaxdl.models.augment import random_shift
 from jaxdl.models.resnet import ResidualBlock
+from jaxdl.run.config import load_config
+from jaxdl.run.pipeline import train_and_evaluate
 
 DIGITS = DataInfo(name="digits", task="classification", input_shape=(8, 8, 1), num_classes=10)
 CIFAR = DataInfo(name="cifar10", task="classification", input_shape=(32, 32, 3), num_classes=10)
 
 
 def cnn_config(**overrides) -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict({
+    # One dict, not ConfigDict.update: an int size may be overridden by a tuple (one entry per axis).
+    return ml_collections.ConfigDict({
         "name": "cnn", "channels": (8, 16), "kernel_size": 3, "strides": 1, "pooling": "max", "pool_size": 2,
         "batch_norm": True, "dropout": 0.0, "dense_sizes": (16,), "activation": "relu", "blocks_per_stage": 1,
-        "random_shift": 0})
-    config.update(overrides)
-    return config
+        "random_shift": 0, **overrides})
 
 
 def test_cnn_shapes_and_sown_feature_maps():
@@ -90,10 +92,73 @@ def test_cnn_config_errors_name_the_key(overrides, where):
     assert error.value.where == where
 
 
-def test_cnn_rejects_data_that_is_not_images():
-    sequences = DataInfo(name="adding", task="regression", input_shape=(50, 2))
-    with pytest.raises(InputError, match="height, width, channels"):
-        build_model(cnn_config(), sequences)
+def test_cnn_rejects_data_of_more_than_three_spatial_axes():
+    frames = DataInfo(name="clips", task="classification", input_shape=(3, 4, 8, 8, 1), num_classes=2)
+    with pytest.raises(InputError, match=r"\(length,\), \(length, channels\), \(height, width, channels\)") as error:
+        build_model(cnn_config(), frames)
+    assert error.value.where == "config.data.name"
+
+
+@pytest.mark.parametrize(("input_shape", "kernel", "conv_0", "conv_1"), [
+    ((32,), (3, 1, 8), (2, 32, 8), (2, 16, 16)),  # a plain signal is one channel
+    ((32, 2), (3, 2, 8), (2, 32, 8), (2, 16, 16)),  # a 2-channel signal (the adding problem's shape)
+    ((8, 8, 1), (3, 3, 1, 8), (2, 8, 8, 8), (2, 4, 4, 16)),
+    ((4, 6, 6, 1), (3, 3, 3, 1, 8), (2, 4, 6, 6, 8), (2, 2, 3, 3, 16)),
+])
+def test_kernel_and_pooling_follow_the_rank_of_the_input(input_shape, kernel, conv_0, conv_1):
+    info = DataInfo(name="any", task="classification", input_shape=input_shape, num_classes=3)
+    output, variables, sown = traced_shapes(build_model(cnn_config(), info), jnp.zeros((2, *input_shape)))
+    assert output == (2, 3)
+    assert variables["params"]["conv_0"]["kernel"] == kernel
+    assert sown["conv_0_out"] == (conv_0,) and sown["conv_1_out"] == (conv_1,)
+    # The parameter names are those of the 2-D model, whatever the rank (frozen_norms, transfer).
+    assert set(variables["params"]) == {"conv_0", "norm_0", "conv_1", "norm_1", "dense_0", "head"}
+
+
+def test_explicit_sizes_give_one_entry_per_spatial_axis():
+    signal = DataInfo(name="signals", task="classification", input_shape=(40,), num_classes=4)
+    _, variables, sown = traced_shapes(build_model(cnn_config(kernel_size=(7,), pool_size=(4,), channels=(8,)),
+                                                   signal), jnp.zeros((2, 40)))
+    assert variables["params"]["conv_0"]["kernel"] == (7, 1, 8) and sown["conv_0_out"] == ((2, 40, 8),)
+    assert variables["params"]["dense_0"]["kernel"] == (10 * 8, 16)  # 40 // 4 steps of 8 channels
+    _, variables, sown = traced_shapes(build_model(cnn_config(kernel_size=(3, 1), strides=(1, 2), channels=(8,)),
+                                                   DIGITS), jnp.zeros((2, 8, 8, 1)))
+    assert variables["params"]["conv_0"]["kernel"] == (3, 1, 1, 8) and sown["conv_0_out"] == ((2, 8, 4, 8),)
+
+
+@pytest.mark.parametrize(("key", "value", "info"), [
+    ("kernel_size", (3, 3), DataInfo(name="signals", task="classification", input_shape=(32,), num_classes=4)),
+    ("pool_size", (2, 2, 2), DIGITS),
+    ("strides", (1,), DataInfo(name="v", task="classification", input_shape=(4, 6, 6, 1), num_classes=2)),
+    ("kernel_size", (3, 0), DIGITS),
+])
+def test_sizes_of_the_wrong_rank_name_the_key(key, value, info):
+    with pytest.raises(InputError) as error:
+        build_model(cnn_config(**{key: value}), info)
+    assert error.value.where == f"config.model.{key}"
+    assert str(error.value).startswith(f"config.model.{key}: ")
+
+
+def test_a_signal_of_shape_length_is_one_channel():
+    model = build_model(cnn_config(channels=(4,), batch_norm=False), DataInfo(
+        name="signals", task="classification", input_shape=(16,), num_classes=4))
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((3, 16)), jnp.float32)
+    variables = random_variables(model, x, train=False)
+    np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x[..., None]))
+
+
+def test_blocks_that_shrink_a_signal_to_nothing_are_refused():
+    with pytest.raises(InputError, match="3 blocks shrink signals of length 6 to nothing") as error:
+        build_model(cnn_config(channels=(4, 4, 4)), DataInfo(name="s", task="classification", input_shape=(6,),
+                                                             num_classes=2))
+    assert error.value.where == "config.model.channels"
+
+
+def test_resnet_stays_two_dimensional_and_says_so():
+    with pytest.raises(InputError, match="config.model.name=cnn also takes 1-D signals") as error:
+        build_model(cnn_config(name="resnet"), DataInfo(name="s", task="classification", input_shape=(32, 1),
+                                                        num_classes=2))
+    assert error.value.where == "config.data.name"
 
 
 def test_batch_norm_updates_in_training_and_is_frozen_in_evaluation():
@@ -162,3 +227,52 @@ def test_random_shift_must_leave_part_of_the_image():
     with pytest.raises(InputError) as error:
         build_model(cnn_config(random_shift=8), DIGITS)
     assert error.value.where == "config.model.random_shift"
+
+
+@pytest.mark.parametrize("spatial", [(12,), (4, 5, 6)])
+def test_random_shift_moves_signals_and_volumes_along_every_axis(spatial):
+    x = np.random.default_rng(0).uniform(0.5, 1.0, size=(16, *spatial, 2)).astype(np.float32)
+    shifted = np.asarray(jax.jit(random_shift, static_argnums=1)(jnp.asarray(x), 1, jax.random.PRNGKey(0)))
+    assert shifted.shape == x.shape
+    padded = np.pad(x, ((0, 0), *[(1, 1)] * len(spatial), (0, 0)))
+    offsets = list(np.ndindex(*(3,) * len(spatial)))
+    moved = 0
+    for example, out in zip(padded, shifted, strict=True):
+        found = [o for o in offsets
+                 if np.array_equal(example[tuple(slice(d, d + n) for d, n in zip(o, spatial, strict=True))], out)]
+        assert found, "not a shift of the input"
+        moved += found[0] != (1,) * len(spatial)
+    assert moved > 8
+
+
+def test_random_shift_of_a_signal_is_bounded_by_its_length():
+    signal = DataInfo(name="signals", task="classification", input_shape=(8,), num_classes=4)
+    build_model(cnn_config(channels=(4,), random_shift=7), signal)
+    with pytest.raises(InputError) as error:
+        build_model(cnn_config(channels=(4,), random_shift=8), signal)
+    assert error.value.where == "config.model.random_shift"
+
+
+@pytest.mark.slow
+def test_a_cnn_trains_on_volumes_through_the_pipeline(tmp_path):
+    """A tiny random 3-D set (depth 4, 6x6, 1 channel) in memory: the whole cycle runs, the maps are 3-D."""
+    rng = np.random.default_rng(0)
+
+    def arrays(n):
+        x = rng.normal(size=(n, 4, 6, 6, 1)).astype(np.float32)
+        return {"x": x, "y": (x.mean(axis=(1, 2, 3, 4)) > 0).astype(np.int32)}
+
+    info = DataInfo(name="volumes", task="classification", input_shape=(4, 6, 6, 1), num_classes=2)
+    config = load_config(f"{REPO}/configs/cnn.py:tiny")
+    with config.unlocked():
+        config.train.epochs = 1
+        config.checkpoint.every_epochs = 0
+        config.model.random_shift = 1
+    summary, state = train_and_evaluate(config, str(tmp_path), splits=Splits(arrays(64), arrays(16), arrays(16), info),
+                                        progress=False, return_state=True)
+    assert summary["epochs_run"] == 1 and summary["test"]["count"] == 16
+    assert state.params["conv_0"]["kernel"].shape == (3, 3, 3, 1, 8)
+    assert summary["activations"]["conv_0_out"]["shape"] == [2, 4, 6, 6, 8]
+    logits = state.apply_fn(state.variables(), arrays(3)["x"], train=False)
+    assert logits.shape == (3, 2) and np.all(np.isfinite(logits))
+    assert (tmp_path / "report.html").exists()

@@ -159,3 +159,20 @@ def test_token_inputs_must_be_one_dimensional():
     with pytest.raises(InputError) as error:
         build_model(rnn_config(vocab_size=257), DIGIT_ROWS)
     assert error.value.where == "config.model.vocab_size"
+
+
+def test_a_one_dimensional_signal_is_read_as_one_feature_per_step():
+    signal = DataInfo(name="signals", task="classification", input_shape=(20,), num_classes=4)
+    model = build_model(rnn_config(cell="gru"), signal)
+    output, variables, sown = traced_shapes(model, jnp.zeros((3, 20)))
+    assert output == (3, 4) and sown["layer_0_out"] == ((3, 20, 6),)
+    assert variables["params"]["forward_0"]["ir"]["kernel"] == (1, 6)  # one input feature per step
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((3, 20)), jnp.float32)
+    params = random_variables(model, x)
+    np.testing.assert_array_equal(model.apply(params, x), model.apply(params, x[..., None]))
+
+
+def test_examples_without_a_time_axis_are_refused():
+    with pytest.raises(InputError, match="the rnn model needs sequences") as error:
+        build_model(rnn_config(), DataInfo(name="scalars", task="regression", input_shape=(), target_shape=(1,)))
+    assert error.value.where == "config.data.name"
