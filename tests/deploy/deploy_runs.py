@@ -65,7 +65,7 @@ TRAINED: dict[str, str] = {}
 
 
 def finished_run(name: str, tmp_path_factory) -> str:
-    """The workdir of tiny run `name` ("mlp", "cnn", "table"), trained on first use."""
+    """The workdir of tiny run `name` ("mlp", "cnn", "table", "sweep"), trained on first use."""
     if name not in TRAINED:
         root = tmp_path_factory.getbasetemp() / f"deploy-{name}"
         root.mkdir()
@@ -97,4 +97,10 @@ def train_table(root) -> str:
                  f"--config.data.data_dir={root / 'tfds'}", "--config.train.epochs=20")
 
 
-TRAINERS = {"mlp": train_mlp, "cnn": train_cnn, "table": train_table}
+def train_sweep(root) -> str:
+    digits_splits(str(root / "tfds"))
+    return train(root / "run", "configs/mlp.py:tiny", f"--config.data.data_dir={root / 'tfds'}",
+                 "--config.sweep.learning_rate=(0.001, 0.03)", "--config.train.patience=2")
+
+
+TRAINERS = {"mlp": train_mlp, "cnn": train_cnn, "table": train_table, "sweep": train_sweep}

@@ -88,6 +88,17 @@ def test_predictions_on_the_test_split_give_the_runs_test_accuracy(name, tmp_pat
     assert predictor.class_names == splits.info.class_names and predictor.member is None
 
 
+@pytest.mark.slow
+def test_a_sweep_predicts_with_its_best_member(tmp_path_factory):
+    workdir = finished_run("sweep", tmp_path_factory)
+    predictor = jaxdl.load_run(workdir)  # checks the kept model against summary.json's params_sha256
+    assert predictor.member == summary(workdir)["best_member"] == 1  # the larger rate learns in 3 epochs
+    splits = run_splits(workdir)
+    right = int(np.sum(predictor(stored_pixels(splits.test["x"])).argmax(axis=1) == splits.test["y"]))
+    test = summary(workdir)["test"]
+    assert right == round(test["accuracy"] * test["count"])
+
+
 def test_batch_sizes_are_bucketed_to_powers_of_two(mlp_run):
     predictor = jaxdl.load_run(mlp_run)
     x = stored_pixels(run_splits(mlp_run).test["x"][:40])
