@@ -18,13 +18,18 @@ Transfer: `jaxdl.load_pretrained(state, workdir, skip=("head",))` starts a new m
 one; `jaxdl.run_phases(state, train, validation, jaxdl.two_phases(optimizer_config, ...), ...)`
 trains the new head with the body frozen, then everything at lower rates.
 
+Deployment: `predictor = jaxdl.load_run(workdir)` gives the model a finished run kept;
+`predictor(x)` answers on inputs as the dataset stores them (uint8 images, raw table rows).
+`python -m jaxdl.predict` and `python -m jaxdl.export` are its commands (docs/deploy.md).
+
 The subpackages follow the data flow, and each imports only those before it:
-data -> models -> train -> evaluate -> transfer -> report -> run (errors and parallel at the bottom).
+data -> models -> train -> evaluate -> transfer -> report -> deploy -> run (errors and parallel at the bottom).
 No name below shadows a subpackage or module.
 """
 
 from jaxdl.data import DataInfo, Splits
 from jaxdl.data import load as load_data
+from jaxdl.deploy.run_loader import Predictor, load_run
 from jaxdl.errors import InputError
 from jaxdl.evaluate.members import evaluate_members
 from jaxdl.evaluate.passes import count_params, evaluate_split, predict_split
@@ -51,11 +56,11 @@ from jaxdl.transfer.phases import Phase, prepare_phase, run_phases, two_phases
 from jaxdl.transfer.pretrained import format_report, initialise_from, load_pretrained, read_pretrained
 
 __all__ = [
-    "Checkpointer", "DataInfo", "EarlyStopping", "FitResult", "FitState", "InputError", "Member", "Phase", "Splits",
-    "TrainState", "apply_override", "build_model", "build_optimizer", "classification_metrics", "count_params",
-    "create_state", "create_states", "cross_entropy", "eval_batches", "eval_step", "evaluate_batches",
+    "Checkpointer", "DataInfo", "EarlyStopping", "FitResult", "FitState", "InputError", "Member", "Phase", "Predictor",
+    "Splits", "TrainState", "apply_override", "build_model", "build_optimizer", "classification_metrics",
+    "count_params", "create_state", "create_states", "cross_entropy", "eval_batches", "eval_step", "evaluate_batches",
     "evaluate_members", "evaluate_split", "fit", "fit_epoch", "format_report", "init_fit_state", "initialise_from",
-    "load_config", "load_data", "load_pretrained", "make_mesh", "members_of", "metrics_for_task", "params_sha256",
-    "predict_split", "prepare_phase", "read_pretrained", "regression_metrics", "run_phases", "squared_error",
-    "train_and_evaluate", "train_epoch", "train_step", "two_phases",
+    "load_config", "load_data", "load_pretrained", "load_run", "make_mesh", "members_of", "metrics_for_task",
+    "params_sha256", "predict_split", "prepare_phase", "read_pretrained", "regression_metrics", "run_phases",
+    "squared_error", "train_and_evaluate", "train_epoch", "train_step", "two_phases",
 ]

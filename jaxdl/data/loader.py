@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
@@ -37,6 +39,8 @@ def load(config: ml_collections.ConfigDict) -> Splits:
     raw = tfds_door.read_splits(builder, wanted, download=config.get("download", False))
     is_project = tfds_door.is_project_builder(builder)
     info = describe(builder, text_length=0 if is_project else sequence_length)
+    if sources.is_source(config.name):
+        info = dataclasses.replace(info, stored=source_form(sources.split_name(config.name)[0], info))
     arrays = {split: to_arrays(examples, builder, info, split) for split, examples in raw.items()}
     train = arrays["train"]
     if "test" not in arrays:
@@ -73,11 +77,31 @@ def describe(builder: tfds.core.DatasetBuilder, text_length: int = 0) -> DataInf
         input_shape = tuple(features[input_key].shape)
         check_fixed_numeric(builder.name, input_key, features[input_key])
     check_fixed_numeric(builder.name, label_key, features[label_key])
+    stored = stored_form(features[input_key], text_length)
     if isinstance(label, tfds.features.ClassLabel):
         return DataInfo(name=builder.name, task="classification", input_shape=input_shape,
-                        num_classes=label.num_classes, class_names=tuple(label.names))
+                        num_classes=label.num_classes, class_names=tuple(label.names), stored=stored)
     return DataInfo(name=builder.name, task="regression", input_shape=input_shape,
-                    target_shape=tuple(label.shape))
+                    target_shape=tuple(label.shape), stored=stored)
+
+
+def stored_form(feature: tfds.features.FeatureConnector, text_length: int) -> dict:
+    """`DataInfo.stored` of a TFDS input feature: uint8 is an image (`to_arrays` scales it by 1/255)."""
+    if text_length:
+        return {"kind": "text", "dtype": "string"}
+    dtype = np.dtype(feature.np_dtype).name
+    return {"kind": "image" if dtype == "uint8" else "array", "dtype": dtype}
+
+
+def source_form(kind: str, info: DataInfo) -> dict:
+    """`DataInfo.stored` of the user's own files (`kind` of `jaxdl.data.sources`)."""
+    if kind == "folder":  # every image was decoded by `folder.to_array` to (height, width, channels)
+        height, width, channels = info.input_shape
+        return {"kind": "folder", "dtype": "uint8", "image_size": [height, width],
+                "mode": "L" if channels == 1 else "RGB"}
+    if kind == "csv":
+        return {"kind": "table", "dtype": "float32"}
+    return info.stored
 
 
 def check_fixed_numeric(name: str, key: str, feature: tfds.features.FeatureConnector) -> None:

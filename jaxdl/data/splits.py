@@ -29,6 +29,11 @@ class DataInfo:
       preprocessing: how the loader turned the source's values into inputs, JSON-able (e.g. a
         table's per-column training mean and std and its one-hot vocabularies); {} when the values
         are used as they are. Not part of the hash (a dict is not hashable).
+      stored: how the source stores one input, JSON-able, for prediction on new data: "kind"
+        ("image": uint8 scaled by 1/255 on loading, "folder": images of `folder:PATH` with their
+        "image_size" (height, width) and Pillow "mode" ("L" or "RGB"), "table": a `csv:PATH` row,
+        "text": byte tokens, "array": used as stored) and "dtype" (e.g. "uint8", "float32");
+        {} (data an experiment built itself): float32 inputs used as they are. Not hashed.
     """
 
     name: str
@@ -38,6 +43,7 @@ class DataInfo:
     target_shape: tuple[int, ...] = ()
     class_names: tuple[str, ...] = ()
     preprocessing: dict = dataclasses.field(default_factory=dict, hash=False)
+    stored: dict = dataclasses.field(default_factory=dict, hash=False)
 
     @property
     def num_outputs(self) -> int:

@@ -192,6 +192,13 @@ def read_feature(name: str, values: tuple[str, ...]) -> tuple[Column, np.ndarray
     return Column(name, "categorical", categories), block
 
 
+def inverse_std(std: float) -> np.float32:
+    """1 / std in float32. Standardising multiplies by it rather than dividing by std: XLA turns a
+    division by a constant into this multiplication, so a compiled predictor (`jaxdl.deploy`)
+    repeats training's inputs bit for bit."""
+    return np.float32(1.0) / np.float32(std)
+
+
 def preprocess(splits: Splits, table: Table) -> Splits:
     """Standardises the numeric columns with the training split's statistics (missing -> 0) and
     records the statistics and layout in `info.preprocessing`."""
@@ -206,7 +213,7 @@ def preprocess(splits: Splits, table: Table) -> Splits:
             std = float(values.std()) if values.size else 1.0
             std = std if std > 0 else 1.0
             for split in x.values():
-                standard = (split[:, start] - np.float32(mean)) / np.float32(std)
+                standard = (split[:, start] - np.float32(mean)) * inverse_std(std)
                 split[:, start] = np.where(np.isfinite(standard), standard, 0.0)
             entry.update(mean=mean, std=std)
         else:
@@ -218,7 +225,8 @@ def preprocess(splits: Splits, table: Table) -> Splits:
         "columns": columns,
         "label": {"name": table.label, "task": table.task, "classes": list(table.class_names)},
         "missing": list(MISSING),
-        "rules": "numeric: (value - mean) / std with the training split's mean and std, missing -> 0; "
+        "rules": "numeric: (value - mean) * (1 / std) in float32 with the training split's mean and std, "
+                 "missing -> 0; "
                  "categorical: one-hot over `categories`, missing or unseen -> all zero",
     }
     info = dataclasses.replace(splits.info, preprocessing=preprocessing)

@@ -34,12 +34,12 @@ from jaxdl.report.scalars import ScalarLog
 from jaxdl.run import config as config_lib
 from jaxdl.train import preemption
 from jaxdl.train import sweep as sweep_lib
+from jaxdl.train.build import build_state
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.digest import params_sha256
 from jaxdl.train.fit import FitResult, fit
-from jaxdl.train.losses import metrics_for_task
-from jaxdl.train.optimizer import LENGTH_DEPENDENT_SCHEDULES, build_optimizer, check_optimizer_config
-from jaxdl.train.state import TrainState, create_state
+from jaxdl.train.optimizer import LENGTH_DEPENDENT_SCHEDULES, check_optimizer_config
+from jaxdl.train.state import TrainState
 
 
 def prepare_workdir(workdir: str) -> str:
@@ -117,22 +117,14 @@ def check_model_fits_data(model: nn.Module, info: data_lib.DataInfo) -> bool:
     return False
 
 
-def metrics_for(config: ml_collections.ConfigDict, info: data_lib.DataInfo, per_step: bool):
-    """The task's metrics function; per step with the model's padding mask for a per-step model."""
-    return metrics_for_task(info.task, per_step=per_step, mask_padding=bool(config.model.get("mask_padding", False)))
-
-
-def build_state(config: ml_collections.ConfigDict, info: data_lib.DataInfo, steps_per_epoch: int,
-                model: nn.Module | None = None, members: list[sweep_lib.Member] | None = None,
-                *, per_step: bool = False) -> TrainState:
-    """Model and optimizer from the config, initialised from `config.seed`; a stack for sweep `members`.
-    `per_step`: the model predicts every step of a sequence (see `check_model_fits_data`)."""
-    model = model if model is not None else build_model(config.model, info)
-    tx = build_optimizer(config.optimizer, steps_per_epoch=steps_per_epoch, epochs=config.train.epochs)
-    metrics_fn = metrics_for(config, info, per_step)
-    if members:
-        return sweep_lib.create_states(model, tx, info.input_shape, members, metrics_fn)
-    return create_state(model, tx, info.input_shape, config.seed, metrics_fn)
+def data_info_record(splits: data_lib.Splits) -> dict:
+    """data_info.json: the `DataInfo` (its preprocessing is preprocessing.json) and the split sizes, so that
+    `jaxdl.load_run` rebuilds the model and reads new inputs in the form the data source stores them."""
+    info = splits.info
+    return {"name": info.name, "task": info.task, "input_shape": list(info.input_shape),
+            "num_classes": info.num_classes, "target_shape": list(info.target_shape),
+            "class_names": list(info.class_names), "stored": info.stored or {"kind": "array", "dtype": "float32"},
+            "sizes": splits.sizes()}
 
 
 def check_config(config: ml_collections.ConfigDict, mesh) -> None:
@@ -196,6 +188,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         log.write_config(workdir, config)
         if splits.info.preprocessing:  # what prediction on new data must repeat (a table's training statistics)
             log.write_json(os.path.join(workdir, "preprocessing.json"), splits.info.preprocessing)
+        log.write_json(os.path.join(workdir, "data_info.json"), data_info_record(splits))
         state = build_state(config, splits.info, steps_per_epoch, model, members, per_step=per_step)
         result, stop = run_fit(config, state, splits, mesh=mesh, checkpointer=checkpointer, workdir=workdir,
                                progress=progress, members=members)

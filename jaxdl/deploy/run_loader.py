@@ -1,0 +1,300 @@
+"""`load_run`: a finished workdir in, a `Predictor` of new inputs out.
+
+A workdir written by `jaxdl.run.pipeline.train_and_evaluate` describes itself: config.json (the
+model and optimizer), data_info.json (the `DataInfo` and how the source stores one input),
+preprocessing.json (a table's training statistics) and checkpoints/ (the whole `FitState`).
+`load_run` rebuilds the train state the run started from, restores the newest checkpoint into it
+(SHA-256 checked), keeps the model the run kept (`final_state` with the run's patience; for a
+sweep, the best member) and checks it against summary.json's `params_sha256`.
+
+Inputs are taken as the data source stores them, and turned into the model's inputs inside the
+compiled function (`model_input`), exactly as `jaxdl.data.load` did in training:
+  - images (`stored.kind` "image" or "folder"): uint8 pixels 0..255 (N, height, width, channels),
+    scaled by 1/255;
+  - a `csv:` table ("table"): (N, F) float32 rows as the prepared dataset holds them: numeric
+    columns raw (NaN where missing), categorical columns one-hot (`encode_table` makes them from
+    CSV cells); each numeric column is standardised with the training split's mean and std, a
+    missing value becomes 0;
+  - anything else ("array", "text" byte tokens, data an experiment built): float32 as stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxdl.data import DataInfo
+from jaxdl.data import table as table_lib
+from jaxdl.errors import InputError
+from jaxdl.train.build import build_state
+from jaxdl.train.checkpoint import Checkpointer
+from jaxdl.train.digest import params_sha256
+from jaxdl.train.fit import final_state, init_fit_state
+from jaxdl.train.sweep import members_of, take_member
+
+WHERE = "--workdir"
+# Larger inputs run in chunks of this many rows; smaller ones are padded to a power of two, so at
+# most log2(MAX_BUCKET) + 1 batch shapes are ever compiled.
+MAX_BUCKET = 1024
+# uint8 pixel -> float32, exactly as `jaxdl.data.loader.to_arrays` scales them.
+PIXELS = np.arange(256, dtype=np.uint8).astype(np.float32) / 255.0
+
+
+def read_json(path: str, what: str) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(WHERE, f"cannot read its {what} ({error})", got=path) from error
+
+
+def as_tuples(value: Any) -> Any:
+    """JSON lists back to the tuples the config held (model sizes, kernel shapes)."""
+    if isinstance(value, dict):
+        return {key: as_tuples(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return tuple(as_tuples(item) for item in value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFiles:
+    """What a finished workdir holds, read and checked (no arrays yet)."""
+
+    workdir: str
+    config: ml_collections.ConfigDict
+    summary: dict
+    info: DataInfo
+    preprocessing: dict
+    sizes: dict
+
+
+def read_run(workdir: str) -> RunFiles:
+    """Reads config.json, summary.json, data_info.json and preprocessing.json of a finished run."""
+    workdir = os.path.abspath(os.path.expanduser(workdir))
+    if not os.path.isdir(workdir):
+        raise InputError(WHERE, "no such folder", got=workdir, expected="the workdir of a finished run")
+    if not os.path.isfile(os.path.join(workdir, "config.json")):
+        raise InputError(WHERE, "not a run folder (no config.json)", got=workdir,
+                         expected="the workdir of a finished run")
+    if not os.path.isfile(os.path.join(workdir, "summary.json")):
+        raise InputError(WHERE, "the run has not finished (no summary.json)", got=workdir,
+                         expected="the workdir of a finished run",
+                         hint="resume the run with its own command until it finishes")
+    if not os.path.isfile(os.path.join(workdir, "data_info.json")):
+        raise InputError(WHERE, "the run has no data_info.json (written by an older jaxdl)", got=workdir,
+                         expected="a run trained with this version", hint="train the run again")
+    config = ml_collections.ConfigDict(as_tuples(read_json(os.path.join(workdir, "config.json"), "config.json")))
+    summary = read_json(os.path.join(workdir, "summary.json"), "summary.json")
+    record = read_json(os.path.join(workdir, "data_info.json"), "data_info.json")
+    preprocessing_path = os.path.join(workdir, "preprocessing.json")
+    preprocessing = read_json(preprocessing_path, "preprocessing.json") if os.path.isfile(preprocessing_path) else {}
+    info = DataInfo(name=record["name"], task=record["task"], input_shape=tuple(record["input_shape"]),
+                    num_classes=record["num_classes"], target_shape=tuple(record["target_shape"]),
+                    class_names=tuple(record["class_names"]), preprocessing=preprocessing,
+                    stored=record["stored"])
+    return RunFiles(workdir=workdir, config=config, summary=summary, info=info, preprocessing=preprocessing,
+                    sizes=record["sizes"])
+
+
+def restore_kept_state(run: RunFiles):
+    """(kept TrainState, checkpoint epoch, sweep member or None) of a finished run."""
+    directory = os.path.join(run.workdir, "checkpoints")
+    if not os.path.isdir(directory) or not any(name.isdigit() for name in os.listdir(directory)):
+        raise InputError(WHERE, "the run has no checkpoint", got=directory,
+                         expected="checkpoints/<epoch>/ written by the run")
+    config = run.config
+    members = members_of(config)
+    steps_per_epoch = max(run.sizes["train"] // config.train.batch_size, 1)
+    state = build_state(config, run.info, steps_per_epoch, members=members)
+    template = jax.vmap(init_fit_state)(state) if members else init_fit_state(state)
+    checkpointer = Checkpointer(directory, every_seconds=0)
+    try:
+        epoch = checkpointer.epochs()[-1]
+        try:
+            fit_state, _ = checkpointer.restore(template, epoch)
+        except InputError as error:
+            raise InputError(WHERE, f"its newest checkpoint {checkpointer.path(epoch)} cannot be used: {error.what}",
+                             got=error.got, expected="the checkpoint as the run wrote it",
+                             hint="the run's files were changed after training; restore them or train again") \
+                from error
+    finally:
+        checkpointer.close()
+    kept = final_state(fit_state, config.train.patience)
+    member = None
+    if members:
+        member = int(run.summary["best_member"])
+        kept = take_member(kept, member)
+    expected = run.summary.get("params_sha256")
+    if expected is not None and params_sha256(kept.params) != expected:
+        raise InputError(WHERE, "the restored model differs from the one summary.json describes",
+                         got=f"params_sha256 {params_sha256(kept.params)[:12]}...",
+                         expected=f"{expected[:12]}...", hint="the checkpoint is not the run's last one")
+    return kept, epoch, member
+
+
+def table_statistics(preprocessing: dict, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, 1 / std), each (F,) float32: the training statistics of a table's numeric inputs; 0 and 1
+    for one-hot inputs, which standardising then leaves as they are."""
+    mean, scale = np.zeros(width, np.float32), np.ones(width, np.float32)
+    for column in preprocessing["columns"]:
+        if column["kind"] == "numeric":
+            start = column["inputs"][0]
+            mean[start], scale[start] = np.float32(column["mean"]), table_lib.inverse_std(column["std"])
+    return mean, scale
+
+
+def model_input(x: jax.Array, info: DataInfo) -> jax.Array:
+    """Stored inputs (N, *input_shape) -> the float32 inputs the model was trained on (see the module
+    docstring); the same operations, in the same order, as `jaxdl.data.load` did in numpy."""
+    stored = info.stored
+    if stored.get("dtype") == "uint8":
+        # A lookup, not `/ 255`: XLA divides by multiplying with the reciprocal, which is 1 ulp off
+        # numpy's division for some pixel values; the table holds numpy's own quotients.
+        return jnp.asarray(PIXELS)[x.astype(jnp.int32)]
+    x = x.astype(jnp.float32)
+    if stored.get("kind") == "table":
+        mean, scale = table_statistics(info.preprocessing, info.input_shape[0])
+        x = (x - mean[None]) * scale[None]  # (N, F) rows, (F,) statistics
+        return jnp.where(jnp.isfinite(x), x, 0.0)
+    return x
+
+
+def inference_function(apply_fn: Callable, info: DataInfo) -> Callable[[Any, jax.Array], jax.Array]:
+    """(variables, stored inputs (N, *input_shape)) -> class probabilities (N, K) float32 for
+    classification, outputs (N, *target_shape) for regression."""
+    def infer(variables, x):
+        outputs = apply_fn(variables, model_input(x, info), train=False)
+        if info.task == "classification":
+            return jax.nn.softmax(outputs.astype(jnp.float32), axis=-1)
+        target = info.target_shape or (1,)
+        if math.prod(outputs.shape[1:]) == math.prod(target):
+            return outputs.reshape((outputs.shape[0], *target))
+        return outputs
+    return infer
+
+
+def bucket(n: int) -> int:
+    """The batch size `n` rows run at: the next power of two, at most MAX_BUCKET."""
+    return min(1 << max(n - 1, 0).bit_length(), MAX_BUCKET)
+
+
+class Predictor:
+    """The model a finished run kept, on new inputs in the form the dataset stores them.
+
+    `predictor(x)` with x (N, *info.input_shape) -> class probabilities (N, K) float32
+    (classification) or outputs (N, *target_shape) (regression). See the module docstring for the
+    stored forms. Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint),
+    `member` (a sweep's best member, else None), `variables` (the Flax variables), `apply_fn`,
+    `jitted` (stored inputs -> outputs, jitted, the parameters constants; what `jaxdl.export`
+    writes), `compiled_batch_sizes` (the batch sizes compiled so far: powers of two up to MAX_BUCKET).
+    """
+
+    def __init__(self, run: RunFiles, state, epoch: int, member: int | None):
+        self.info, self.workdir, self.epoch, self.member = run.info, run.workdir, epoch, member
+        self.config, self.summary = run.config, run.summary
+        self.class_names = run.info.class_names
+        self.variables = state.variables()
+        self.apply_fn = state.apply_fn
+        self.function = inference_function(state.apply_fn, run.info)
+        # The parameters are constants of the compiled program, as in `jaxdl.deploy.export`: XLA then
+        # folds the same constant expressions (batch norm's scale) the same way, so both give the same
+        # bits for the same batch shape (as arguments, folding differs and outputs differ by ~1 ulp).
+        self.jitted = jax.jit(lambda x: self.function(self.variables, x))
+        self.compiled_batch_sizes: set[int] = set()
+
+    @property
+    def stored_dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if self.info.stored.get("dtype") == "uint8" else np.float32)
+
+    def check(self, x: Any) -> np.ndarray:
+        """x as a numpy array of the stored dtype; InputError for a wrong shape or values."""
+        if self.info.stored.get("kind") == "table" and not np.issubdtype(np.asarray(x).dtype, np.number):
+            x = encode_table(self.info.preprocessing, [c["name"] for c in self.info.preprocessing["columns"]],
+                             np.asarray(x, dtype=object).tolist())
+        x = np.asarray(x)
+        shape = tuple(self.info.input_shape)
+        if x.ndim != len(shape) + 1 or x.shape[1:] != shape:
+            raise InputError("x", "wrong input shape", got=x.shape, expected=f"(N, {', '.join(map(str, shape))})")
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise InputError("x", "not numeric", got=str(x.dtype), expected=str(self.stored_dtype))
+        if self.stored_dtype == np.uint8 and x.dtype != np.uint8:
+            if not np.issubdtype(x.dtype, np.integer) or (x.size and (x.min() < 0 or x.max() > 255)):
+                raise InputError("x", "images are read as uint8 pixels 0..255, as the dataset stores them",
+                                 got=f"{x.dtype} values {x.min():g}..{x.max():g}" if x.size else str(x.dtype),
+                                 expected="uint8 (or integers 0..255)")
+        return x.astype(self.stored_dtype)
+
+    def preprocess(self, x: Any) -> np.ndarray:
+        """The model's float32 inputs (N, *input_shape) for stored inputs x (what training fed the model)."""
+        return np.asarray(jax.jit(lambda v: model_input(v, self.info))(self.check(x)))
+
+    def __call__(self, x: Any) -> np.ndarray:
+        x = self.check(x)
+        n = len(x)
+        parts = []
+        for start in range(0, max(n, 1), MAX_BUCKET):
+            chunk = x[start:start + MAX_BUCKET]
+            size = bucket(len(chunk))
+            padded = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            self.compiled_batch_sizes.add(size)
+            parts.append(np.asarray(self.jitted(padded))[:len(chunk)])
+        return np.concatenate(parts) if n else parts[0][:0]
+
+
+def encode_table(preprocessing: dict, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> np.ndarray:
+    """CSV cells -> (N, F) float32 rows as a `csv:` run's prepared dataset holds them.
+
+    `header` names the cells of each row; every feature column of the run must be there (other
+    columns, such as the label, are ignored). Numeric columns: numbers, NaN where missing;
+    categorical ones: one-hot over the run's categories, all zero where missing or unseen.
+    """
+    columns = preprocessing["columns"]
+    width = columns[-1]["inputs"][1]
+    header = [str(name).strip() for name in header]
+    out = np.zeros((len(rows), width), np.float32)
+    for column in columns:
+        if column["name"] not in header:
+            raise InputError("inputs", f"the CSV has no column {column['name']!r}",
+                             got=", ".join(header[:10]), expected="the feature columns the run was trained on")
+        index = header.index(column["name"])
+        start = column["inputs"][0]
+        for row, cells in enumerate(rows):
+            cell = cells[index]
+            text = "" if cell is None else str(cell).strip()
+            if column["kind"] == "numeric":
+                if table_lib.is_missing(text):
+                    out[row, start] = np.nan
+                    continue
+                number = table_lib.as_number(text)
+                if number is None:
+                    raise InputError("inputs", f"row {row + 1}, column {column['name']!r}: not a number",
+                                     got=text, expected="a number or a missing cell")
+                out[row, start] = number
+            elif not table_lib.is_missing(text) and text in column["categories"]:
+                out[row, start + column["categories"].index(text)] = 1.0
+    return out
+
+
+def load_run(workdir: str) -> Predictor:
+    """The `Predictor` of the finished run in `workdir` (see the module docstring).
+
+    A sweep's workdir gives its best member (summary.json's `best_member`). Raises InputError for a
+    folder without a finished run, a run without checkpoint, and a checkpoint that fails its
+    SHA-256 integrity check or differs from summary.json's `params_sha256`.
+    """
+    run = read_run(workdir)
+    state, epoch, member = restore_kept_state(run)
+    return Predictor(run, state, epoch, member)
+
+
+__all__ = ["Predictor", "encode_table", "load_run", "model_input", "read_run"]

@@ -1,0 +1,31 @@
+"""A fresh train state from a run's config: what the pipeline trains, and what a saved run is restored into."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import ml_collections
+
+from jaxdl import data as data_lib
+from jaxdl.models import build_model
+from jaxdl.train import sweep as sweep_lib
+from jaxdl.train.losses import MetricsFn, metrics_for_task
+from jaxdl.train.optimizer import build_optimizer
+from jaxdl.train.state import TrainState, create_state
+
+
+def metrics_for(config: ml_collections.ConfigDict, info: data_lib.DataInfo, per_step: bool) -> MetricsFn:
+    """The task's metrics function; per step with the model's padding mask for a per-step model."""
+    return metrics_for_task(info.task, per_step=per_step, mask_padding=bool(config.model.get("mask_padding", False)))
+
+
+def build_state(config: ml_collections.ConfigDict, info: data_lib.DataInfo, steps_per_epoch: int,
+                model: nn.Module | None = None, members: list[sweep_lib.Member] | None = None,
+                *, per_step: bool = False) -> TrainState:
+    """Model and optimizer from the config, initialised from `config.seed`; a stack for sweep `members`.
+    `per_step`: the model predicts every step of a sequence (see `jaxdl.run.pipeline.check_model_fits_data`)."""
+    model = model if model is not None else build_model(config.model, info)
+    tx = build_optimizer(config.optimizer, steps_per_epoch=steps_per_epoch, epochs=config.train.epochs)
+    metrics_fn = metrics_for(config, info, per_step)
+    if members:
+        return sweep_lib.create_states(model, tx, info.input_shape, members, metrics_fn)
+    return create_state(model, tx, info.input_shape, config.seed, metrics_fn)
