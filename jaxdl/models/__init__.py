@@ -9,12 +9,13 @@ import ml_collections
 
 from jaxdl.data import DataInfo
 from jaxdl.errors import check_choice
-from jaxdl.models import cnn, hybrid, mlp, playground, resnet, rnn
+from jaxdl.models import cnn, hybrid, mlp, playground, resnet, resnet_imagenet, rnn
 from jaxdl.models.activations import ACTIVATIONS, get_activation
 from jaxdl.models.cnn import CNN
 from jaxdl.models.hybrid import Hybrid
 from jaxdl.models.mlp import MLP
 from jaxdl.models.resnet import ResNet
+from jaxdl.models.resnet_imagenet import ResNetImageNet
 from jaxdl.models.rnn import RNN
 
 # name -> from_config(model_config, data_info) -> nn.Module
@@ -23,6 +24,9 @@ FAMILIES: dict[str, Callable[[ml_collections.ConfigDict, DataInfo], nn.Module]] 
     "playground": playground.from_config,
     "cnn": cnn.from_config,
     "resnet": resnet.from_config,
+    "resnet18": resnet_imagenet.from_config,
+    "resnet34": resnet_imagenet.from_config,
+    "resnet50": resnet_imagenet.from_config,
     "rnn": rnn.from_config,
     "hybrid": hybrid.from_config,
 }
@@ -33,4 +37,5 @@ def build_model(config: ml_collections.ConfigDict, info: DataInfo) -> nn.Module:
     return FAMILIES[check_choice("config.model.name", config.name, FAMILIES)](config, info)
 
 
-__all__ = ["ACTIVATIONS", "CNN", "FAMILIES", "MLP", "RNN", "Hybrid", "ResNet", "build_model", "get_activation"]
+__all__ = ["ACTIVATIONS", "CNN", "FAMILIES", "MLP", "RNN", "Hybrid", "ResNet", "ResNetImageNet", "build_model",
+           "get_activation"]
