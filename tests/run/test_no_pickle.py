@@ -6,6 +6,10 @@ load succeed while any unpickling raises: the pickle and _pickle entry points ar
 audit hook on "pickle.find_class" (which every unpickler, C or Python, fires for each global it
 resolves, and without a global a pickle cannot call anything) catches the rest, including a `loads`
 bound before the patch and `numpy.load(allow_pickle=True)`.
+
+The one exception is `torch.load(..., weights_only=True)` in jaxdl.transfer.imported, for PyTorch
+`.pth` files (opt-in; `.safetensors` needs no unpickler): PyTorch's weights-only unpickler rebuilds
+tensors and plain containers only and refuses every other global, so the file cannot run code.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from jaxdl.train.state import create_state
 
 MODULES = r"(c?pickle|_pickle|cloudpickle|dill|joblib|shelve|marshal)"
 UNPICKLERS = re.compile(rf"(import\s+{MODULES}\b|from\s+{MODULES}\s+import|\b{MODULES}\.\w|"
-                        r"allow_pickle\s*=\s*True|torch\.load|__reduce__|__setstate__)")
+                        r"allow_pickle\s*=\s*True|torch\.load\((?!.*weights_only=True)|__reduce__|__setstate__)")
 
 
 def test_the_pattern_finds_unpicklers():
@@ -40,6 +44,8 @@ def test_the_pattern_finds_unpicklers():
                  "np.load(path, allow_pickle=True)", "torch.load(f)", "import _pickle as p"):
         assert UNPICKLERS.search(line), line
     assert not UNPICKLERS.search("no pickle at training time")
+    assert UNPICKLERS.search('torch.load(path, map_location="cpu", weights_only=False)')
+    assert not UNPICKLERS.search('torch.load(path, map_location="cpu", weights_only=True)')
 
 
 def test_no_unpickler_is_used_in_the_library_source():
