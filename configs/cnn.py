@@ -9,6 +9,9 @@ Variants, as `--config configs/cnn.py:NAME`:
   mnist          catalog MNIST (must be prepared; see README).
   fashion_mnist  catalog Fashion-MNIST (must be prepared).
   cifar10        catalog CIFAR-10 with the ResNet-20 model and random shifts (must be prepared).
+  resnet18       the ImageNet-style ResNet-18 (torchvision's layout, for imported weights: see
+                 jaxdl.transfer.imported), inputs normalised with ImageNet's mean and std; a few epochs.
+                 `--config.model.name=resnet34` or `resnet50` for the deeper ones.
 
 The number of spatial axes comes from the data: (length,) or (length, channels) signals, (height,
 width, channels) images, (depth, height, width, channels) volumes; `kernel_size`, `strides` and
@@ -28,7 +31,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.seed = 0
     add_data_section(config)
     config.model = ml_collections.ConfigDict()
-    config.model.name = "cnn"  # cnn | resnet
+    config.model.name = "cnn"  # cnn | resnet | resnet18 | resnet34 | resnet50
     config.model.channels = (32, 64)  # per conv block (cnn) or per stage (resnet)
     config.model.kernel_size = 3
     config.model.strides = 1
@@ -78,7 +81,13 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.optimizer.warmup_epochs = 2.0
         config.train.epochs = 60
         config.train.batch_size = 128
+    elif variant == "resnet18":
+        config.model.name = "resnet18"
+        config.model.input_normalization = "imagenet"  # imagenet | none (resnet18/34/50 only)
+        config.train.epochs = 3
+        config.train.batch_size = 32
+        config.eval.baseline = False
     elif variant != "default":
         raise ValueError(f"unknown variant {variant!r}; "
-                         "expected default, tiny, signals, mnist, fashion_mnist or cifar10")
+                         "expected default, tiny, signals, mnist, fashion_mnist, cifar10 or resnet18")
     return config

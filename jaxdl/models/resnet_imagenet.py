@@ -117,7 +117,9 @@ class ResNetImageNet(nn.Module):
         if self.input_normalization == "imagenet":
             if x.shape[-1] == 1:
                 x = jnp.repeat(x, 3, axis=-1)
-            x = (x - jnp.asarray(IMAGENET_MEAN, x.dtype)) / jnp.asarray(IMAGENET_STD, x.dtype)
+            per_channel = (1,) * (x.ndim - 1) + (3,)  # explicit broadcasting (rank promotion may be off)
+            x = (x - jnp.reshape(jnp.asarray(IMAGENET_MEAN, x.dtype), per_channel)) \
+                / jnp.reshape(jnp.asarray(IMAGENET_STD, x.dtype), per_channel)
         x = padded_conv(64, 7, 2, "conv1")(x)
         x = nn.BatchNorm(use_running_average=not train or "bn1" in self.frozen_norms, momentum=MOMENTUM,
                          epsilon=EPSILON, name="bn1")(x)
