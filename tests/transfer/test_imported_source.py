@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
-import types
 
 import ml_collections
 import numpy as np
 import pytest
 from conftest import REPO, run_cli
 from PIL import Image
+from test_imported import torch_and_resnets
 
 from experiments import transfer
 from jaxdl.errors import InputError
@@ -21,34 +19,10 @@ from jaxdl.train.digest import params_sha256
 from jaxdl.transfer.pretrained import read_pretrained
 
 
-def torchvision_resnet():
-    """torchvision's `models.resnet`, or a skip without PyTorch (a failure where JAXDL_REQUIRE_TORCH=1).
-
-    The torchvision wheels on PyPI link their compiled ops against CUDA PyTorch; next to the CPU
-    build `import torchvision` fails ("operator torchvision::nms does not exist"), so the model code
-    (plain Python, none of those ops) is then imported without the package's __init__.
-    """
-    try:
-        import torch  # noqa: F401
-        import torchvision  # noqa: F401
-    except ImportError as error:
-        if os.environ.get("JAXDL_REQUIRE_TORCH") == "1":
-            pytest.fail(f"JAXDL_REQUIRE_TORCH=1 but PyTorch or torchvision is missing: {error}")
-        pytest.skip("needs torch and torchvision (pip install 'torch==2.13.0+cpu' 'torchvision==0.28.0')")
-    except (RuntimeError, OSError):
-        for name in [name for name in sys.modules if name.split(".")[0] == "torchvision"]:
-            del sys.modules[name]
-        spec = importlib.util.find_spec("torchvision")
-        package = types.ModuleType("torchvision")
-        package.__path__, package.__spec__ = list(spec.submodule_search_locations), spec
-        sys.modules["torchvision"] = package
-    from torchvision.models import resnet
-    return resnet
-
-
 def random_resnet18_safetensors(path) -> str:
-    """torchvision's ResNet-18 with random weights (1000 classes), saved as a .safetensors state dict."""
-    resnet = torchvision_resnet()
+    """torchvision's ResNet-18 with random weights (1000 classes), saved as a .safetensors state dict.
+    Skips without PyTorch, or fails where JAXDL_REQUIRE_TORCH is set (`test_imported.torch_and_resnets`)."""
+    _, resnet = torch_and_resnets()
     from safetensors.torch import save_file
 
     model = resnet.resnet18(weights=None)
