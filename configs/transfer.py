@@ -2,6 +2,8 @@
 
     python -m experiments.transfer --config configs/transfer.py
     python -m experiments.transfer --config.source=runs/transfer-X/pretrain   # reuse a trained source
+    python -m experiments.transfer --config configs/transfer.py:folder \
+        --config.source=resnet18:resnet18.safetensors --config.data.name=folder:photos   # ImageNet weights
 
 For each label budget (labels per class of the target task) and seed, three strategies train on
 the same labelled examples and are tested on the same target test split: `scratch` (a fresh
@@ -15,6 +17,10 @@ Variants, as `--config configs/transfer.py:NAME`:
   default        digits 0-4 -> digits 5-9, a small CNN, budgets 1, 5, 10, 20, 50 and all, 5 seeds.
   tiny           a few epochs, two budgets, one seed: a smoke test.
   fashion_mnist  mnist -> fashion_mnist (catalog sets: must be prepared, see README).
+  folder         fine-tune ImageNet weights (config.source=resnet18:FILE, resnet34:, resnet50:) on a
+                 folder of images (config.data.name=folder:PATH): all labels, one seed, head only
+                 and fine-tuned, images resized to 224x224 (data.image_size) and normalised with
+                 ImageNet's mean and std inside the model (model.input_normalization).
 """
 
 import ml_collections
@@ -28,6 +34,7 @@ def data_section(name: str, classes: tuple[int, ...]) -> ml_collections.ConfigDi
     section.validation_fraction = 0.1  # carved from train when the set has no validation split
     section.split_seed = 0
     section.download = False  # True: prepare an unprepared catalog set (needs the network)
+    section.image_size = ()  # folder:PATH only: (height, width) to resize to; () = the images' own size
     return section
 
 
@@ -65,8 +72,10 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.model.dense_sizes = (64,)
     config.model.activation = "relu"
 
-    # The source: a jaxdl workdir or checkpoint to start from, or "" to pretrain one first
-    # (into WORKDIR/pretrain) on `pretrain.data` with the model above.
+    # The source: a jaxdl workdir or checkpoint to start from, "" to pretrain one first (into
+    # WORKDIR/pretrain) on `pretrain.data` with the model above, or ImageNet weights as ARCH:FILE
+    # (resnet18, resnet34, resnet50; a torchvision/timm .safetensors or .pth state dict), which
+    # make the model that architecture (docs/transfer.md).
     config.source = ""
     config.pretrain = ml_collections.ConfigDict()
     config.pretrain.data = data_section("digits", (0, 1, 2, 3, 4))
@@ -94,10 +103,14 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.transfer.body_lr_ratio = 0.3  # ... and the loaded layers at that times this (discriminative rates)
     config.transfer.keep_frozen = ()  # patterns frozen in phase 2 too, e.g. ("norm_*",)
     config.transfer.member = -1  # a sweep source: its member to load (-1 = its best member)
+    # Head-only training on a fully frozen body computes the body's features once per example and
+    # trains the head on them (no dropout or augmentation in the body then; jaxdl.transfer.features).
+    config.transfer.cache_features = True
 
     config.budgets = (1, 5, 10, 20, 50, 0)  # labels per class of the target task; 0 = every label
     config.seeds = 5  # runs per budget and strategy, seeds config.seed, config.seed + 1, ...
     config.curves_budget = 5  # the budget whose learning curves (validation accuracy per step) are drawn
+    config.strategies = ("scratch", "head_only", "finetune")  # those to run; "finetune" is the headline
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 1024
@@ -127,6 +140,22 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.pretrain.train.batch_size = 128
         config.train.batch_size = 64
         config.budgets = (1, 5, 10, 50, 100, 0)
+    elif variant == "folder":
+        config.data = data_section("", ())  # --config.data.name=folder:PATH
+        config.data.image_size = (224, 224)  # the size the ImageNet weights were trained at; smaller is faster
+        # The architecture is that of the weights in config.source (resnet18:FILE, ...): name "" = theirs.
+        config.model = ml_collections.ConfigDict({"name": "", "input_normalization": "imagenet"})
+        config.optimizer.learning_rate = 1e-3
+        config.train.epochs = 10
+        config.train.min_epoch_examples = 1  # an epoch is the folder's training images, once each
+        config.transfer.head_epochs = 3
+        config.transfer.skip = ()  # fine-tuning loads every layer but the head
+        config.transfer.finetune_lr_ratio = 0.1  # phase 2: 1e-4 for every layer
+        config.transfer.body_lr_ratio = 1.0
+        config.budgets = (0,)
+        config.seeds = 1
+        config.curves_budget = 0
+        config.strategies = ("head_only", "finetune")
     elif variant != "default":
-        raise ValueError(f"unknown variant {variant!r}; expected default, tiny or fashion_mnist")
+        raise ValueError(f"unknown variant {variant!r}; expected default, tiny, fashion_mnist or folder")
     return config

@@ -16,6 +16,8 @@ def plot_budgets(rows: list[dict], path: str, *, title: str) -> None:
     figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     x = [row["labels_per_class"] for row in rows]
     for strategy, (label, color, marker) in STYLES.items():
+        if f"{strategy}_accuracy" not in rows[0]:  # a strategy the run left out
+            continue
         mean = [100 * row[f"{strategy}_accuracy"] for row in rows]
         low = [100 * row[f"{strategy}_min"] for row in rows]
         high = [100 * row[f"{strategy}_max"] for row in rows]

@@ -33,6 +33,7 @@ from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.fit import FitResult, fit
 from jaxdl.train.optimizer import build_optimizer
 from jaxdl.train.state import TrainState
+from jaxdl.transfer import features
 
 PyTree = Any
 
@@ -124,7 +125,7 @@ def two_phases(optimizer: ml_collections.ConfigDict, *, head: Sequence[str] = ("
 def run_phases(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, np.ndarray],
                phases: Sequence[Phase], *, batch_size: int, patience: int = 0, eval_batch_size: int = 1024,
                mesh: Mesh | None = None, checkpoint_dir: str | None = None, checkpoint_meta: dict | None = None,
-               on_epoch: Callable[[dict], None] | None = None) -> list[FitResult]:
+               on_epoch: Callable[[dict], None] | None = None, cache_features: bool = True) -> list[FitResult]:
     """Trains `state` through `phases` in order, each a `fit` call; returns their results.
 
     Like `fit`, this consumes `state` (its buffers are donated). Each phase starts from a copy of
@@ -132,6 +133,10 @@ def run_phases(state: TrainState, train: dict[str, np.ndarray], validation: dict
     counter runs on, so data order and dropout keys never repeat.
     Records passed to `on_epoch` get "phase" and "step" (optimizer steps since the first phase).
     With `checkpoint_dir`, phase P checkpoints into `checkpoint_dir/P` and a rerun resumes there.
+    With `cache_features`, a phase that trains the head alone on a frozen body (`features.cached_head`)
+    computes the body's features once and trains the head on them (`features.fit_head`): the same
+    result up to float rounding when the body has no dropout or augmentation, which that mode leaves
+    out; its epoch records get "cached_features": True.
     """
     if not phases:
         raise InputError("phases", "nothing to train", expected="at least one phase with epochs > 0")
@@ -147,10 +152,18 @@ def run_phases(state: TrainState, train: dict[str, np.ndarray], validation: dict
 
         checkpointer = (Checkpointer(os.path.join(checkpoint_dir, phase.name))
                         if checkpoint_dir else None)
+        head = features.cached_head(state, phase.optimizer, train["x"][:1]) if cache_features else None
         try:
-            result = fit(state, train, validation, epochs=phase.epochs, batch_size=batch_size, patience=patience,
-                         eval_batch_size=eval_batch_size, mesh=mesh, checkpointer=checkpointer,
-                         checkpoint_meta={**(checkpoint_meta or {}), "phase": phase.name}, on_epoch=record)
+            if head is not None:
+                result = features.fit_head(
+                    state, head, train, validation, phase.optimizer, epochs=phase.epochs, batch_size=batch_size,
+                    patience=patience, eval_batch_size=eval_batch_size, mesh=mesh, checkpointer=checkpointer,
+                    checkpoint_meta={**(checkpoint_meta or {}), "phase": phase.name, "cached_features": True},
+                    on_epoch=lambda entry, record=record: record({**entry, "cached_features": True}))
+            else:
+                result = fit(state, train, validation, epochs=phase.epochs, batch_size=batch_size,
+                             patience=patience, eval_batch_size=eval_batch_size, mesh=mesh, checkpointer=checkpointer,
+                             checkpoint_meta={**(checkpoint_meta or {}), "phase": phase.name}, on_epoch=record)
         finally:
             if checkpointer is not None:
                 checkpointer.close()

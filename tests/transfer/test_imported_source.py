@@ -1,0 +1,125 @@
+"""experiments.transfer from ImageNet weights (`--config.source=resnet18:FILE`) on a folder of images."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+from conftest import REPO, run_cli
+from PIL import Image
+from test_imported import torch_and_resnets
+
+from experiments import transfer
+from jaxdl.errors import InputError
+from jaxdl.run.config import load_config
+from jaxdl.train.digest import params_sha256
+from jaxdl.transfer.pretrained import read_pretrained
+
+
+def random_resnet18_safetensors(path) -> str:
+    """torchvision's ResNet-18 with random weights (1000 classes), saved as a .safetensors state dict.
+    Skips without PyTorch, or fails where JAXDL_REQUIRE_TORCH is set (`test_imported.torch_and_resnets`)."""
+    _, resnet = torch_and_resnets()
+    from safetensors.torch import save_file
+
+    model = resnet.resnet18(weights=None)
+    save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()}, str(path))
+    return str(path)
+
+
+def image_folder(root, count: int = 12, size=(20, 24)) -> str:
+    """root/<class>/<i>.png: two classes of noisy dark and light RGB images of different sizes."""
+    rng = np.random.default_rng(0)
+    for name, value in (("dark", 50), ("light", 200)):
+        os.makedirs(root / name)
+        for i in range(count):
+            shape = (size[0] + i % 3, size[1], 3)  # sizes differ: data.image_size resizes them
+            pixels = np.clip(value + rng.integers(-40, 40, size=shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return str(root)
+
+
+@pytest.mark.slow
+def test_fine_tuning_imported_resnet18_weights_on_a_folder_from_the_command_line(tmp_path):
+    weights = random_resnet18_safetensors(tmp_path / "resnet18.safetensors")
+    photos = image_folder(tmp_path / "photos")
+    work = tmp_path / "work"
+    result = run_cli("experiments.transfer", "--config", "configs/transfer.py:folder",
+                     f"--config.source=resnet18:{weights}", f"--config.data.name=folder:{photos}",
+                     f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.data.image_size=(32, 32)",
+                     "--config.train.epochs=2", "--config.transfer.head_epochs=1", "--config.train.batch_size=8",
+                     "--workdir", str(work))
+    assert result.returncode == 0, result.stderr
+
+    summary = json.loads((work / "summary.json").read_text())
+    test = summary["test"]
+    assert test["count"] == summary["data"]["test"] > 0
+    hits = test["accuracy"] * test["count"]
+    assert abs(hits - round(hits)) < 1e-6, test  # a whole number of right answers
+    assert summary["strategies"] == ["head_only", "finetune"] and len(summary["runs"]) == 2
+    # Both train the new head on the frozen body first: on features computed once (transfer.cache_features).
+    assert [run["cached_features"] for run in summary["runs"]] == [True, True]
+    assert summary["model"] == "resnet18" and summary["source"]["architecture"] == "resnet18"
+    assert summary["source"]["format"] == "safetensors" and summary["epochs_run"] == 2
+
+    report = json.loads((work / "transfer.json").read_text())
+    loaded = {entry["path"] for entry in report["loaded"]}
+    assert {"params/conv1/kernel", "batch_stats/bn1/mean", "params/layer4_1/conv2/kernel"} <= loaded
+    assert sorted(entry["path"] for entry in report["skipped"]) == ["params/head/bias", "params/head/kernel"]
+    assert report["reinitialised"] == [] and report["counts"]["loaded"]["values"] > 11_000_000
+
+    config = json.loads((work / "config.json").read_text())
+    assert config["source"] == f"resnet18:{weights}"
+    assert config["model"] == {"name": "resnet18", "input_normalization": "imagenet"}
+    assert config["data"]["image_size"] == [32, 32]
+
+    # The headline model is a jaxdl checkpoint in the workdir, saved with that config.
+    saved = read_pretrained(str(work))
+    assert params_sha256(saved.variables["params"]) == summary["params_sha256"]
+    assert saved.config["model"]["input_normalization"] == "imagenet"
+
+
+def folder_config(tmp_path, source: str) -> ml_collections.ConfigDict:
+    config = load_config(os.path.join(REPO, "configs", "transfer.py:folder"))
+    config.source = source
+    config.data.name = f"folder:{tmp_path / 'photos'}"
+    return config
+
+
+def test_the_source_decides_the_model_and_the_input_conventions(tmp_path):
+    config = folder_config(tmp_path, "resnet50:weights.safetensors")
+    config.data.image_size = ()
+    switched = transfer.with_imported_model(config, "resnet50")
+    assert switched.model.to_dict() == {"name": "resnet50", "input_normalization": "imagenet"}
+    assert tuple(switched.data.image_size) == (224, 224)  # unset: the weights' training size
+    assert config.model.name == ""  # the caller's config is left as it was
+
+    digits = load_config(os.path.join(REPO, "configs", "transfer.py"))  # a CNN config: its keys go
+    assert transfer.with_imported_model(digits, "resnet18").model.to_dict() == {
+        "name": "resnet18", "input_normalization": "imagenet"}
+    assert tuple(transfer.with_imported_model(digits, "resnet18").data.image_size) == ()  # not a folder
+    assert transfer.imported_source("runs/x/pretrain") is None and transfer.imported_source("") is None
+    assert transfer.imported_source("resnet34:C:/w.pth") == ("resnet34", "C:/w.pth")
+
+
+@pytest.mark.parametrize(("change", "key", "message"), [
+    ({"source": "resnet50:w.safetensors", "model.name": "resnet18"}, "config.model.name",
+     "is not the architecture of the weights"),
+    ({"source": "resnet18:"}, "config.source", "names no weight file"),
+    ({"source": "resnet18:missing.safetensors"}, "config.source", "no such file"),
+    ({"source": ""}, "config.source", "names no architecture"),
+    ({"strategies": ("scratch", "head_only")}, "config.strategies",
+     "needs distinct strategies, fine-tuning among them"),
+])
+def test_bad_imported_sources_are_input_errors_under_config_keys(data_dir, tmp_path, change, key, message):
+    config = folder_config(tmp_path, "resnet18:missing.safetensors")
+    config.data.name = "digits"  # loads without a folder; the error comes first or from the source
+    config.data.data_dir = data_dir
+    for name, value in change.items():
+        section, _, leaf = name.rpartition(".")
+        (config[section] if section else config)[leaf] = value
+    with pytest.raises(InputError, match=f"^{key}: {message}"):
+        transfer.run(config, str(tmp_path / "work"), progress=False)
