@@ -12,7 +12,7 @@ import pytest
 import jaxdl
 from jaxdl.data import sources
 from jaxdl.errors import InputError
-from tests.conftest import run_cli
+from conftest import run_cli
 
 
 def data_config(name: str, data_dir, **overrides) -> ml_collections.ConfigDict:

@@ -13,7 +13,7 @@ import pytest
 import jaxdl
 from jaxdl.data import table
 from jaxdl.errors import InputError
-from tests.conftest import run_cli
+from conftest import run_cli
 
 COLORS = ("red", "green", "blue")
 
