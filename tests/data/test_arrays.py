@@ -8,11 +8,11 @@ import os
 import ml_collections
 import numpy as np
 import pytest
+from conftest import run_cli
 
 import jaxdl
 from jaxdl.data import sources
 from jaxdl.errors import InputError
-from conftest import run_cli
 
 
 def data_config(name: str, data_dir, **overrides) -> ml_collections.ConfigDict:

@@ -9,11 +9,11 @@ import os
 import ml_collections
 import numpy as np
 import pytest
+from conftest import run_cli
 
 import jaxdl
 from jaxdl.data import table
 from jaxdl.errors import InputError
-from conftest import run_cli
 
 COLORS = ("red", "green", "blue")
 
