@@ -13,11 +13,12 @@ Exit codes:
 
 Library warnings (TFDS, Orbax, absl) are hidden unless `--debug`; jaxdl's own show as `warning:` lines.
 
-Compilation cache: the command line (and only it: library and experiment code change no global
-JAX setting) turns on JAX's persistent compilation cache in `~/.cache/jaxdl/xla`, so a repeated
-or resumed command reads its compiled programs back instead of compiling them again (programs
-that compile in under a second are not stored). `JAX_COMPILATION_CACHE_DIR=DIR` chooses another
-folder; `JAXDL_COMPILATION_CACHE=off` turns it off.
+Compilation cache: only the command line sets it (library and experiment code change no global
+JAX setting). `JAXDL_COMPILATION_CACHE=DIR` turns on JAX's persistent compilation cache in DIR, so
+a repeated or resumed command reads its compiled programs back instead of compiling them again
+(JAX's own `JAX_COMPILATION_CACHE_DIR` works too). It is off by default: when XLA loads a program
+compiled for other CPU features it logs a line on stderr, which would break the one-`error:`-line
+contract of a failing command.
 """
 
 from __future__ import annotations
@@ -106,12 +107,10 @@ def resume_command(argv: list[str], workdir: str) -> str:
 
 
 def use_compilation_cache() -> None:
-    """Turns on JAX's persistent compilation cache (see the module docstring), once per process."""
-    if os.environ.get("JAXDL_COMPILATION_CACHE", "").lower() in ("off", "0", "false"):
-        return
-    if not jax.config.jax_compilation_cache_dir:  # JAX_COMPILATION_CACHE_DIR, if set, already filled it in
-        jax.config.update("jax_compilation_cache_dir",
-                          os.path.join(os.path.expanduser("~"), ".cache", "jaxdl", "xla"))
+    """Turns on JAX's persistent compilation cache in $JAXDL_COMPILATION_CACHE, if set (module docstring)."""
+    folder = os.environ.get("JAXDL_COMPILATION_CACHE", "")
+    if folder and not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
 
 
 def main(run: Callable[..., dict], default_config: str, argv: list[str] | None = None) -> int:
