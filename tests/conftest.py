@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,3 +42,25 @@ def run_cli(module: str, *args: str, env: dict | None = None, timeout: float = 3
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True,
                           text=True, timeout=timeout, check=False)
+
+
+class CliDriver:
+    """One tests/cli_driver.py process (`python -m experiments.mlp`'s code, JAX imported once): a case
+    {"argv": [...], "offline": bool} in, {"code", "stderr", "stdout"} out."""
+
+    def __init__(self, env: dict | None = None):
+        self.process = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "cli_driver.py")], cwd=REPO,
+                                        env={**os.environ, **(env or {})}, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+
+    def run(self, argv: list[str], offline: bool = False) -> dict:
+        self.process.stdin.write(json.dumps({"argv": argv, "offline": offline}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        assert line, "the driver process died"
+        return json.loads(line)
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+

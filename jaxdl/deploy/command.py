@@ -7,12 +7,11 @@ unless `--debug`; jaxdl's own warnings show as `warning:` lines.
 
 from __future__ import annotations
 
-import logging
 import sys
-import traceback
 from collections.abc import Callable
 
 from jaxdl.errors import InputError, did_you_mean
+from jaxdl.report.console import configure_logging, report_error
 
 
 def parse_flags(argv: list[str], *, valued: tuple[str, ...], switches: tuple[str, ...],
@@ -43,18 +42,6 @@ def parse_flags(argv: list[str], *, valued: tuple[str, ...], switches: tuple[str
     return flags, positional
 
 
-def quiet_libraries(debug: bool) -> None:
-    """jaxdl warnings as `warning: ...` lines on stderr; other libraries' logs only with --debug."""
-    logger = logging.getLogger("jaxdl")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("warning: %(message)s"))
-        logger.addHandler(handler)
-    logger.propagate = False
-    for name in ("absl", "urllib3"):
-        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
-
-
 def run_command(body: Callable[[list[str]], int], argv: list[str] | None, usage: str, doc: str) -> int:
     """Runs `body(argv)` with --help, the `error:` line and the exit codes of the module docstring."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -63,14 +50,11 @@ def run_command(body: Callable[[list[str]], int], argv: list[str] | None, usage:
         print(doc)
         return 0
     debug = "--debug" in argv
-    quiet_libraries(debug)
+    configure_logging(debug)
     try:
         return body([arg for arg in argv if arg != "--debug"])
     except InputError as error:
-        if debug:
-            traceback.print_exc()
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)
-        return 2
+        return report_error(error, debug)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

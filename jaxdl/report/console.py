@@ -1,8 +1,48 @@
-"""What a run shows on the terminal: a progress bar over epochs and the final table."""
+"""What a command shows on the terminal: warning and `error:` lines, a progress bar over epochs, the final table.
+
+Every jaxdl command (`python -m experiments.<name>`, `jaxdl.predict`, `jaxdl.export`) shows jaxdl's
+warnings as `warning: ...` lines and bad input as one `error: <where>: <what>` line on stderr.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+import traceback
+
+from jaxdl.errors import InputError
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is logged (it may be redirected)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def configure_logging(debug: bool) -> None:
+    """jaxdl warnings as `warning: ...` lines on stderr; other libraries' logs only with --debug."""
+    logger = logging.getLogger("jaxdl")
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(handler)
+    logger.propagate = False
+    for name in ("absl", "urllib3"):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
+
+
+def report_error(error: InputError, debug: bool) -> int:
+    """Prints `error` as one `error:` line on stderr (after the traceback with --debug); returns exit code 2."""
+    if debug:
+        traceback.print_exc()
+    print("error: " + " ".join(str(error).split()), file=sys.stderr)
+    return 2
 
 
 class Progress:

@@ -24,18 +24,16 @@ contract of a failing command.
 from __future__ import annotations
 
 import datetime
-import logging
 import os
 import shlex
 import sys
-import traceback
 from collections.abc import Callable
 
 import jax
 import ml_collections
 
 from jaxdl.errors import InputError, did_you_mean
-from jaxdl.report.console import final_table
+from jaxdl.report.console import configure_logging, final_table, report_error
 from jaxdl.run.config import apply_override, load_config, split_overrides
 from jaxdl.train.preemption import RunInterrupted
 
@@ -59,30 +57,6 @@ def parse_args(argv: list[str], default_config: str) -> tuple[ml_collections.Con
     workdir = flags.get("workdir") or os.path.join(
         "runs", f"{name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
     return config, workdir, "debug" in flags, "quiet" in flags
-
-
-class StderrHandler(logging.StreamHandler):
-    """Writes to whatever `sys.stderr` is when a record is logged (it may be redirected)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):
-        pass
-
-
-def configure_logging(debug: bool) -> None:
-    """jaxdl warnings as `warning: ...` lines on stderr; other libraries' logs only with --debug."""
-    logger = logging.getLogger("jaxdl")
-    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
-        handler = StderrHandler()
-        handler.setFormatter(logging.Formatter("warning: %(message)s"))
-        logger.addHandler(handler)
-    logger.propagate = False
-    for name in ("absl", "urllib3"):
-        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
 
 
 def resume_command(argv: list[str], workdir: str) -> str:
@@ -127,10 +101,7 @@ def main(run: Callable[..., dict], default_config: str, argv: list[str] | None =
         config, workdir, debug, quiet = parse_args(argv, default_config)
         summary = run(config, workdir, progress=not quiet)
     except InputError as error:
-        if debug:
-            traceback.print_exc()
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)
-        return 2
+        return report_error(error, debug)
     except RunInterrupted as stop:
         print(f"{stop}. The run can be resumed from there: {resume_command(argv, stop.workdir)}", file=sys.stderr)
         return stop.exit_code

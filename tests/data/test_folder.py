@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 
 import ml_collections
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
+from conftest import CliDriver, run_cli
 from PIL import Image
 
 from jaxdl.data import folder, load
@@ -194,28 +192,9 @@ def test_a_failure_while_preparing_leaves_nothing_taken_as_prepared(tmp_path, mo
     assert sum(load(data_config(tmp_path / "src", tmp_path / "tfds")).sizes().values()) == 10
 
 
-class Driver:
-    """One tests/cli_driver.py process (`python -m experiments.mlp`'s code, JAX imported once)."""
-
-    def __init__(self):
-        self.process = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "cli_driver.py")], cwd=REPO,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def run(self, argv: list[str]) -> dict:
-        self.process.stdin.write(json.dumps({"argv": argv}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, "the driver process died"
-        return json.loads(line)
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait(timeout=60)
-
-
 @pytest.fixture(scope="module")
 def driver():
-    driver = Driver()
+    driver = CliDriver()
     yield driver
     driver.close()
 

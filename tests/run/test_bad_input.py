@@ -9,15 +9,12 @@ code can pass (its own model or data) is checked through `train_and_evaluate`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import subprocess
-import sys
 
 import flax.linen as nn
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, CliDriver, run_cli
 
 from jaxdl.errors import InputError
 from jaxdl.models import MLP
@@ -127,29 +124,9 @@ def places(tmp_path_factory, data_dir) -> dict[str, str]:
             "file": str(root / "a_file"), "tmp": str(root / "configs"), "work": str(root / "work")}
 
 
-class Driver:
-    """One tests/cli_driver.py process: a case in, a result out."""
-
-    def __init__(self):
-        env = {**os.environ, **EIGHT_DEVICES}
-        self.process = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "cli_driver.py")], cwd=REPO,
-                                        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def run(self, argv: list[str], offline: bool = False) -> dict:
-        self.process.stdin.write(json.dumps({"argv": argv, "offline": offline}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, "the driver process died"
-        return json.loads(line)
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait(timeout=60)
-
-
 @pytest.fixture(scope="module")
 def driver():
-    driver = Driver()
+    driver = CliDriver(EIGHT_DEVICES)
     yield driver
     driver.close()
 
