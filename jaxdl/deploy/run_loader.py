@@ -210,6 +210,7 @@ class Predictor:
         # folds the same constant expressions (batch norm's scale) the same way, so both give the same
         # bits for the same batch shape (as arguments, folding differs and outputs differ by ~1 ulp).
         self.jitted = jax.jit(lambda x: self.function(self.variables, x))
+        self.preprocess_jitted = jax.jit(lambda x: model_input(x, self.info))  # once, not per call
         self.compiled_batch_sizes: set[int] = set()
 
     @property
@@ -236,7 +237,7 @@ class Predictor:
 
     def preprocess(self, x: Any) -> np.ndarray:
         """The model's float32 inputs (N, *input_shape) for stored inputs x (what training fed the model)."""
-        return np.asarray(jax.jit(lambda v: model_input(v, self.info))(self.check(x)))
+        return np.asarray(self.preprocess_jitted(self.check(x)))
 
     def __call__(self, x: Any) -> np.ndarray:
         x = self.check(x)
