@@ -21,6 +21,7 @@ import numpy as np
 
 from jaxdl import data as data_lib
 from jaxdl import parallel
+from jaxdl.deploy import drift_features
 from jaxdl.errors import InputError, check_range
 from jaxdl.evaluate.analysis import check_eval_config
 from jaxdl.evaluate.members import sweep_summary
@@ -215,6 +216,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         if config.eval.get("report", True):
             summary["report"] = os.path.join(workdir, "report.html")
             summary["files"] = write_report(workdir, config, summary, history=history, review=review, splits=splits)
+    # Before summary.json: a run that counts as finished always has its drift reference.
+    kept = sweep_lib.take_member(result.state, summary["best_member"]) if members else result.state
+    reference = drift_features.reference_of_run(splits, kept, mesh=mesh, batch_size=config.eval.batch_size)
+    summary["drift_reference"] = drift_features.write_reference(workdir, reference)
     log.write_json(os.path.join(workdir, "summary.json"), summary)
     ScalarLog(workdir).final(summary)
     return (summary, result.state) if return_state else summary
