@@ -21,6 +21,8 @@ trains the new head with the body frozen, then everything at lower rates.
 Deployment: `predictor = jaxdl.load_run(workdir)` gives the model a finished run kept;
 `predictor(x)` answers on inputs as the dataset stores them (uint8 images, raw table rows).
 `python -m jaxdl.predict` and `python -m jaxdl.export` are its commands (docs/deploy.md).
+`jaxdl.check_drift(workdir, x)` compares new inputs with the reference a run keeps of its training
+data (`python -m jaxdl.drift`); `jaxdl.DriftMonitor` does it over a window of served requests.
 
 The subpackages follow the data flow, and each imports only those before it:
 data -> models -> train -> evaluate -> transfer -> report -> deploy -> run (errors and parallel at the bottom).
@@ -29,6 +31,7 @@ No name below shadows a subpackage or module.
 
 from jaxdl.data import DataInfo, Splits
 from jaxdl.data import load as load_data
+from jaxdl.deploy.drift import DriftMonitor, check_drift
 from jaxdl.deploy.run_loader import Predictor, load_run
 from jaxdl.errors import InputError
 from jaxdl.evaluate.members import evaluate_members
@@ -56,11 +59,12 @@ from jaxdl.transfer.phases import Phase, prepare_phase, run_phases, two_phases
 from jaxdl.transfer.pretrained import format_report, initialise_from, load_pretrained, read_pretrained
 
 __all__ = [
-    "Checkpointer", "DataInfo", "EarlyStopping", "FitResult", "FitState", "InputError", "Member", "Phase", "Predictor",
-    "Splits", "TrainState", "apply_override", "build_model", "build_optimizer", "classification_metrics",
-    "count_params", "create_state", "create_states", "cross_entropy", "eval_batches", "eval_step", "evaluate_batches",
-    "evaluate_members", "evaluate_split", "fit", "fit_epoch", "format_report", "init_fit_state", "initialise_from",
-    "load_config", "load_data", "load_pretrained", "load_run", "make_mesh", "members_of", "metrics_for_task",
-    "params_sha256", "predict_split", "prepare_phase", "read_pretrained", "regression_metrics", "run_phases",
-    "squared_error", "train_and_evaluate", "train_epoch", "train_step", "two_phases",
+    "Checkpointer", "DataInfo", "DriftMonitor", "EarlyStopping", "FitResult", "FitState", "InputError", "Member",
+    "Phase", "Predictor", "Splits", "TrainState", "apply_override", "build_model", "build_optimizer", "check_drift",
+    "classification_metrics", "count_params", "create_state", "create_states", "cross_entropy", "eval_batches",
+    "eval_step", "evaluate_batches", "evaluate_members", "evaluate_split", "fit", "fit_epoch", "format_report",
+    "init_fit_state", "initialise_from", "load_config", "load_data", "load_pretrained", "load_run", "make_mesh",
+    "members_of", "metrics_for_task", "params_sha256", "predict_split", "prepare_phase", "read_pretrained",
+    "regression_metrics", "run_phases", "squared_error", "train_and_evaluate", "train_epoch", "train_step",
+    "two_phases",
 ]

@@ -23,7 +23,8 @@ def test_run_writes_the_workdir_contract(tiny_run):
     workdir, result = tiny_run
     listing = set(os.listdir(workdir))
     report = {f for f in listing if f.endswith(".png") or f.startswith("events.out.tfevents.") or f == "report.html"}
-    assert sorted(listing - report) == ["checkpoints", "config.json", "data_info.json", "metrics.jsonl", "summary.json"]
+    assert sorted(listing - report) == ["checkpoints", "config.json", "data_info.json", "drift_reference.json",
+                                        "metrics.jsonl", "summary.json"]
     info = json.load(open(os.path.join(workdir, "data_info.json")))  # what jaxdl.load_run needs later
     assert (info["task"], info["input_shape"], info["num_classes"]) == ("classification", [8, 8, 1], 10)
     assert "report.html" in report  # the figures and TensorBoard events: tests/test_report.py
