@@ -301,3 +301,26 @@ def test_bad_input_is_one_error_line(mlp_run, mlp, tmp_path):
                                          rf"least {MIN_EXAMPLES}\)"):
         check_drift(predictor, x[:5])
     assert not os.path.exists(os.path.join(mlp_run, "drift"))  # nothing written for bad input
+
+
+def test_a_regression_run_compares_its_outputs(tmp_path):
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, 1000), rng.uniform(0, 5, 1000)
+    with open(tmp_path / "table.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["a", "b", "target"], *[[f"{u:.4f}", f"{v:.4f}", f"{2 * u - v:.4f}"]
+                                                          for u, v in zip(a, b, strict=True)]])
+    workdir = train(tmp_path / "run", "configs/mlp.py:tiny", f"--config.data.name=csv:{tmp_path / 'table.csv'}",
+                    "--config.data.label=target", "--config.data.task=regression",
+                    f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.train.epochs=20")
+    record = reference(workdir)
+    assert record["task"] == "regression" and [o["name"] for o in record["predictions"]["outputs"]] == ["output 0"]
+    predictor = jaxdl.load_run(workdir)
+    x = drift_features.stored_form(run_splits(workdir).test["x"], predictor.info)  # raw a, b of the test rows
+    same = check_drift(predictor, x)
+    assert not same["drifted"]
+    shifted = x + np.array([3.0, 0.0], np.float32)  # `a` three standard deviations higher
+    moved = check_drift(predictor, shifted)
+    assert moved["drifted"] and shifted_names(moved) == {"a"}
+    # the model learned target = 2a - b: its outputs moved with `a`
+    output, before = moved["predictions"]["outputs"][0], same["predictions"]["outputs"][0]
+    assert output["shifted"] and not before["shifted"] and output["ks"] > 0.5, (output, before)
