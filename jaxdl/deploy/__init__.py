@@ -2,5 +2,7 @@
 
 run_loader (`load_run` -> `Predictor`) -> inputs (files to stored-form arrays) -> predict (the
 `python -m jaxdl.predict` command) and export (`python -m jaxdl.export`: a StableHLO file that
-needs only jax and numpy). See docs/deploy.md.
+needs only jax and numpy). drift_features (what a run keeps of its training data:
+drift_reference.json) -> drift (`check_drift`, `DriftMonitor`: new data against it) ->
+drift_report (the `python -m jaxdl.drift` command and its page). See docs/deploy.md.
 """

@@ -92,10 +92,24 @@ def test_a_finished_run_keeps_its_drift_reference(mlp_run, tmp_path_factory):
     predictions = record["predictions"]
     assert predictions["split"] == "validation" and predictions["examples"] == sizes["validation"]
     assert sum(predictions["class_counts"]) == sizes["validation"] and min(predictions["class_counts"]) > 0
+    # the predictions are the kept model's on the validation split
+    splits = run_splits(mlp_run)
+    probabilities = jaxdl.load_run(mlp_run)(stored_pixels(splits.validation["x"]))
+    assert predictions["class_counts"] == np.bincount(probabilities.argmax(axis=1), minlength=10).tolist()
+    assert predictions["confidence"]["mean"] == pytest.approx(float(probabilities.max(axis=1).mean()), rel=1e-5)
     assert record["pooled"]["edges"] == [list(range(15, 255, 16))] and record["pooled"]["channels"] == ["gray"]
     assert sum(record["pooled"]["counts"][0]) == sizes["train"] * 64
     cnn = reference(finished_run("cnn", tmp_path_factory))
     assert len(cnn["features"]["names"]) == 8 * 8 * 3 + 9 and cnn["pooled"]["channels"] == ["red", "green", "blue"]
+
+
+@pytest.mark.slow
+def test_a_sweep_keeps_the_reference_of_its_best_member(tmp_path_factory):
+    workdir = finished_run("sweep", tmp_path_factory)
+    predictor = jaxdl.load_run(workdir)  # the best member
+    probabilities = predictor(stored_pixels(run_splits(workdir).validation["x"]))
+    counts = reference(workdir)["predictions"]["class_counts"]
+    assert counts == np.bincount(probabilities.argmax(axis=1), minlength=10).tolist()
 
 
 def test_a_32x32x3_reference_is_compact():
