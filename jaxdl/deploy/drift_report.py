@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from jaxdl.deploy.command import parse_flags, run_command
 from jaxdl.deploy.drift import check_drift
-from jaxdl.deploy.drift_features import layout_from_record, read_reference
+from jaxdl.deploy.drift_features import channel_names, layout_from_record, read_reference
 from jaxdl.deploy.inputs import read_inputs
 from jaxdl.deploy.run_loader import load_run
 from jaxdl.errors import InputError
@@ -134,7 +134,7 @@ def map_figure(record: dict, layout, path: str) -> str | None:
         shown = ax.imshow(values[:, :, c], cmap="magma", vmin=0, vmax=top)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"PSI of each block, channel {c}", fontsize=9)
+        ax.set_title(f"PSI of each block: {channel_names(layout)[c]}", fontsize=9)
     fig.colorbar(shown, ax=fig.axes, fraction=0.04)
     return save(fig, path)
 
