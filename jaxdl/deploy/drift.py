@@ -200,8 +200,10 @@ def reasons(record: dict) -> list[str]:
         gone = f"; no {', '.join(mix['vanished'])} predicted any more" if mix["vanished"] else ""
         out.append(f"the predicted class mix shifted (PSI {mix['psi']:.2f}){gone}")
     if predictions.get("confidence", {}).get("shifted"):
-        out.append(f"the confidence shifted (PSI {predictions['confidence']['psi']:.2f}, mean "
-                   f"{predictions['confidence']['reference_mean']:.3f} in the reference)")
+        confidence = predictions["confidence"]
+        now = f", {confidence['new_mean']:.3f} now" if "new_mean" in confidence else ""
+        out.append(f"the confidence shifted (PSI {confidence['psi']:.2f}, mean {confidence['reference_mean']:.3f} "
+                   f"in the reference{now})")
     out += [f"{o['name']} shifted (PSI {o['psi']:.2f})" for o in predictions.get("outputs", []) if o["shifted"]]
     return out
 
@@ -233,6 +235,7 @@ def check_drift(run: str | Predictor, x: Any, *, reference: dict | None = None) 
         row["reference_mean"], row["new_mean"] = reference["features"]["mean"][index], float(new_means[index])
     if "confidence" in record["predictions"]:
         record["predictions"]["confidence"]["new_mean"] = float(np.asarray(outputs).max(axis=1).mean())
+        record["reasons"] = reasons(record) if record["reasons"] else []
     thresholds = {"psi_shifted": PSI_SHIFTED, "alpha": ALPHA, "smoothing": SMOOTHING, "min_examples": MIN_EXAMPLES}
     return {"verdict": "drift" if record["drifted"] else "no drift", **record, "thresholds": thresholds,
             "workdir": predictor.workdir, "reference": {"train": reference["train"],
