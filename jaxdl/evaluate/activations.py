@@ -27,17 +27,21 @@ def representative_examples(labels: np.ndarray, num_classes: int, limit: int = M
     return np.array([found[0] for found in firsts if found.size][:limit], np.int64)
 
 
-def _intermediates(state: TrainState, x: jax.Array) -> dict:
-    """The model's sown `intermediates`, or every submodule's captured output when it sows nothing."""
-    variables = state.variables()
-    _, sown = state.apply_fn(variables, x, train=False, mutable=["intermediates"])
+def model_intermediates(apply_fn, variables: dict, x: jax.Array) -> dict:
+    """The model's sown `intermediates` for model inputs x (n, *input_shape), or every submodule's
+    captured output when it sows nothing (a pytree; `named_layers` turns it into {name: array})."""
+    _, sown = apply_fn(variables, x, train=False, mutable=["intermediates"])
     tree = sown.get("intermediates", {})
     if jax.tree.leaves(tree):
         return tree
-    _, captured = state.apply_fn(variables, x, train=False, capture_intermediates=True, mutable=["intermediates"])
+    _, captured = apply_fn(variables, x, train=False, capture_intermediates=True, mutable=["intermediates"])
     tree = dict(captured.get("intermediates", {}))
     tree.pop("__call__", None)  # the model's own output: the logits, not a hidden layer
     return tree
+
+
+def _intermediates(state: TrainState, x: jax.Array) -> dict:
+    return model_intermediates(state.apply_fn, state.variables(), x)
 
 
 intermediates_compiled = jax.jit(_intermediates)
@@ -52,7 +56,11 @@ def capture(state: TrainState, x: np.ndarray) -> dict[str, np.ndarray]:
     returned per example, (n, frames, ...).
     """
     tree = jax.device_get(intermediates_compiled(state, np.asarray(x, np.float32)))
-    n = len(x)
+    return named_layers(tree, len(x))
+
+
+def named_layers(tree: dict, n: int) -> dict[str, np.ndarray]:
+    """`model_intermediates`' tree (on the host) for n inputs -> {layer name: (n, ...)}, named as `capture` says."""
     return {name: per_example(value, n) for name, value in _flatten(tree, ())}
 
 

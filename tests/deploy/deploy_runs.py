@@ -2,7 +2,8 @@
 that the deploy tests predict with and export.
 
 mlp: digits (uint8 8x8x1 images); cnn: a folder of RGB 16x16 PNGs of digits resized to 8x8 (batch
-norm); table: a csv: file with a numeric, a categorical and a missing-value column.
+norm); rnn: a GRU reading digits row by row; table: a csv: file with a numeric, a categorical and a
+missing-value column.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ TRAINED: dict[str, str] = {}
 
 
 def finished_run(name: str, tmp_path_factory) -> str:
-    """The workdir of tiny run `name` ("mlp", "cnn", "table", "sweep"), trained on first use."""
+    """The workdir of tiny run `name` ("mlp", "cnn", "rnn", "table", "sweep"), trained on first use."""
     if name not in TRAINED:
         root = tmp_path_factory.getbasetemp() / f"deploy-{name}"
         root.mkdir()
@@ -97,10 +98,15 @@ def train_table(root) -> str:
                  f"--config.data.data_dir={root / 'tfds'}", "--config.train.epochs=20")
 
 
+def train_rnn(root) -> str:
+    digits_splits(str(root / "tfds"))
+    return train(root / "run", "configs/rnn.py:tiny", f"--config.data.data_dir={root / 'tfds'}")
+
+
 def train_sweep(root) -> str:
     digits_splits(str(root / "tfds"))
     return train(root / "run", "configs/mlp.py:tiny", f"--config.data.data_dir={root / 'tfds'}",
                  "--config.sweep.learning_rate=(0.001, 0.03)", "--config.train.patience=2")
 
 
-TRAINERS = {"mlp": train_mlp, "cnn": train_cnn, "table": train_table, "sweep": train_sweep}
+TRAINERS = {"mlp": train_mlp, "cnn": train_cnn, "rnn": train_rnn, "table": train_table, "sweep": train_sweep}
