@@ -104,7 +104,7 @@ function showPrediction(row) {
     document.getElementById("predicted").textContent = outputs.map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ");
     return;
   }
-  document.getElementById("predicted").textContent = `${row.predicted}  (${(100 * row.probability).toFixed(1)}%)`;
+  document.getElementById("predicted").textContent = `${row.predicted} (${(100 * row.probability).toFixed(1)}%)`;
   const probability = {[row.predicted]: row.probability};
   for (let rank = 2; `class_${rank}` in row; rank++) probability[row[`class_${rank}`]] = row[`probability_${rank}`];
   for (const name of info.class_names) {
