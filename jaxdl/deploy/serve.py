@@ -35,6 +35,7 @@ jaxdl command stopped by a signal); 2 for bad flags or a bad run (one `error:` l
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import socket
 import sys
@@ -381,6 +382,9 @@ def serve_command(argv: list[str]) -> int:
               f"max_wait_ms {max_wait_ms:g}; Ctrl-C stops)", flush=True)
 
     app = create_app(predictor, max_batch=max_batch, max_wait_ms=max_wait_ms, max_body_bytes=max_body, ready=ready)
+    # Everything made so far (JAX, the model, the compiled programs) lives as long as the process: out
+    # of the collector's sight, a full collection no longer stalls every request in flight for ~0.2 s.
+    gc.freeze()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     server.run(sockets=[sock])
     return 0
