@@ -20,9 +20,10 @@ trains the new head with the body frozen, then everything at lower rates.
 
 Deployment: `predictor = jaxdl.load_run(workdir)` gives the model a finished run kept;
 `predictor(x)` answers on inputs as the dataset stores them (uint8 images, raw table rows).
-`python -m jaxdl.predict` and `python -m jaxdl.export` are its commands (docs/deploy.md).
-`jaxdl.check_drift(workdir, x)` compares new inputs with the reference a run keeps of its training
-data (`python -m jaxdl.drift`); `jaxdl.DriftMonitor` does it over a window of served requests.
+`python -m jaxdl.predict`, `python -m jaxdl.export` and `python -m jaxdl.serve` are its commands
+(docs/deploy.md). `jaxdl.check_drift(workdir, x)` compares new inputs with the reference a run keeps
+of its training data (`python -m jaxdl.drift`); `jaxdl.DriftMonitor` does it over a window of served
+requests.
 
 The subpackages follow the data flow, and each imports only those before it:
 data -> models -> train -> evaluate -> transfer -> report -> deploy -> run (errors and parallel at the bottom).

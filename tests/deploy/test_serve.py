@@ -25,32 +25,17 @@ from test_predict import stored_pixels, stored_table, table_rows
 
 import jaxdl
 from jaxdl.deploy.predict import prediction_rows
+from jaxdl.deploy.run_loader import encode_table
 from jaxdl.deploy.serve import create_app, listen
 from jaxdl.evaluate.activations import capture
 from jaxdl.train.state import TrainState
 
 
-class Server:
-    """`python -m jaxdl.serve --workdir RUN --port 0 FLAGS...` as a subprocess, ready when it prints its URL."""
+class Client:
+    """Requests to a server on host:port over real sockets (http.client)."""
 
-    def __init__(self, workdir: str, *flags: str, log=None):
-        self.log = log
-        self.process = subprocess.Popen([sys.executable, "-m", "jaxdl.serve", "--workdir", workdir, "--port", "0",
-                                         *flags], cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
-        deadline, line = time.monotonic() + 180, ""
-        while not line.startswith("serving "):
-            ready, _, _ = select.select([self.process.stdout], [], [], max(deadline - time.monotonic(), 0))
-            assert ready and self.process.poll() is None, f"the server did not start: {self.stderr()}"
-            line = self.process.stdout.readline()
-        self.host, self.port = re.match(r"serving http://([\d.]+):(\d+)", line).groups()
-        self.port = int(self.port)
-
-    def stderr(self) -> str:
-        if self.log is None:
-            return ""
-        self.log.flush()
-        with open(self.log.name) as f:
-            return f.read()[-3000:]
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
 
     def request(self, method: str, path: str, body: bytes | dict | None = None, connection=None):
         """(status, parsed JSON or text) of one request; a new connection unless one is given."""
@@ -71,6 +56,29 @@ class Server:
         assert status == 200
         return {line.rpartition(" ")[0]: float(line.rpartition(" ")[2]) for line in text.splitlines()
                 if line and not line.startswith("#")}
+
+
+class Server(Client):
+    """`python -m jaxdl.serve --workdir RUN --port 0 FLAGS...` as a subprocess, ready when it prints its URL."""
+
+    def __init__(self, workdir: str, *flags: str, log=None):
+        self.log = log
+        self.process = subprocess.Popen([sys.executable, "-m", "jaxdl.serve", "--workdir", workdir, "--port", "0",
+                                         *flags], cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
+        deadline, line = time.monotonic() + 180, ""
+        while not line.startswith("serving "):
+            ready, _, _ = select.select([self.process.stdout], [], [], max(deadline - time.monotonic(), 0))
+            assert ready and self.process.poll() is None, f"the server did not start: {self.stderr()}"
+            line = self.process.stdout.readline()
+        host, port = re.match(r"serving http://([\d.]+):(\d+)", line).groups()
+        super().__init__(host, int(port))
+
+    def stderr(self) -> str:
+        if self.log is None:
+            return ""
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()[-3000:]
 
     def close(self) -> int:
         self.process.send_signal(signal.SIGINT)
@@ -283,8 +291,7 @@ def test_a_monitor_sees_every_served_batch_off_the_event_loop_and_its_gauges_rea
     try:
         while not server.started:
             time.sleep(0.01)
-        client = Server.__new__(Server)
-        client.host, client.port = sock.getsockname()[:2]
+        client = Client(*sock.getsockname()[:2])
         for i in range(len(x)):
             assert client.request("POST", "/predict", {"inputs": x[i:i + 1].tolist()})[0] == 200
         assert client.request("POST", "/predict", {"inputs": x.tolist()})[0] == 200
@@ -302,12 +309,24 @@ def test_a_monitor_sees_every_served_batch_off_the_event_loop_and_its_gauges_rea
 
 
 @pytest.mark.slow
-def test_the_page_in_headless_chromium_predicts_a_drawn_stroke(tmp_path_factory, tmp_path):
+def chromium_path() -> str:
+    """The system's chromium for playwright; skipped where missing, unless JAXDL_REQUIRE_CHROMIUM is set."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    missing = "chromium is not installed (apt-get install chromium)" if chromium is None else None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing = "playwright is not installed (pip install -e '.[test]')"
+    if missing:
         if os.environ.get("JAXDL_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is required here (JAXDL_REQUIRE_CHROMIUM is set) but not on PATH")
-        pytest.skip("chromium is not installed (apt-get install chromium); CI installs it and runs this test")
+            pytest.fail(f"the browser test is required here (JAXDL_REQUIRE_CHROMIUM is set) but {missing}")
+        pytest.skip(f"{missing}; CI installs it and runs this test")
+    return chromium
+
+
+@pytest.mark.slow
+def test_the_page_in_headless_chromium_predicts_a_drawn_stroke(tmp_path_factory, tmp_path):
+    chromium = chromium_path()
     from playwright.sync_api import sync_playwright
 
     workdir = finished_run("mlp", tmp_path_factory)
@@ -342,3 +361,35 @@ def test_the_page_in_headless_chromium_predicts_a_drawn_stroke(tmp_path_factory,
     best = int(probabilities.argmax())
     assert shown == f"{predictor.class_names[best]} ({100 * probabilities[best]:.1f}%)"
     assert bars == 10 and maps >= 1
+
+
+@pytest.mark.slow
+def test_the_page_in_headless_chromium_predicts_a_filled_in_table_row(tmp_path_factory, tmp_path):
+    chromium = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    workdir = finished_run("table", tmp_path_factory)
+    predictor = jaxdl.load_run(workdir)
+    with serving(workdir, tmp_path=tmp_path) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(f"http://{server.host}:{server.port}/")
+            page.wait_for_selector("body[data-ready='1']", timeout=30000)
+            fields = page.eval_on_selector_all("#features [name]", "nodes => nodes.map(n => n.name)")
+            page.fill("[name='row']", "7")
+            page.fill("[name='size']", "5.2")
+            page.select_option("[name='shade']", "light")
+            page.wait_for_function("window.lastInput !== null && window.idle() && "
+                                   "window.lastInput.shade === 'light'", timeout=30000)
+            sent = page.evaluate("window.lastInput")
+            shown = page.inner_text("#predicted")
+            bars = page.locator("#bars .bar").count()
+        finally:
+            browser.close()
+    assert fields == ["row", "size", "shade"]  # the run's feature columns; the label `kind` is not asked
+    assert sent == {"row": "7", "size": "5.2", "shade": "light"}
+    x = encode_table(predictor.info.preprocessing, list(sent), [list(sent.values())])
+    probabilities = predictor(x)[0]
+    best = int(probabilities.argmax())
+    assert shown == f"{predictor.class_names[best]} ({100 * probabilities[best]:.1f}%)" and bars == 3
