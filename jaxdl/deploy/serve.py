@@ -1,7 +1,7 @@
 """A finished run answering over HTTP.
 
     python -m jaxdl.serve --workdir RUN [--host 127.0.0.1] [--port 8000] [--max_batch 64] [--max_wait_ms 5]
-                          [--max_body_mb 16] [--debug]
+                          [--max_body_mb 16] [--drift_window 1000] [--debug]
 
 Routes (Starlette on uvicorn):
   POST /predict      {"inputs": [...], "top_k": K (optional, default 1)} -> {"predictions": [row, ...]},
@@ -18,7 +18,9 @@ Routes (Starlette on uvicorn):
                      fields, or type a sequence; see the probabilities and the hidden layers.
   GET /info          the run: task, input shape, stored form, class names, a table's columns.
   GET /health        {"status": "ok", ...} once warmed up.
-  GET /metrics       Prometheus text format (`jaxdl.deploy.serve_metrics`).
+  GET /metrics       Prometheus text format (`jaxdl.deploy.serve_metrics`), with the drift measure
+                     of `python -m jaxdl.drift` over the last --drift_window served inputs as
+                     `jaxdl_drift_*` gauges (`jaxdl.deploy.drift.DriftMonitor`; 0 turns it off).
 
 Requests arriving together are answered by one compiled call (`jaxdl.deploy.batcher`: at most
 --max_batch rows, waiting at most --max_wait_ms for more). Batch sizes are padded to powers of two
@@ -37,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -53,8 +56,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from jaxdl.deploy import drift_features
 from jaxdl.deploy.batcher import Batcher
 from jaxdl.deploy.command import parse_flags, run_command
+from jaxdl.deploy.drift import MIN_EXAMPLES, WINDOW, DriftMonitor
 from jaxdl.deploy.predict import prediction_rows
 from jaxdl.deploy.run_loader import Predictor, bucket, encode_table, load_run, model_input
 from jaxdl.deploy.serve_metrics import Instrument, ServeMetrics
@@ -63,7 +68,7 @@ from jaxdl.errors import InputError, check_range
 from jaxdl.evaluate.activations import model_intermediates, named_layers
 
 USAGE = ("usage: python -m jaxdl.serve --workdir RUN [--host 127.0.0.1] [--port 8000] [--max_batch 64] "
-         "[--max_wait_ms 5] [--max_body_mb 16] [--debug]")
+         "[--max_wait_ms 5] [--max_body_mb 16] [--drift_window 1000] [--debug]")
 ROUTES = ("/", "/info", "/health", "/metrics", "/predict", "/activations")
 ROUTE_LIST = "GET /, /info, /health, /metrics; POST /predict, /activations"
 # Bodies above this are parsed in a thread, so one large request does not hold up the event loop.
@@ -360,9 +365,22 @@ def number_flag(flags: dict, name: str, default: float, low: float) -> float:
     return check_range(f"--{name}", value, low=low)
 
 
+def drift_monitor(predictor: Predictor, window: int) -> DriftMonitor | None:
+    """The run's drift measure over the last `window` served inputs; None when off (0) or when the run
+    has no drift_reference.json (trained before jaxdl wrote one: said on stderr, the server still serves)."""
+    if window == 0:
+        return None
+    path = os.path.join(predictor.workdir, drift_features.FILE)
+    if not os.path.isfile(path):
+        print(f"warning: {path} is missing (a run trained before drift references were written): /metrics "
+              "will have no jaxdl_drift_* gauges", file=sys.stderr, flush=True)
+        return None
+    return DriftMonitor(predictor.workdir, predictor, window=window)
+
+
 def serve_command(argv: list[str]) -> int:
     flags, positional = parse_flags(argv, valued=("workdir", "host", "port", "max_batch", "max_wait_ms",
-                                                  "max_body_mb"), switches=(), usage=USAGE)
+                                                  "max_body_mb", "drift_window"), switches=(), usage=USAGE)
     if positional:
         raise InputError("arguments", "unexpected", got=" ".join(positional), expected=USAGE)
     if "workdir" not in flags:
@@ -372,6 +390,10 @@ def serve_command(argv: list[str]) -> int:
     max_batch = integer_flag(flags, "max_batch", 64, 1, 1024)
     max_wait_ms = number_flag(flags, "max_wait_ms", 5.0, 0.0)
     max_body = int(number_flag(flags, "max_body_mb", 16.0, 0.001) * (1 << 20))
+    drift_window = integer_flag(flags, "drift_window", WINDOW, 0)
+    if 0 < drift_window < MIN_EXAMPLES:
+        raise InputError("--drift_window", "too small to judge drift", got=drift_window,
+                         expected=f"0 (off) or at least {MIN_EXAMPLES} inputs")
     sock = listen(host, port)  # before loading: a taken port is said at once; early clients wait in the backlog
     predictor = load_run(flags["workdir"])
     bound = sock.getsockname()
@@ -381,7 +403,9 @@ def serve_command(argv: list[str]) -> int:
         print(f"serving {url}  (run {predictor.workdir}, epoch {predictor.epoch}; max_batch {max_batch}, "
               f"max_wait_ms {max_wait_ms:g}; Ctrl-C stops)", flush=True)
 
-    app = create_app(predictor, max_batch=max_batch, max_wait_ms=max_wait_ms, max_body_bytes=max_body, ready=ready)
+    monitor = drift_monitor(predictor, drift_window)
+    app = create_app(predictor, max_batch=max_batch, max_wait_ms=max_wait_ms, max_body_bytes=max_body, ready=ready,
+                     monitor=monitor)
     # Everything made so far (JAX, the model, the compiled programs) lives as long as the process: out
     # of the collector's sight, a full collection no longer stalls every request in flight for ~0.2 s.
     gc.freeze()

@@ -308,6 +308,38 @@ def test_a_monitor_sees_every_served_batch_off_the_event_loop_and_its_gauges_rea
     assert metrics["jaxdl_drift_rows"] == 10 and metrics["jaxdl_drift_batches"] == 6
 
 
+def test_the_served_drift_gauges_stay_quiet_on_the_test_split_and_turn_on_shifted_inputs(tmp_path_factory,
+                                                                                         tmp_path):
+    """The command wires the run's drift reference into /metrics over a rolling window of served inputs."""
+    workdir = finished_run("mlp", tmp_path_factory)
+    x = stored_pixels(run_splits(workdir).test["x"])
+    with serving(workdir, "--drift_window", "200", tmp_path=tmp_path) as server:
+        for start in range(0, 200, 20):
+            assert server.request("POST", "/predict", {"inputs": x[start:start + 20].tolist()})[0] == 200
+        time.sleep(0.5)  # observe runs after the answers are sent
+        quiet = server.metrics()
+        shifted = np.roll(x, 2, axis=2)  # two pixels to the right, as in tests/deploy/test_drift.py
+        for start in range(0, 200, 20):
+            assert server.request("POST", "/predict", {"inputs": shifted[start:start + 20].tolist()})[0] == 200
+        time.sleep(0.5)
+        loud = server.metrics()
+    assert quiet["jaxdl_drift_window"] == 200 and quiet["jaxdl_drift_drifted"] == 0, quiet
+    assert loud["jaxdl_drift_window"] == 200 and loud["jaxdl_drift_drifted"] == 1
+    assert loud["jaxdl_drift_score"] > 1 > quiet["jaxdl_drift_score"]
+
+
+def test_a_run_without_a_drift_reference_is_served_without_drift_gauges(tmp_path_factory, tmp_path):
+    workdir = str(tmp_path / "old-run")
+    shutil.copytree(finished_run("mlp", tmp_path_factory), workdir)
+    os.remove(os.path.join(workdir, "drift_reference.json"))
+    with serving(workdir, tmp_path=tmp_path) as server:
+        x = stored_pixels(run_splits(workdir).test["x"][:4])
+        assert server.request("POST", "/predict", {"inputs": x.tolist()})[0] == 200
+        assert not [name for name in server.metrics() if name.startswith("jaxdl_drift_")]
+    stderr = (tmp_path / "server.log").read_text()
+    assert "warning:" in stderr and "drift_reference.json is missing" in stderr
+
+
 @pytest.mark.slow
 def chromium_path() -> str:
     """The system's chromium for playwright; skipped where missing, unless JAXDL_REQUIRE_CHROMIUM is set."""
