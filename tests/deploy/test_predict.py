@@ -71,7 +71,7 @@ def test_the_workdir_describes_its_data(mlp_run, cnn_run, table_run):
     assert table["stored"] == {"kind": "table", "dtype": "float32"} and table["class_names"] == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "table"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "table", pytest.param("rnn", marks=pytest.mark.slow)])
 def test_predictions_on_the_test_split_give_the_runs_test_accuracy(name, tmp_path_factory):
     workdir = finished_run(name, tmp_path_factory)
     predictor = jaxdl.load_run(workdir)
