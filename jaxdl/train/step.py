@@ -49,7 +49,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *,
     else:
         scaled = loss_scale_lib.value_and_grad(state.loss_scale, loss_fn, state.params)
         (metrics, batch_stats), grads, finite = scaled.aux, scaled.grads, scaled.finite
-        update = ~scaled.overflow & (finite if skip_nonfinite else True)
+        update = ~scaled.overflow & finite if skip_nonfinite else ~scaled.overflow
         advanced["loss_scale"] = scaled.loss_scale
         extra["overflow"] = scaled.overflow
 
