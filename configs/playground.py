@@ -36,6 +36,7 @@ def get_config(variants: str = "") -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "playground"
+    config.model.dtype = "float32"  # compute: float32 | bfloat16 | float16; parameters stay float32 (docs/models.md)
     config.model.features = ("x1", "x2")  # of x1, x2, x1_squared, x2_squared, x1_times_x2, sin_x1, sin_x2
     config.model.hidden_sizes = (32, 32, 32)  # 0 to 6 layers
     config.model.activation = "tanh"

@@ -62,6 +62,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "cnn"
+    config.model.dtype = "float32"  # compute: float32 | bfloat16 | float16; parameters stay float32 (docs/models.md)
     config.model.channels = (16, 32)
     config.model.kernel_size = 3
     config.model.strides = 1
@@ -144,7 +145,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.data = data_section("", ())  # --config.data.name=folder:PATH
         config.data.image_size = (224, 224)  # the size the ImageNet weights were trained at; smaller is faster
         # The architecture is that of the weights in config.source (resnet18:FILE, ...): name "" = theirs.
-        config.model = ml_collections.ConfigDict({"name": "", "input_normalization": "imagenet"})
+        config.model = ml_collections.ConfigDict({"name": "", "input_normalization": "imagenet",
+                                                  "dtype": config.model.dtype})
         config.optimizer.learning_rate = 1e-3
         config.train.epochs = 10
         config.train.min_epoch_examples = 1  # an epoch is the folder's training images, once each

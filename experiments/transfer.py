@@ -116,9 +116,10 @@ def imported_source(source: str) -> tuple[str, str] | None:
 def with_imported_model(config: ml_collections.ConfigDict, arch: str) -> ml_collections.ConfigDict:
     """A copy of `config` whose model is `arch` with the input conventions of ImageNet weights.
 
-    `model` becomes {"name": arch, "input_normalization": its value if set, else "imagenet"}
-    (another family's keys go: they describe a model the weights do not fit); another ImageNet resnet
-    in `model.name` is an error. A `folder:` target without `data.image_size` gets (224, 224).
+    `model` becomes {"name": arch, "input_normalization": its value if set, else "imagenet", "dtype":
+    its value if set, else "float32"} (another family's keys go: they describe a model the weights do
+    not fit); another ImageNet resnet in `model.name` is an error. A `folder:` target without
+    `data.image_size` gets (224, 224).
     """
     config = config.copy_and_resolve_references()
     name = config.model.get("name")
@@ -127,7 +128,8 @@ def with_imported_model(config: ml_collections.ConfigDict, arch: str) -> ml_coll
                          expected=f'{arch}, or "" (the architecture of the weights)')
     normalization = config.model.get("input_normalization", "imagenet")
     with config.unlocked():
-        config.model = ml_collections.ConfigDict({"name": arch, "input_normalization": normalization})
+        config.model = ml_collections.ConfigDict({"name": arch, "input_normalization": normalization,
+                                                  "dtype": config.model.get("dtype", "float32")})
         if str(config.data.name).startswith("folder:") and not tuple(config.data.get("image_size", ())):
             config.data.image_size = IMAGENET_SIZE
     return config
@@ -251,6 +253,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
                    "data": pretrained.config.get("data", {}).get("name"),
                    **({"architecture": imported[0], "format": pretrained.config.get("format")} if imported else {})},
         "model": config.model.name,
+        "model_dtype": config.model.get("dtype", "float32"),
         "num_params": count_params(kept.params),
         "headline": f"finetune, {config.curves_budget} labels per class, seed {config.seed}",
         "test": test,

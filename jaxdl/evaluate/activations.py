@@ -17,6 +17,7 @@ import numpy as np
 from jaxdl.train.state import TrainState
 
 MAX_EXAMPLES = 10
+HALF_PRECISION = ("bfloat16", "float16")
 
 
 def representative_examples(labels: np.ndarray, num_classes: int, limit: int = MAX_EXAMPLES) -> np.ndarray:
@@ -51,7 +52,8 @@ def capture(state: TrainState, x: np.ndarray) -> dict[str, np.ndarray]:
     """Hidden activations for inputs `x` (n, *input_shape) -> {layer name: (n, ...)} in model order.
 
     Names are the module path, e.g. "hidden_0_out" (sown by the MLP) or "Conv_0" (captured
-    output of a Conv); a value sown several times gets "#i" appended. A layer that saw the frames
+    output of a Conv); a value sown several times gets "#i" appended. A model computing in bfloat16
+    or float16 (`model.dtype`) has its activations returned as float32. A layer that saw the frames
     of each example folded into the batch (the hybrid's frame encoder: (n * frames, ...)) is
     returned per example, (n, frames, ...).
     """
@@ -80,7 +82,9 @@ def _flatten(node: Any, path: tuple[str, ...]):
         for i, child in enumerate(node):
             yield from _flatten(child, path if len(node) == 1 else (*path[:-1], f"{path[-1]}#{i}"))
     else:
-        yield "/".join(path), np.asarray(node)
+        value = np.asarray(node)
+        # A bfloat16 or float16 model's activations: float32 for the statistics and figures.
+        yield "/".join(path), value.astype(np.float32) if value.dtype.name in HALF_PRECISION else value
 
 
 def describe(activations: dict[str, np.ndarray]) -> dict[str, dict]:

@@ -9,15 +9,18 @@ k means (k,), (k, k) or (k, k, k); a tuple gives one size per spatial axis.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from jaxdl.data import DataInfo
 from jaxdl.errors import InputError, check_choice, check_range
 from jaxdl.models import augment
 from jaxdl.models.activations import get_activation
+from jaxdl.models.dtypes import compute_dtype
 from jaxdl.models.layers import POOLINGS, check_per_axis, check_sizes, dense_layers, per_axis, pool, spatial_rank
 
 # Running averages of batch-norm statistics: 0.9 rather than Flax's 0.99 because the small
@@ -40,7 +43,8 @@ class CNN(nn.Module):
     training too: they normalise with their stored statistics and leave them unchanged, while
     gradients still flow through them (fine-tuning with frozen layers, `jaxdl.transfer.phases`).
     With `num_outputs=0` there is no head and the module returns the features (batch, d): that is
-    how the hybrid model uses it as a frame encoder.
+    how the hybrid model uses it as a frame encoder (in `dtype`). The layers compute in `dtype`;
+    parameters and batch-norm statistics stay float32, and the head's outputs are float32.
     """
 
     num_outputs: int
@@ -55,6 +59,7 @@ class CNN(nn.Module):
     activation: str = "relu"
     random_shift: int = 0
     frozen_norms: tuple[str, ...] = ()
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -66,21 +71,22 @@ class CNN(nn.Module):
             x = augment.random_shift(x, self.random_shift, self.make_rng("dropout"))
         for i, width in enumerate(self.channels):
             x = nn.Conv(width, per_axis(self.kernel_size, rank), strides=per_axis(self.strides, rank),
-                        padding="SAME", use_bias=not self.batch_norm, name=f"conv_{i}")(x)
+                        padding="SAME", use_bias=not self.batch_norm, dtype=self.dtype, name=f"conv_{i}")(x)
             if self.batch_norm:
                 name = f"norm_{i}"
                 x = nn.BatchNorm(use_running_average=not train or name in self.frozen_norms,
-                                 momentum=BATCH_NORM_MOMENTUM, name=name)(x)
+                                 momentum=BATCH_NORM_MOMENTUM, dtype=self.dtype, name=name)(x)
             x = act(x)
             self.sow("intermediates", f"conv_{i}_out", x)
             x = pool(x, self.pooling, self.pool_size)
             if self.dropout > 0:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)
         x = x.reshape((x.shape[0], -1))
-        x = dense_layers(self, x, sizes=self.dense_sizes, activation=act, dropout=self.dropout, train=train)
+        x = dense_layers(self, x, sizes=self.dense_sizes, activation=act, dropout=self.dropout, train=train,
+                         dtype=self.dtype)
         if self.num_outputs == 0:
             return x
-        return nn.Dense(self.num_outputs, name="head")(x)
+        return nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
 def feature_map_shape(input_shape: tuple[int, ...], num_blocks: int, strides: int | tuple[int, ...],
@@ -143,5 +149,6 @@ def checked_size(where: str, size, rank: int, kind: str) -> int | tuple[int, ...
 
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> CNN:
-    """A CNN for signals, images or volumes of `info.input_shape` with `info.num_outputs` outputs."""
-    return CNN(num_outputs=info.num_outputs, **options(config, info.input_shape))
+    """A CNN for signals, images or volumes of `info.input_shape` with `info.num_outputs` outputs,
+    computing in `model.dtype`."""
+    return CNN(num_outputs=info.num_outputs, **options(config, info.input_shape), dtype=compute_dtype(config))

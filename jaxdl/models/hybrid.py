@@ -7,13 +7,17 @@ Its batch-norm statistics are therefore taken over every frame of the (global) b
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from jaxdl.data import DataInfo
 from jaxdl.errors import InputError
 from jaxdl.models import cnn, rnn
+from jaxdl.models.dtypes import compute_dtype
 from jaxdl.models.layers import check_input_rank, frozen_within
 
 
@@ -29,13 +33,15 @@ class Hybrid(nn.Module):
     `sequence_encoder/...`. The last layer is the dense `head`. The frame encoder's batch norms
     named in `frozen_norms` by path (`frame_encoder/norm_0`, ...) run in inference mode in training
     too (fine-tuning with frozen layers, `jaxdl.transfer.phases`); the frame encoder must then
-    have a `frozen_norms` field of its own.
+    have a `frozen_norms` field of its own. The head computes in `dtype` and returns float32 (the
+    encoders have their own `dtype`; `from_config` gives all three `model.dtype`).
     """
 
     num_outputs: int
     frame_encoder: nn.Module
     sequence_encoder: nn.Module
     frozen_norms: tuple[str, ...] = ()
+    dtype: Any = jnp.float32
 
     def __post_init__(self):
         # The encoder is a field, adopted under its field name when the model is bound, so its frozen
@@ -53,12 +59,13 @@ class Hybrid(nn.Module):
         self.sow("intermediates", "frame_features", features)
         lengths = rnn.sequence_lengths(x) if getattr(self.sequence_encoder, "mask_padding", False) else None
         x = self.sequence_encoder(features, train=train, lengths=lengths)
-        return nn.Dense(self.num_outputs, name="head")(x)
+        return nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> Hybrid:
     """A hybrid from `model.encoder` (the CNN's keys, see `cnn.options`) and `model.sequence`
-    (the RNN's keys, see `rnn.options`), for data of shape (frames, height, width, channels)."""
+    (the RNN's keys, see `rnn.options`), for data of shape (frames, height, width, channels), all
+    computing in `model.dtype`."""
     check_input_rank("config.data.name", "hybrid", info.input_shape, 4, "(frames, height, width, channels)")
     encoder = cnn.options(config.encoder, info.input_shape[1:], "config.model.encoder")
     sequence = rnn.options(config.sequence, "config.model.sequence")
@@ -68,5 +75,6 @@ def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> Hybrid:
     if sequence["vocab_size"]:
         raise InputError("config.model.sequence.vocab_size", "frame features are not token ids",
                          got=sequence["vocab_size"], expected=0)
-    return Hybrid(num_outputs=info.num_outputs, frame_encoder=cnn.CNN(num_outputs=0, **encoder),
-                  sequence_encoder=rnn.RNN(num_outputs=0, **sequence))
+    dtype = compute_dtype(config)
+    return Hybrid(num_outputs=info.num_outputs, frame_encoder=cnn.CNN(num_outputs=0, **encoder, dtype=dtype),
+                  sequence_encoder=rnn.RNN(num_outputs=0, **sequence, dtype=dtype), dtype=dtype)

@@ -23,15 +23,17 @@ def frozen_within(frozen_norms: Sequence[str], name: str) -> tuple[str, ...]:
 
 
 def dense_layers(module: nn.Module, x: jax.Array, *, sizes: Sequence[int],
-                 activation: Callable[[jax.Array], jax.Array], dropout: float, train: bool) -> jax.Array:
-    """(batch, d) -> (batch, sizes[-1]): Dense -> activation -> dropout per width in `sizes`.
+                 activation: Callable[[jax.Array], jax.Array], dropout: float, train: bool,
+                 dtype: Any = None) -> jax.Array:
+    """(batch, d) -> (batch, sizes[-1]): Dense -> activation -> dropout per width in `sizes`, computed
+    in `dtype` (None: the inputs' and parameters' dtype).
 
     Must be called from `module`'s compact method. Layer i is named `dense_<i>`; its output
     (after the activation) is sown into `intermediates` as `dense_<i>_out` (a sown name must
     differ from every submodule name; `<layer>_out` is the convention of every family).
     """
     for i, width in enumerate(sizes):
-        x = activation(nn.Dense(width, name=f"dense_{i}")(x))
+        x = activation(nn.Dense(width, dtype=dtype, name=f"dense_{i}")(x))
         module.sow("intermediates", f"dense_{i}_out", x)
         if dropout > 0:
             x = nn.Dropout(dropout, deterministic=not train)(x)

@@ -24,17 +24,23 @@ class PlaygroundNet(nn.Module):
     """(batch, 2) points -> (batch, num_outputs).
 
     Hidden-layer outputs are sown into `intermediates` as `mlp/hidden_<i>_out` (see `jaxdl.models.mlp`).
+    The features are computed in float32, the MLP in its own `dtype`.
     """
 
     features: tuple[str, ...]
     mlp: mlp.MLP
+
+    @property
+    def dtype(self):
+        """The compute dtype (the MLP's)."""
+        return self.mlp.dtype
 
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         return self.mlp(compute_features(x, self.features), train=train)
 
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> PlaygroundNet:
-    """From `model.features`, `model.hidden_sizes`, `model.activation` (and `model.dropout`)."""
+    """From `model.features`, `model.hidden_sizes`, `model.activation` (and `model.dropout`, `model.dtype`)."""
     if tuple(info.input_shape) != (2,):
         raise InputError("config.model.name", "the playground network takes 2-D points", got=info.input_shape,
                          expected="a dataset with inputs of shape (2,), e.g. circle, xor, gaussian, spiral")

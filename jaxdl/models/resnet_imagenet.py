@@ -22,6 +22,8 @@ with the unbiased batch variance and Flax with the biased one, a difference of n
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -29,6 +31,7 @@ import ml_collections
 
 from jaxdl.data import DataInfo
 from jaxdl.errors import InputError, check_choice
+from jaxdl.models.dtypes import compute_dtype
 from jaxdl.models.layers import check_input_rank, frozen_within
 
 # name -> (block kind, blocks per stage)
@@ -46,11 +49,11 @@ NORMALIZATIONS = ("imagenet", "none")
 CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def padded_conv(features: int, size: int, strides: int, name: str) -> nn.Conv:
-    """A bias-free convolution padded by size // 2 on every side, as PyTorch's."""
+def padded_conv(features: int, size: int, strides: int, name: str, dtype: Any = jnp.float32) -> nn.Conv:
+    """A bias-free convolution padded by size // 2 on every side, as PyTorch's, computing in `dtype`."""
     pad = size // 2
     return nn.Conv(features, (size, size), strides=(strides, strides), padding=((pad, pad), (pad, pad)),
-                   use_bias=False, kernel_init=CONV_INIT, name=name)
+                   use_bias=False, kernel_init=CONV_INIT, dtype=dtype, name=name)
 
 
 class Block(nn.Module):
@@ -60,19 +63,20 @@ class Block(nn.Module):
     -> bn1 -> relu -> conv2 3x3(strides) -> bn2 -> relu -> conv3 1x1 (4 x channels) -> bn3. The
     shortcut is `downsample_conv` 1x1(strides) -> `downsample_bn` when the shape changes. The last
     norm's scale starts at zero (each block starts as the identity, as timm does). The norms named in
-    `frozen_norms` run in inference mode in training too.
+    `frozen_norms` run in inference mode in training too. Computed in `dtype`.
     """
 
     channels: int
     strides: int = 1
     kind: str = "basic"
     frozen_norms: tuple[str, ...] = ()
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         def norm(name, **kwargs):
             return nn.BatchNorm(use_running_average=not train or name in self.frozen_norms, momentum=MOMENTUM,
-                                epsilon=EPSILON, name=name, **kwargs)
+                                epsilon=EPSILON, dtype=self.dtype, name=name, **kwargs)
 
         out = self.channels * EXPANSION[self.kind]
         if self.kind == "basic":
@@ -81,14 +85,14 @@ class Block(nn.Module):
             convs = [(self.channels, 1, 1), (self.channels, 3, self.strides), (out, 1, 1)]
         y = x
         for k, (features, size, strides) in enumerate(convs, 1):
-            y = padded_conv(features, size, strides, f"conv{k}")(y)
+            y = padded_conv(features, size, strides, f"conv{k}", self.dtype)(y)
             last = k == len(convs)
             y = norm(f"bn{k}", **({"scale_init": nn.initializers.zeros} if last else {}))(y)
             if not last:
                 y = nn.relu(y)
         shortcut = x
         if x.shape[-1] != out or self.strides != 1:
-            shortcut = norm("downsample_bn")(padded_conv(out, 1, self.strides, "downsample_conv")(x))
+            shortcut = norm("downsample_bn")(padded_conv(out, 1, self.strides, "downsample_conv", self.dtype)(x))
         return nn.relu(y + shortcut)
 
 
@@ -103,13 +107,15 @@ class ResNetImageNet(nn.Module):
     `layer<s>_out` after stage s = 1..4, and `pooled` (batch, 512 or 2048). `num_outputs=0`
     returns the pooled features with no head. The batch norms named in `frozen_norms` by path
     (`bn1`, `layer1_0/bn2`, `layer2_0/downsample_bn`, ...) run in inference mode in training too
-    (fine-tuning with frozen layers, `jaxdl.transfer.phases`).
+    (fine-tuning with frozen layers, `jaxdl.transfer.phases`). The layers compute in `dtype`;
+    parameters and batch-norm statistics stay float32, and the head's outputs are float32.
     """
 
     num_outputs: int
     architecture: str = "resnet18"
     input_normalization: str = "none"
     frozen_norms: tuple[str, ...] = ()
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -120,9 +126,9 @@ class ResNetImageNet(nn.Module):
             per_channel = (1,) * (x.ndim - 1) + (3,)  # explicit broadcasting (rank promotion may be off)
             x = (x - jnp.reshape(jnp.asarray(IMAGENET_MEAN, x.dtype), per_channel)) \
                 / jnp.reshape(jnp.asarray(IMAGENET_STD, x.dtype), per_channel)
-        x = padded_conv(64, 7, 2, "conv1")(x)
+        x = padded_conv(64, 7, 2, "conv1", self.dtype)(x)
         x = nn.BatchNorm(use_running_average=not train or "bn1" in self.frozen_norms, momentum=MOMENTUM,
-                         epsilon=EPSILON, name="bn1")(x)
+                         epsilon=EPSILON, dtype=self.dtype, name="bn1")(x)
         x = nn.relu(x)
         self.sow("intermediates", "stem_out", x)
         # Flax's max_pool pads with -inf (reduce_window's initial value), as PyTorch's MaxPool2d does.
@@ -131,18 +137,19 @@ class ResNetImageNet(nn.Module):
             for block in range(count):
                 name = f"layer{stage}_{block}"
                 strides = 2 if stage > 1 and block == 0 else 1
-                x = Block(channels, strides, kind, frozen_within(self.frozen_norms, name), name=name)(x, train=train)
+                x = Block(channels, strides, kind, frozen_within(self.frozen_norms, name), self.dtype,
+                          name=name)(x, train=train)
             self.sow("intermediates", f"layer{stage}_out", x)
         x = jnp.mean(x, axis=(1, 2))
         self.sow("intermediates", "pooled", x)
         if self.num_outputs == 0:
             return x
-        return nn.Dense(self.num_outputs, name="head")(x)
+        return nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> ResNetImageNet:
     """A ResNetImageNet from `model.name` (resnet18 | resnet34 | resnet50) and
-    `model.input_normalization` ("imagenet", the default, or "none")."""
+    `model.input_normalization` ("imagenet", the default, or "none"), computing in `model.dtype`."""
     check_input_rank("config.data.name", config.name, info.input_shape, 3, "(height, width, channels)",
                      hint="the ImageNet-style resnets are for images only")
     normalization = check_choice("config.model.input_normalization", config.get("input_normalization", "imagenet"),
@@ -153,5 +160,5 @@ def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> ResNetImag
                          hint="set config.model.input_normalization=none")
     return ResNetImageNet(num_outputs=info.num_outputs, architecture=check_choice("config.model.name", config.name,
                                                                                   ARCHITECTURES),
-                          input_normalization=normalization)
+                          input_normalization=normalization, dtype=compute_dtype(config))
 

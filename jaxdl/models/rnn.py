@@ -14,6 +14,8 @@ the readout ignores padded steps. Padding never changes the result.
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -23,10 +25,22 @@ import numpy as np
 from jaxdl.data import DataInfo
 from jaxdl.errors import InputError, check_choice, check_range
 from jaxdl.models.activations import get_activation
+from jaxdl.models.dtypes import compute_dtype
 from jaxdl.models.layers import check_sizes, dense_layers
 
+
+class SimpleCell(nn.SimpleCell):
+    """Flax's SimpleCell, tanh(W x + U h + b), whose carry keeps its dtype (float32) when the cell
+    computes in a lower one, as the LSTM and GRU cells' carries do (and as a scan over steps needs)."""
+
+    def __call__(self, carry: jax.Array, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        new_carry, _ = super().__call__(carry, inputs)
+        new_carry = new_carry.astype(carry.dtype)
+        return new_carry, new_carry
+
+
 CELLS: dict[str, type[nn.RNNCellBase]] = {
-    "simple": nn.SimpleCell,  # tanh(W x + U h + b)
+    "simple": SimpleCell,  # tanh(W x + U h + b)
     "lstm": nn.OptimizedLSTMCell,  # the LSTM with its four gates' matmuls fused
     "gru": nn.GRUCell,
 }
@@ -79,6 +93,8 @@ class RNN(nn.Module):
     `head` follow.
     `num_outputs=0` returns the readout features with no head (the hybrid model's use).
     Call with `lengths` (batch,) to give the sequence lengths explicitly.
+    The layers compute in `dtype` (the cells' matrix products; their carries, the parameters and
+    the head's outputs stay float32).
     """
 
     num_outputs: int
@@ -93,6 +109,7 @@ class RNN(nn.Module):
     vocab_size: int = 0
     embed_size: int = 32
     activation: str = "relu"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
@@ -100,31 +117,34 @@ class RNN(nn.Module):
         if lengths is None and self.mask_padding:
             lengths = sequence_lengths(x)
         if self.vocab_size:
-            x = nn.Embed(self.vocab_size, self.embed_size, name="embed")(x.astype(jnp.int32))
+            x = nn.Embed(self.vocab_size, self.embed_size, dtype=self.dtype, name="embed")(x.astype(jnp.int32))
         else:
             x = x.reshape((batch, time, -1))
         cell = CELLS[self.cell]
         for i in range(self.num_layers):
             # The cells carry the names: a cell made here belongs to this module, not to nn.RNN.
-            outputs = nn.RNN(cell(self.hidden_size, name=f"forward_{i}"))(x, seq_lengths=lengths)
+            outputs = nn.RNN(cell(self.hidden_size, dtype=self.dtype, name=f"forward_{i}"))(x, seq_lengths=lengths)
             if self.bidirectional:
-                backward = nn.RNN(cell(self.hidden_size, name=f"backward_{i}"), reverse=True, keep_order=True)
+                backward = nn.RNN(cell(self.hidden_size, dtype=self.dtype, name=f"backward_{i}"), reverse=True,
+                                  keep_order=True)
                 outputs = jnp.concatenate([outputs, backward(x, seq_lengths=lengths)], axis=-1)
             self.sow("intermediates", f"layer_{i}_out", outputs)
             x = nn.Dropout(self.dropout, deterministic=not train)(outputs) if self.dropout > 0 else outputs
         act = get_activation(self.activation)
         if self.readout == "per_step":
-            x = dense_layers(self, x, sizes=self.dense_sizes, activation=act, dropout=self.dropout, train=train)
+            x = dense_layers(self, x, sizes=self.dense_sizes, activation=act, dropout=self.dropout, train=train,
+                             dtype=self.dtype)
             if self.num_outputs == 0:
                 return x
-            y = nn.Dense(self.num_outputs, name="head")(x)
+            y = nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
             return jnp.where(step_mask(lengths, batch, time)[:, :, None], y, 0.0)
         x = read_out(x, lengths, self.readout, self.bidirectional)
         self.sow("intermediates", "readout", x)
-        x = dense_layers(self, x, sizes=self.dense_sizes, activation=act, dropout=self.dropout, train=train)
+        x = dense_layers(self, x, sizes=self.dense_sizes, activation=act, dropout=self.dropout, train=train,
+                         dtype=self.dtype)
         if self.num_outputs == 0:
             return x
-        return nn.Dense(self.num_outputs, name="head")(x)
+        return nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
 def options(config: ml_collections.ConfigDict, where: str = "config.model") -> dict:
@@ -152,7 +172,8 @@ def options(config: ml_collections.ConfigDict, where: str = "config.model") -> d
 
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> RNN:
-    """An RNN for sequences of `info.input_shape` (time first); a 1-D signal (time,) is read as (time, 1).
+    """An RNN for sequences of `info.input_shape` (time first); a 1-D signal (time,) is read as (time, 1),
+    computing in `model.dtype`.
 
     With readout "per_step" the task must be regression with targets (time, ...) : the head
     then predicts the prod(target_shape[1:]) values of each step.
@@ -173,4 +194,4 @@ def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> RNN:
             raise InputError("config.model.readout", "per_step needs a regression target per step", got=target,
                              expected=f"target shape ({shape[0]}, ...) for inputs {shape}")
         num_outputs = int(np.prod(target[1:]))
-    return RNN(num_outputs=num_outputs, **kwargs)
+    return RNN(num_outputs=num_outputs, **kwargs, dtype=compute_dtype(config))

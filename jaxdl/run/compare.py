@@ -18,7 +18,7 @@ import sys
 
 from jaxdl.errors import InputError
 from jaxdl.report.curves import plot_curves
-from jaxdl.run.config import flatten
+from jaxdl.run.config import IMPLIED_KEYS, flatten
 
 USAGE = "usage: python -m jaxdl.compare RUN_DIR [RUN_DIR ...] [--out PLOT.png]"
 
@@ -42,7 +42,8 @@ def read_json(path: str, where: str):
 
 
 def load_run(path: str, name: str) -> Run:
-    """Reads a run's workdir; an InputError when it is not one."""
+    """Reads a run's workdir; an InputError when it is not one. A config key of IMPLIED_KEYS that an
+    older run's config lacks reads as its implied value (model.dtype: float32)."""
     if not os.path.isdir(path):
         raise InputError(path, "no such run folder", expected="a workdir written by an experiment")
     if not os.path.isfile(os.path.join(path, "config.json")):
@@ -58,7 +59,11 @@ def load_run(path: str, name: str) -> Run:
     if any("member" in record for record in history):  # a sweep: its best member stands for it
         best = summary.get("best_member", 0)
         history = [{k: v for k, v in r.items() if k != "member"} for r in history if r.get("member") == best]
-    return Run(name=name, config=flatten(config), summary=summary, history=history)
+    flat = flatten(config)
+    for key, value in IMPLIED_KEYS.items():  # a run saved before the key existed had its implied value
+        if key.split(".")[0] in config:
+            flat.setdefault(key, value)
+    return Run(name=name, config=flat, summary=summary, history=history)
 
 
 def run_names(paths: list[str]) -> list[str]:

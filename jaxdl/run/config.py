@@ -16,6 +16,8 @@ from typing import Any
 import ml_collections
 
 from jaxdl.errors import InputError, check_choice, check_range, did_you_mean
+from jaxdl.models.dtypes import DEFAULT as DEFAULT_DTYPE
+from jaxdl.models.dtypes import DTYPES
 from jaxdl.train import nonfinite
 
 # Flags that take no value.
@@ -26,6 +28,9 @@ BARE_FLAGS = ("debug", "quiet", "help")
 # may change only under a schedule that does not decay over the run (`jaxdl.run.pipeline.check_epochs_keep_schedule`).
 RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.max_consecutive_nonfinite",
                   "eval.*", "checkpoint.*", "data.data_dir", "data.download")
+# Keys added to the configs after runs were saved without them, with the value such a run had
+# implicitly: a config (saved or given) that lacks one reads as having this value when resuming.
+IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE}
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -160,6 +165,8 @@ def check_common(config: ml_collections.ConfigDict) -> None:
                     low=0, high=1, low_inclusive=False, high_inclusive=False)
     if "task" in config.data:
         check_choice("config.data.task", config.data.task, ("auto", "classification", "regression"))
+    if "model" in config:
+        check_choice("config.model.dtype", config.model.get("dtype", DEFAULT_DTYPE), DTYPES)
     check_choice("config.train.nan_policy", config.train.get("nan_policy", "halt"), nonfinite.POLICIES)
     check_range("config.train.max_consecutive_nonfinite", config.train.get("max_consecutive_nonfinite", 20),
                 low=1, integer=True)
@@ -242,8 +249,12 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(saved: dict, current: dict, may_change: tuple[str, ...] = RESUMABLE_KEYS) -> list[str]:
     """The keys where two JSON-form configs differ, outside the `may_change` patterns, as
-    "key (saved X, now Y)" strings."""
+    "key (saved X, now Y)" strings. A key of IMPLIED_KEYS that one of them lacks has its implied value."""
     saved, current = flatten(saved), flatten(current)
+    for key, value in IMPLIED_KEYS.items():
+        if key in saved or key in current:
+            saved.setdefault(key, value)
+            current.setdefault(key, value)
     absent = "<absent>"
     return [f"{key} (saved {saved.get(key, absent)!r}, now {current.get(key, absent)!r})"
             for key in sorted(set(saved) | set(current))

@@ -28,6 +28,7 @@ from jaxdl.evaluate.members import sweep_summary
 from jaxdl.evaluate.passes import count_params
 from jaxdl.evaluate.review import review_run
 from jaxdl.models import build_model
+from jaxdl.models.dtypes import DEFAULT as DEFAULT_DTYPE
 from jaxdl.report import console, log
 from jaxdl.report.build import write_report
 from jaxdl.report.curves import plot_curves
@@ -266,6 +267,7 @@ def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, 
         "task": splits.info.task,
         "data": {"name": splits.info.name, **splits.sizes()},
         "model": config.model.name,
+        "model_dtype": config.model.get("dtype", DEFAULT_DTYPE),
         "num_params": count_params(result.state.params),
         "test": test,
         "epochs_run": result.epochs_run,

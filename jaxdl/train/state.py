@@ -6,9 +6,10 @@ shardings (see `jaxdl.train.fit`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -16,7 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from flax.training.dynamic_scale import DynamicScale
 
+from jaxdl.train import loss_scale as loss_scale_lib
 from jaxdl.train.losses import MetricsFn
 
 PyTree = Any
@@ -33,6 +36,9 @@ class TrainState(struct.PyTreeNode):
       batch_stats: batch-norm statistics ({} for models without batch norm).
       apply_fn, tx, metrics_fn: the model's apply, the optimizer and the metrics function
         (static: not arrays, not saved).
+      loss_scale: None: no loss scaling (float32 and bfloat16 models). A class attribute, not a
+        field, so the state's pytree, and the checkpoints that hold it, are those of a run made
+        before loss scaling existed. A float16 model's state is a `ScaledTrainState`.
     """
 
     step: jax.Array
@@ -43,6 +49,7 @@ class TrainState(struct.PyTreeNode):
     apply_fn: Callable = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
     metrics_fn: MetricsFn = struct.field(pytree_node=False)
+    loss_scale: ClassVar[DynamicScale | None] = None
 
     def variables(self, params: PyTree | None = None) -> dict:
         """The Flax variables dict for `apply_fn`."""
@@ -52,12 +59,20 @@ class TrainState(struct.PyTreeNode):
         return variables
 
 
+class ScaledTrainState(TrainState):
+    """A TrainState with a dynamic loss scale (`jaxdl.train.loss_scale`), for a model computing in
+    float16: `loss_scale` is a field, so it is saved in every checkpoint and a resumed run goes on with it."""
+
+    loss_scale: DynamicScale | None = None
+
+
 def create_state(model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...],
                  rng: int | jax.Array, metrics_fn: MetricsFn) -> TrainState:
     """Initialises parameters and optimizer state for inputs of shape (batch, *input_shape).
 
     `rng` is a seed or a key; the same seed gives the same state, bit for bit. Works under
-    `jax.vmap` over keys, to create a stack of states.
+    `jax.vmap` over keys, to create a stack of states. A model whose `dtype` is float16 gets a
+    `ScaledTrainState`, with a dynamic loss scale (`jaxdl.train.loss_scale`).
     """
     key = jax.random.PRNGKey(rng) if isinstance(rng, (int, np.integer)) else rng
     init_key, run_key = jax.random.split(key)
@@ -65,9 +80,17 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation, input_shape
     # Compiled: initialising op by op costs seconds of host time per process for a large model.
     variables = jax.jit(functools.partial(model.init, train=False))({"params": init_key, "dropout": init_key}, dummy)
     params = variables["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                      rng=run_key, batch_stats=variables.get("batch_stats", {}),
-                      apply_fn=model.apply, tx=tx, metrics_fn=metrics_fn)
+    state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                       rng=run_key, batch_stats=variables.get("batch_stats", {}),
+                       apply_fn=model.apply, tx=tx, metrics_fn=metrics_fn)
+    loss_scale = loss_scale_lib.for_dtype(getattr(model, "dtype", None))
+    return state if loss_scale is None else with_loss_scale(state, loss_scale)
+
+
+def with_loss_scale(state: TrainState, loss_scale: DynamicScale) -> ScaledTrainState:
+    """`state` with `loss_scale` (e.g. `jaxdl.train.loss_scale.for_dtype(jnp.float16, scale=2.0 ** 30)`)."""
+    fields = {field.name: getattr(state, field.name) for field in dataclasses.fields(TrainState)}
+    return ScaledTrainState(**fields, loss_scale=loss_scale)
 
 
 def stream_keys(state: TrainState) -> tuple[jax.Array, jax.Array]:

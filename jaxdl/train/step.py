@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdl.train import loss_scale as loss_scale_lib
 from jaxdl.train import nonfinite
 from jaxdl.train.losses import batch_metrics
 from jaxdl.train.state import TrainState, apply_model, stream_keys
@@ -29,6 +30,9 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *,
 
     The metrics also hold "nonfinite": () bool, the loss or a gradient was NaN or infinite. With
     `skip_nonfinite`, such a step changes nothing but the step counter (see jaxdl.train.nonfinite).
+    A state with a `loss_scale` (a float16 model) scales the loss (`jaxdl.train.loss_scale`): its
+    metrics add "overflow", () bool, the scaled gradients overflowed, so the step was skipped (the
+    step counter and the scale change) and, unlike "nonfinite", it is no sign of divergence.
     """
     dropout_key = jax.random.fold_in(stream_keys(state)[0], state.step)
 
@@ -37,19 +41,28 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *,
         metrics = batch_metrics(state.metrics_fn, outputs, batch)
         return jnp.mean(metrics["loss"]), (metrics, batch_stats)
 
-    (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    finite = nonfinite.all_finite((loss, grads))
+    extra, advanced = {}, {"step": state.step + 1}
+    if state.loss_scale is None:
+        (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        finite = nonfinite.all_finite((loss, grads))
+        update = finite if skip_nonfinite else None
+    else:
+        scaled = loss_scale_lib.value_and_grad(state.loss_scale, loss_fn, state.params)
+        (metrics, batch_stats), grads, finite = scaled.aux, scaled.grads, scaled.finite
+        update = ~scaled.overflow & finite if skip_nonfinite else ~scaled.overflow
+        advanced["loss_scale"] = scaled.loss_scale
+        extra["overflow"] = scaled.overflow
 
     def apply(_):
         updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state, batch_stats=batch_stats)
+        return state.replace(**advanced, params=params, opt_state=opt_state, batch_stats=batch_stats)
 
-    if skip_nonfinite:  # a cond, not a select over the whole state: measured as fast as no guard on CPU
-        new_state = jax.lax.cond(finite, apply, lambda _: state.replace(step=state.step + 1), None)
+    if update is not None:  # a cond, not a select over the whole state: measured as fast as no guard on CPU
+        new_state = jax.lax.cond(update, apply, lambda _: state.replace(**advanced), None)
     else:
         new_state = apply(None)
-    return new_state, {**{name: jnp.mean(value) for name, value in metrics.items()}, "nonfinite": ~finite}
+    return new_state, {**{name: jnp.mean(value) for name, value in metrics.items()}, "nonfinite": ~finite, **extra}
 
 
 def masked_sum(value: jax.Array, mask: jax.Array) -> jax.Array:
@@ -95,7 +108,8 @@ def train_epoch(state: TrainState, data: dict[str, jax.Array], batch_size: int,
     """One pass over `data` (on device) as a single `lax.scan` -> (state, epoch metrics).
 
     The epoch metrics are means over the steps whose loss and gradients were finite (NaN if none
-    was), plus "nonfinite": (steps,) bool, which steps were not (see `train_step`).
+    was), plus "nonfinite": (steps,) bool, which steps were not (see `train_step`), and for a state
+    with a loss scale, "overflow_steps" and "loss_scale" (see `reduce_step_metrics`).
     """
     order = epoch_order(state, data["x"].shape[0], batch_size)
 
@@ -104,10 +118,22 @@ def train_epoch(state: TrainState, data: dict[str, jax.Array], batch_size: int,
         return train_step(state, batch, skip_nonfinite=skip_nonfinite)
 
     state, metrics = jax.lax.scan(body, state, order)
+    return state, reduce_step_metrics(metrics, state)
+
+
+def reduce_step_metrics(metrics: dict[str, jax.Array], state: TrainState) -> dict[str, jax.Array]:
+    """(steps,) metrics of `train_step`s -> means over the steps that were finite (NaN if none was),
+    "nonfinite" (steps,) bool as it is, and with a loss scale, "overflow_steps" () int32 (the steps
+    skipped for an overflow: their losses count in the means) and "loss_scale" (), `state`'s scale
+    after the steps."""
+    metrics = dict(metrics)
     bad = metrics.pop("nonfinite")
+    overflow = metrics.pop("overflow", None)
     finite_steps = jnp.sum(~bad)
     means = {name: jnp.sum(jnp.where(bad, 0.0, value)) / finite_steps for name, value in metrics.items()}
-    return state, {**means, "nonfinite": bad}
+    if overflow is not None:
+        means.update(overflow_steps=jnp.sum(overflow, dtype=jnp.int32), loss_scale=state.loss_scale.scale)
+    return {**means, "nonfinite": bad}
 
 
 def evaluate_batches(state: TrainState, batches: dict[str, jax.Array],

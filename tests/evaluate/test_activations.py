@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -48,6 +49,17 @@ def test_mlp_activations_are_the_sown_hidden_layers():
     first = np.maximum(x.reshape(5, -1) @ params["hidden_0"]["kernel"] + params["hidden_0"]["bias"], 0)
     np.testing.assert_allclose(activations["hidden_0_out"], first, rtol=1e-5, atol=1e-6)
     assert activations["hidden_1_out"].shape == (5, 8)
+
+
+def test_a_bfloat16_models_activations_are_its_bfloat16_values_as_float32():
+    state = state_for(MLP(num_outputs=10, hidden_sizes=(16,), dtype=jnp.bfloat16))
+    x = np.random.default_rng(0).uniform(size=(5, 8, 8, 1)).astype(np.float32)
+    hidden = intermediates.capture(state, x)["hidden_0_out"]
+    assert hidden.dtype == np.float32
+    params = jax.device_get(state.params)
+    exact = np.maximum(x.reshape(5, -1) @ params["hidden_0"]["kernel"] + params["hidden_0"]["bias"][None, :], 0)
+    np.testing.assert_allclose(hidden, exact, rtol=2e-2, atol=2e-2)  # bfloat16 keeps ~3 significant digits
+    assert len(np.unique(hidden.view(np.uint32) & 0xFFFF)) == 1  # bfloat16 values: the low 16 bits are zero
 
 
 def test_a_model_that_sows_nothing_gets_each_layer_captured():

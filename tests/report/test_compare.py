@@ -114,3 +114,14 @@ def test_a_broken_summary_is_one_error_line(runs, capsys):
         f.write("{not json")
     assert main([runs[0]]) == 2
     assert "summary.json is not valid JSON" in capsys.readouterr().err
+
+
+def test_a_run_saved_before_model_dtype_compares_as_float32(tmp_path):
+    old = write_run(tmp_path / "old", config(1e-3, [32]), history([0.5]), summary(0.95, False))
+    same = write_run(tmp_path / "same", config(1e-3, [32]) | {"model": {"name": "mlp", "hidden_sizes": [32],
+                                                                        "dtype": "float32"}}, history([0.5]), None)
+    half = write_run(tmp_path / "half", config(1e-3, [32]) | {"model": {"name": "mlp", "hidden_sizes": [32],
+                                                                        "dtype": "bfloat16"}}, history([0.5]), None)
+    assert differing_keys([load_run(old, "old"), load_run(same, "same")]) == []
+    assert differing_keys([load_run(old, "old"), load_run(half, "half")]) == ["model.dtype"]
+    assert load_run(old, "old").config["model.dtype"] == "float32"

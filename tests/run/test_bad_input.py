@@ -82,6 +82,8 @@ CASES = [
     ("max_consecutive_nonfinite_zero", ["--config.train.max_consecutive_nonfinite=0"],
      "config.train.max_consecutive_nonfinite", ["out of range"]),
     ("model_misspelled", ["--config.model.name=mpl"], "config.model.name", ["did you mean 'mlp'"]),
+    ("dtype_unknown", ["--config.model.dtype=float64"], "config.model.dtype",
+     ["unknown name", "got 'float64'", "expected one of bfloat16, float16, float32"]),
     ("optimizer_misspelled", ["--config.optimizer.name=adma"], "config.optimizer.name", ["did you mean 'adam'"]),
     ("activation_misspelled", ["--config.model.activation=rleu"], "config.model.activation",
      ["did you mean 'relu'"]),

@@ -6,7 +6,7 @@ import pytest
 from conftest import REPO
 
 from jaxdl.errors import InputError, check_choice, check_range
-from jaxdl.run.config import apply_override, load_config, split_overrides
+from jaxdl.run.config import apply_override, config_differences, load_config, split_overrides
 
 MLP_CONFIG = os.path.join(REPO, "configs", "mlp.py")
 
@@ -15,7 +15,7 @@ def test_config_has_the_shared_keys_and_is_locked():
     config = load_config(MLP_CONFIG)
     for key in ("seed", "data.name", "data.data_dir", "model.name", "optimizer.name",
                 "optimizer.learning_rate", "train.epochs", "train.batch_size", "train.patience",
-                "model.hidden_sizes", "model.activation"):
+                "model.hidden_sizes", "model.activation", "model.dtype"):
         node = config
         for part in key.split("."):
             node = node[part]
@@ -85,3 +85,13 @@ def test_check_choice_and_range():
         check_range("lr", float("nan"), low=0, high=1)
     with pytest.raises(InputError, match="wrong type"):
         check_range("n", True, low=0, integer=True)
+
+
+def test_a_saved_config_without_model_dtype_reads_as_float32():
+    """Runs saved before `model.dtype` existed resume with float32 and refuse another dtype."""
+    saved = {"model": {"name": "mlp"}, "train": {"epochs": 3}}
+    assert config_differences(saved, {"model": {"name": "mlp", "dtype": "float32"}, "train": {"epochs": 5}}) == []
+    assert config_differences(saved, {"model": {"name": "mlp", "dtype": "bfloat16"}, "train": {"epochs": 3}}) == [
+        "model.dtype (saved 'float32', now 'bfloat16')"]
+    assert config_differences({"model": {"name": "mlp", "dtype": "float16"}}, {"model": {"name": "mlp"}}) == [
+        "model.dtype (saved 'float16', now 'float32')"]

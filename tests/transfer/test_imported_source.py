@@ -73,7 +73,7 @@ def test_fine_tuning_imported_resnet18_weights_on_a_folder_from_the_command_line
 
     config = json.loads((work / "config.json").read_text())
     assert config["source"] == f"resnet18:{weights}"
-    assert config["model"] == {"name": "resnet18", "input_normalization": "imagenet"}
+    assert config["model"] == {"name": "resnet18", "input_normalization": "imagenet", "dtype": "float32"}
     assert config["data"]["image_size"] == [32, 32]
 
     # The headline model is a jaxdl checkpoint in the workdir, saved with that config.
@@ -93,13 +93,14 @@ def test_the_source_decides_the_model_and_the_input_conventions(tmp_path):
     config = folder_config(tmp_path, "resnet50:weights.safetensors")
     config.data.image_size = ()
     switched = transfer.with_imported_model(config, "resnet50")
-    assert switched.model.to_dict() == {"name": "resnet50", "input_normalization": "imagenet"}
+    assert switched.model.to_dict() == {"name": "resnet50", "input_normalization": "imagenet", "dtype": "float32"}
     assert tuple(switched.data.image_size) == (224, 224)  # unset: the weights' training size
     assert config.model.name == ""  # the caller's config is left as it was
 
-    digits = load_config(os.path.join(REPO, "configs", "transfer.py"))  # a CNN config: its keys go
+    digits = load_config(os.path.join(REPO, "configs", "transfer.py"))  # a CNN config: its keys go, but its dtype
+    digits.model.dtype = "bfloat16"
     assert transfer.with_imported_model(digits, "resnet18").model.to_dict() == {
-        "name": "resnet18", "input_normalization": "imagenet"}
+        "name": "resnet18", "input_normalization": "imagenet", "dtype": "bfloat16"}
     assert tuple(transfer.with_imported_model(digits, "resnet18").data.image_size) == ()  # not a folder
     assert transfer.imported_source("runs/x/pretrain") is None and transfer.imported_source("") is None
     assert transfer.imported_source("resnet34:C:/w.pth") == ("resnet34", "C:/w.pth")
