@@ -45,7 +45,7 @@ def local_rows(sharding: jax.sharding.Sharding, batch_size: int) -> slice:
 
 class StreamedEpochs:
     """Runs whole epochs of a streamed split: `run(fit_state) -> (fit_state, metrics)`, like the memory
-    pipeline's compiled epoch. `wait_seconds` adds up the time the loop waited for a chunk to be read."""
+    pipeline's compiled epoch. `waits` holds, per epoch run, the time the loop waited for chunks to be read."""
 
     def __init__(self, split: StreamSplit, *, mesh: Mesh, batch_size: int, chunk_steps: int, first_epoch: int,
                  epochs: int, order_key: np.ndarray, finish, skip_nonfinite: bool):
@@ -61,7 +61,7 @@ class StreamedEpochs:
         self.train = jax.jit(functools.partial(train_chunk, batch_sharding=parallel.batch_sharded(mesh),
                                                skip_nonfinite=skip_nonfinite), donate_argnums=0)
         self.finish = jax.jit(finish, donate_argnums=0)
-        self.wait_seconds = 0.0
+        self.waits = []  # seconds the loop waited for chunks, per epoch run
 
     def global_array(self, local: np.ndarray) -> jax.Array:
         """A chunk's (k, rows, ...) local part -> the global (k, batch_size, ...) array, batch-sharded."""
@@ -70,10 +70,11 @@ class StreamedEpochs:
 
     def run(self, fit_state, val_batches):
         state, metrics, previous = fit_state.train, [], None
+        self.waits.append(0.0)
         for _ in range(self.per_epoch):
             tick = time.perf_counter()
             chunk = next(self.chunks)
-            self.wait_seconds += time.perf_counter() - tick
+            self.waits[-1] += time.perf_counter() - tick
             state, step_metrics = self.train(state, {key: self.global_array(value) for key, value in chunk.items()})
             metrics.append(step_metrics)
             if previous is not None:  # at most two chunks on the devices: memory stays bounded

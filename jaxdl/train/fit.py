@@ -164,8 +164,8 @@ class FitResult:
       diverged: per member for a stack: the member broke `nan_policy` and stopped there (the others
         went on). A solo run that diverges raises NonFiniteError instead, so it is always False.
       pipeline: "memory" (the training split was on the devices) or "stream" (read in chunks).
-      data_wait_seconds: streamed: the time the loop waited for a chunk to be read (an upper bound of
-        the time the devices waited on data); 0 in memory.
+      data_wait_seconds: streamed: per epoch run in this call, the time the loop waited for chunks to
+        be read (an upper bound of the time the devices waited on data); [] in memory.
     """
 
     state: TrainState
@@ -179,7 +179,7 @@ class FitResult:
     interrupted: bool = False
     diverged: bool | list[bool] = False
     pipeline: str = "memory"
-    data_wait_seconds: float = 0.0
+    data_wait_seconds: list[float] = dataclasses.field(default_factory=list)
 
 
 def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, np.ndarray], *, epochs: int,
@@ -302,7 +302,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
                      epochs_run=epochs_run, best_epoch=best_epoch, stopped_early=stopped_early,
                      resumed_from=resumed_from, train_seconds=train_seconds, interrupted=interrupted,
                      diverged=diverged, pipeline="stream" if streamed else "memory",
-                     data_wait_seconds=epochs_fed.wait_seconds if streamed else 0.0)
+                     data_wait_seconds=epochs_fed.waits if streamed else [])
 
 
 def finish_streamed(fit_state: FitState, step_metrics: list[dict], val_batches: dict, **options):
