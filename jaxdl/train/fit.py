@@ -245,7 +245,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         fit_state, meta = checkpointer.restore(fit_state)
         resumed_from = int(np.max(fit_state.epoch))
         fit_state = restop(fit_state, patience)
-        check_position(meta.get("input"), resumed_from, jax.device_get(fit_state.train.step), steps_per_epoch)
+        step = np.asarray(fit_state.train.step.addressable_data(0))  # replicated: any process's copy
+        check_position(meta.get("input"), resumed_from, step, steps_per_epoch)
 
     skip_nonfinite = nan_policy == "skip"
     if streamed:
