@@ -81,6 +81,8 @@ CASES = [
      ["unknown name", "did you mean 'skip'"]),
     ("max_consecutive_nonfinite_zero", ["--config.train.max_consecutive_nonfinite=0"],
      "config.train.max_consecutive_nonfinite", ["out of range"]),
+    ("pipeline_misspelled", ["--config.data.pipeline=steam"], "config.data.pipeline",
+     ["unknown name", "did you mean 'stream'"]),
     ("model_misspelled", ["--config.model.name=mpl"], "config.model.name", ["did you mean 'mlp'"]),
     ("optimizer_misspelled", ["--config.optimizer.name=adma"], "config.optimizer.name", ["did you mean 'adam'"]),
     ("activation_misspelled", ["--config.model.activation=rleu"], "config.model.activation",
