@@ -13,7 +13,7 @@ Your own data: --config.data.name=csv:PATH (with --config.data.label=COLUMN) or 
 
 import ml_collections
 
-from jaxdl.run.config import add_training_sections
+from jaxdl.run.config import add_pipeline_keys, add_training_sections
 from jaxdl.train import sweep
 
 
@@ -31,6 +31,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.data.label = ""  # csv:PATH tables: the label column ("" = the last column)
     config.data.task = "auto"  # csv:/npz: labels: auto | classification | regression
     config.data.image_size = ()  # folder:PATH only: (height, width) to resize to; () = the images' own size
+    add_pipeline_keys(config.data)  # pipeline (memory | stream | auto), memory_budget_mb, chunk_steps
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"

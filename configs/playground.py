@@ -13,6 +13,7 @@ boundaries) are written to the workdir.
 
 import ml_collections
 
+from jaxdl.run.config import add_pipeline_keys
 from jaxdl.train import sweep
 
 DATASETS = ("circle", "xor", "gaussian", "spiral")
@@ -33,6 +34,7 @@ def get_config(variants: str = "") -> ml_collections.ConfigDict:
     config.data.validation_fraction = 0.1  # carved from the train split
     config.data.split_seed = 0
     config.data.download = False
+    add_pipeline_keys(config.data, pipeline="memory")  # the points are built in memory: nothing to stream
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "playground"

@@ -2,7 +2,8 @@
 
 PATH is a `.npz` file holding arrays `x` and `y`, and optionally `x_test`, `y_test`,
 `x_validation`, `y_validation`; or a folder holding the same names as `.npy` files (`x.npy`,
-`y.npy`, ...). A split without its own arrays is carved from train by `load`. Files are read with
+`y.npy`, ...; memory-mapped, so a large uint8 `x` is not read into memory to stream it). A split
+without its own arrays is carved from train by `load`. Files are read with
 `allow_pickle=False`: object arrays are an error, never unpickled.
 
 Inputs: uint8 `x` stays uint8 on disk (images; `load` scales it to [0, 1]); any other numeric
@@ -42,7 +43,7 @@ def read_files(path: str) -> tuple[dict[str, np.ndarray], list[str]]:
                              expected="x.npy and y.npy (optionally x_test.npy, y_test.npy, ...)")
         loaded = {}
         for name, file in files.items():
-            loaded[name] = load_array(file, lambda file=file: np.load(file, allow_pickle=False), name)
+            loaded[name] = load_array(file, lambda file=file: load_npy(file), name)
         return loaded, list(files.values())
     if not os.path.isfile(path):
         raise InputError(where, "no such file or folder", got=f"npz:{path}",
@@ -58,6 +59,15 @@ def read_files(path: str) -> tuple[dict[str, np.ndarray], list[str]]:
     with archive:
         loaded = {name: load_array(path, lambda name=name: archive[name], name) for name in archive.files}
     return loaded, [path]
+
+
+def load_npy(file: str) -> np.ndarray:
+    """A .npy file memory-mapped (read only): a prepared set is fingerprinted and checked without
+    reading its images into memory, so `data.pipeline=stream` holds none of them."""
+    try:
+        return np.load(file, allow_pickle=False, mmap_mode="r")
+    except ValueError:  # an object array cannot be mapped: read it, to get numpy's own error
+        return np.load(file, allow_pickle=False)
 
 
 def load_array(file: str, read, name: str) -> np.ndarray:
@@ -138,7 +148,7 @@ def read_arrays(path: str, task: str = "auto") -> dict:
     else:
         splits = {split: (x, y.astype(np.float32)) for split, (x, y) in splits.items()}
     input_dtype = np.uint8 if train_x.dtype == np.uint8 else np.float32
-    splits = {split: (x.astype(input_dtype), y) for split, (x, y) in splits.items()}
+    splits = {split: (x.astype(input_dtype, copy=False), y) for split, (x, y) in splits.items()}
     return {"splits": splits, "task": "classification" if classify else "regression", "num_classes": num_classes,
             "input_dtype": input_dtype, "target_shape": train_y.shape[1:], "files": files}
 

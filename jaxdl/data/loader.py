@@ -25,22 +25,8 @@ def load(config: ml_collections.ConfigDict) -> Splits:
     dataset's own; the length of a project sequence set such as `adding`, or the bytes kept of
     each text of a catalog text set such as `imdb_reviews`).
     """
-    sequence_length = config.get("sequence_length", 0)
-    check_range("config.data.sequence_length", sequence_length, low=0, integer=True)
-    if sources.is_source(config.name):
-        builder = sources.get_source_builder(config.name, config, config.data_dir or tfds_door.default_data_dir())
-    else:
-        builder = tfds_door.get_builder(config.name, config.data_dir or None, sequence_length=sequence_length)
-    declared = tfds_door.available_splits(builder)
-    wanted = [s for s in ("train", "validation", "test") if s in declared] or declared[:1]
-    if "train" not in wanted:
-        raise InputError("config.data.name", "dataset has no train split", got=config.name,
-                         expected="a dataset with a 'train' split")
+    builder, wanted, info = open_dataset(config)
     raw = tfds_door.read_splits(builder, wanted, download=config.get("download", False))
-    is_project = tfds_door.is_project_builder(builder)
-    info = describe(builder, text_length=0 if is_project else sequence_length)
-    if sources.is_source(config.name):
-        info = dataclasses.replace(info, stored=source_form(sources.split_name(config.name)[0], info))
     arrays = {split: to_arrays(examples, builder, info, split) for split, examples in raw.items()}
     train = arrays["train"]
     if "test" not in arrays:
@@ -54,6 +40,27 @@ def load(config: ml_collections.ConfigDict) -> Splits:
         splits = finish(splits)
     check_splits(splits)
     return splits
+
+
+def open_dataset(config: ml_collections.ConfigDict) -> tuple[tfds.core.DatasetBuilder, list[str], DataInfo]:
+    """The builder of `config.name` (a project builder prepared), the splits to read ("train" and those
+    of "validation", "test" it has), and its DataInfo; nothing is read yet."""
+    sequence_length = config.get("sequence_length", 0)
+    check_range("config.data.sequence_length", sequence_length, low=0, integer=True)
+    if sources.is_source(config.name):
+        builder = sources.get_source_builder(config.name, config, config.data_dir or tfds_door.default_data_dir())
+    else:
+        builder = tfds_door.get_builder(config.name, config.data_dir or None, sequence_length=sequence_length)
+    declared = tfds_door.available_splits(builder)
+    wanted = [s for s in ("train", "validation", "test") if s in declared] or declared[:1]
+    if "train" not in wanted:
+        raise InputError("config.data.name", "dataset has no train split", got=config.name,
+                         expected="a dataset with a 'train' split")
+    is_project = tfds_door.is_project_builder(builder)
+    info = describe(builder, text_length=0 if is_project else sequence_length)
+    if sources.is_source(config.name):
+        info = dataclasses.replace(info, stored=source_form(sources.split_name(config.name)[0], info))
+    return builder, wanted, info
 
 
 def describe(builder: tfds.core.DatasetBuilder, text_length: int = 0) -> DataInfo:

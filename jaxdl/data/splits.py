@@ -65,7 +65,9 @@ class Splits:
 
 
 def size(arrays: Arrays) -> int:
-    """Number of examples N of a dataset."""
+    """Number of examples N of a dataset (arrays, or a streamed split: `jaxdl.data.stream.StreamSplit`)."""
+    if not isinstance(arrays, dict):
+        return len(arrays)
     return len(next(iter(arrays.values())))
 
 

@@ -99,6 +99,14 @@ def sequence_config(base: str, length: int, named: str | None) -> tfds.core.Buil
 def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
                 download: bool = False) -> dict[str, list[dict]]:
     """Reads whole splits as lists of example dicts (feature name -> numpy value)."""
+    sources = data_sources(builder, splits, download=download)
+    # Item by item: `__getitems__` is not served under tfds.testing.mock_data.
+    return {split: [source[i] for i in range(len(source))] for split, source in sources.items()}
+
+
+def data_sources(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *, download: bool = False) -> dict:
+    """Random access to each split's decoded examples over its ArrayRecord files (`as_data_source`),
+    the set prepared first (a project builder) or on request (`download`, a catalog set)."""
     name = builder.name
     prepare_project_builder(builder)
     try:
@@ -112,8 +120,7 @@ def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
                              hint=PREPARE_HINT.format(name=name, dir=builder.data_dir_root)) from error
         prepare(builder)
         sources = {split: builder.as_data_source(split=split) for split in splits}
-    # Item by item: `__getitems__` is not served under tfds.testing.mock_data.
-    return {split: [source[i] for i in range(len(source))] for split, source in sources.items()}
+    return sources
 
 
 def is_project_builder(builder: tfds.core.DatasetBuilder) -> bool:

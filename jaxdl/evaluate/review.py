@@ -83,6 +83,9 @@ def review_run(config: ml_collections.ConfigDict, splits: Splits, state: TrainSt
     fields["overfitting_evidence"] = curves
     if not eval_config.get("baseline", True):
         fields["baseline"] = {"model": baseline_name(info.task), "skipped": "turned off (eval.baseline=false)"}
+    elif not isinstance(splits.train, dict):
+        fields["baseline"] = {"model": baseline_name(info.task),
+                              "skipped": "the training split was streamed (data.pipeline), not held in memory"}
     elif is_baseline_model(config):
         fields["baseline"] = {"model": baseline_name(info.task), "skipped": "the model itself has no hidden layer"}
     else:

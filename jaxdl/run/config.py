@@ -15,6 +15,7 @@ from typing import Any
 
 import ml_collections
 
+from jaxdl.data.stream import PIPELINES
 from jaxdl.errors import InputError, check_choice, check_range, did_you_mean
 from jaxdl.models.dtypes import DEFAULT as DEFAULT_DTYPE
 from jaxdl.models.dtypes import DTYPES
@@ -24,13 +25,19 @@ from jaxdl.train import nonfinite
 BARE_FLAGS = ("debug", "quiet", "help")
 
 # Keys a resumed run may change: how long to train and when to stop, how to evaluate and
-# checkpoint, where the data lives. Everything else must match the checkpoint's config. train.epochs
-# may change only under a schedule that does not decay over the run (`jaxdl.run.pipeline.check_epochs_keep_schedule`).
+# checkpoint, where the data lives and how it is fed (both pipelines give the same bits). Everything
+# else must match the checkpoint's config. train.epochs may change only under a schedule that does
+# not decay over the run (`jaxdl.run.pipeline.check_epochs_keep_schedule`).
 RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.max_consecutive_nonfinite",
+<<<<<<< HEAD
                   "eval.*", "checkpoint.*", "data.data_dir", "data.download")
 # Keys added to the configs after runs were saved without them, with the value such a run had
 # implicitly: a config (saved or given) that lacks one reads as having this value when resuming.
 IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE}
+=======
+                  "eval.*", "checkpoint.*", "data.data_dir", "data.download", "data.pipeline", "data.memory_budget_mb",
+                  "data.chunk_steps")
+>>>>>>> stream
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -165,8 +172,14 @@ def check_common(config: ml_collections.ConfigDict) -> None:
                     low=0, high=1, low_inclusive=False, high_inclusive=False)
     if "task" in config.data:
         check_choice("config.data.task", config.data.task, ("auto", "classification", "regression"))
+<<<<<<< HEAD
     if "model" in config:
         check_choice("config.model.dtype", config.model.get("dtype", DEFAULT_DTYPE), DTYPES)
+=======
+    check_choice("config.data.pipeline", config.data.get("pipeline", "memory"), PIPELINES)
+    check_range("config.data.memory_budget_mb", config.data.get("memory_budget_mb", 1024.0), low=0)
+    check_range("config.data.chunk_steps", config.data.get("chunk_steps", 0), low=0, integer=True)
+>>>>>>> stream
     check_choice("config.train.nan_policy", config.train.get("nan_policy", "halt"), nonfinite.POLICIES)
     check_range("config.train.max_consecutive_nonfinite", config.train.get("max_consecutive_nonfinite", 20),
                 low=1, integer=True)
@@ -210,12 +223,31 @@ def add_data_section(config: ml_collections.ConfigDict, name: str = "digits",
     its values; see jaxdl.data.table and jaxdl.data.arrays).
     data.image_size: (height, width) that the images of `folder:PATH` are resized to; () = their own
     size (which must then be the same for all).
+    data.pipeline, data.memory_budget_mb, data.chunk_steps: see `add_pipeline_keys`.
     """
     config.data = ml_collections.ConfigDict({
         "name": name, "data_dir": "", "validation_fraction": 0.1, "split_seed": 0, "download": False,
         "sequence_length": sequence_length, "label": "", "task": "auto", "image_size": (),
     })
-    return config
+    return add_pipeline_keys(config.data)
+
+
+def add_pipeline_keys(data: ml_collections.ConfigDict, pipeline: str = "auto") -> ml_collections.ConfigDict:
+    """Adds how the training split reaches the devices (see `jaxdl.data.stream`) to a data section.
+
+    data.pipeline: memory (read whole into host memory as float32, put on the devices once: the
+    fastest for small sets) | stream (read chunk by chunk from its ArrayRecord files, in its stored
+    dtype, while the devices train: for sets larger than memory) | auto (memory when the training
+    split, in its stored dtype, fits data.memory_budget_mb, else stream). Both give the same bits.
+    Validation and test are held in memory either way.
+    data.memory_budget_mb: the budget of auto.
+    data.chunk_steps: stream: training steps per compiled chunk (0: chunks of about 16 MB of inputs).
+    """
+    with data.unlocked():
+        data.pipeline = pipeline
+        data.memory_budget_mb = 1024.0
+        data.chunk_steps = 0
+    return data
 
 
 def add_optimizer_section(config: ml_collections.ConfigDict, *, learning_rate: float, name: str = "adam",

@@ -141,6 +141,19 @@ def check_config(config: ml_collections.ConfigDict, mesh) -> None:
     check_eval_config(config.get("eval", ml_collections.ConfigDict()))
 
 
+def check_pipeline(config: ml_collections.ConfigDict, *, given_splits: bool, members: list) -> None:
+    """`data.pipeline=stream` needs a training split in ArrayRecord files, and one run (not a sweep)."""
+    if config.data.get("pipeline", "memory") != "stream":
+        return
+    if given_splits:
+        raise InputError("config.data.pipeline", f"the {config.get('experiment', '') or 'experiment'!s} experiment "
+                         "builds its splits in memory: there are no ArrayRecord files to stream from",
+                         got="stream", expected="memory or auto")
+    if members:
+        raise InputError("config.data.pipeline", "a sweep trains its members on the training split in memory",
+                         got="stream", expected="memory or auto")
+
+
 def make_checkpointer(config: ml_collections.ConfigDict, workdir: str) -> Checkpointer:
     checkpoint = config.get("checkpoint", ml_collections.ConfigDict())
     return Checkpointer(os.path.join(workdir, "checkpoints"), every_epochs=checkpoint.get("every_epochs", 0),
@@ -172,12 +185,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     mesh = parallel.make_mesh()
     check_config(config, mesh)
     members = sweep_lib.members_of(config)
+    check_pipeline(config, given_splits=splits is not None, members=members)
     workdir = prepare_workdir(workdir)
     checkpointer = make_checkpointer(config, workdir)
     try:
         check_resumable(checkpointer, config)
         if splits is None:
-            splits = data_lib.load(config.data)
+            data_config = config.data
+            if members and data_config.get("pipeline", "memory") == "auto":
+                data_config = ml_collections.ConfigDict({**data_config.to_dict(), "pipeline": "memory"})
+            splits, _ = data_lib.load_for_pipeline(data_config)
         else:
             data_lib.check_splits(splits)
         steps_per_epoch = data_lib.size(splits.train) // config.train.batch_size
@@ -248,7 +265,8 @@ def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_l
                          checkpoint_meta={"config": json.loads(config.to_json())}, on_epoch=on_epoch,
                          nan_policy=config.train.get("nan_policy", "halt"),
                          max_consecutive_nonfinite=config.train.get("max_consecutive_nonfinite", 20),
-                         stop_requested=stop, members=len(members))
+                         stop_requested=stop, members=len(members),
+                         chunk_steps=config.data.get("chunk_steps", 0))
     finally:
         bar.close()
         scalars.close()
@@ -265,7 +283,8 @@ def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, 
         "experiment": config.get("experiment", ""),
         "workdir": workdir,
         "task": splits.info.task,
-        "data": {"name": splits.info.name, **splits.sizes()},
+        "data": {"name": splits.info.name, **splits.sizes(), "pipeline": result.pipeline,
+                 **({"wait_seconds": sum(result.data_wait_seconds)} if result.pipeline == "stream" else {})},
         "model": config.model.name,
         "model_dtype": config.model.get("dtype", DEFAULT_DTYPE),
         "num_params": count_params(result.state.params),

@@ -2,7 +2,9 @@
 
 Each epoch is one compiled program (`fit_epoch`): a `lax.scan` over the training batches, a scan
 over the validation batches, and the early-stopping update, all on device. The host syncs once
-per epoch to read a handful of scalars, report them, and maybe checkpoint.
+per epoch to read a handful of scalars, report them, and maybe checkpoint. A streamed training
+split (`jaxdl.data.stream.StreamSplit`) runs each epoch as compiled chunks of steps read while the
+devices train, then the same end of epoch (`finish_epoch`; see `jaxdl.train.feed`).
 
 Early stopping is state too (`EarlyStopping`), updated with `jnp.where` rather than Python
 branches, so a stack of runs can be `vmap`-ed and each member stops on its own: a member that
@@ -30,12 +32,14 @@ from flax import struct
 from jax.sharding import Mesh
 
 from jaxdl import parallel
+from jaxdl.data.splits import size
+from jaxdl.data.stream import StreamSplit
 from jaxdl.errors import InputError, check_choice, check_range
-from jaxdl.train import nonfinite
+from jaxdl.train import feed, nonfinite
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.early_stopping import EarlyStopping, update_early_stopping
 from jaxdl.train.state import TrainState
-from jaxdl.train.step import eval_batches, evaluate_batches, train_epoch
+from jaxdl.train.step import epoch_means, eval_batches, evaluate_batches, train_steps
 
 PyTree = Any
 
@@ -81,9 +85,22 @@ def fit_epoch(fit_state: FitState, train_data: dict, val_batches: dict, *, batch
     solo run's host loop simply stops, so it leaves this off and skips a select over the whole
     state each epoch.
     """
-    state, train_metrics = train_epoch(fit_state.train, train_data, batch_size, batch_sharding,
-                                       skip_nonfinite=skip_nonfinite)
-    runs = nonfinite.streaks(train_metrics.pop("nonfinite"), fit_state.nonfinite_streak)
+    state, step_metrics = train_steps(fit_state.train, train_data, batch_size, batch_sharding,
+                                      skip_nonfinite=skip_nonfinite)
+    return finish_epoch(fit_state, state, step_metrics, val_batches, patience=patience, eval_sharding=eval_sharding,
+                        freeze_stopped=freeze_stopped, skip_nonfinite=skip_nonfinite,
+                        max_consecutive_nonfinite=max_consecutive_nonfinite)
+
+
+def finish_epoch(fit_state: FitState, state: TrainState, step_metrics: dict, val_batches: dict, *, patience: int,
+                 eval_sharding=None, freeze_stopped: bool = False, skip_nonfinite: bool = False,
+                 max_consecutive_nonfinite: int = 20) -> tuple[FitState, dict[str, jax.Array]]:
+    """The end of an epoch whose steps took `fit_state` to `state` with `step_metrics` (steps,): epoch
+    means, non-finite runs, validation, early stopping (see `fit_epoch`). `fit_state.train` is read only
+    with `freeze_stopped` (the state to keep)."""
+    train_metrics = epoch_means(step_metrics, state)
+    bad = train_metrics.pop("nonfinite")
+    runs = nonfinite.streaks(bad, fit_state.nonfinite_streak)
     val_metrics = evaluate_batches(state, val_batches, eval_sharding)
     epoch = fit_state.epoch + 1
     early = update_early_stopping(fit_state.early, val_metrics["loss"], epoch, state, patience)
@@ -97,8 +114,9 @@ def fit_epoch(fit_state: FitState, train_data: dict, val_batches: dict, *, batch
                            diverged=jnp.where(halted, fit_state.diverged, diverges))
     metrics = {f"train_{k}": v for k, v in train_metrics.items()}
     metrics.update({f"val_{k}": v for k, v in val_metrics.items() if k != "count"})
+    start_step = state.step - bad.shape[-1]
     metrics.update(nonfinite_steps=runs["count"], nonfinite_longest=runs["longest"],
-                   first_nonfinite_step=jnp.where(runs["first"] >= 0, fit_state.train.step + runs["first"] + 1, -1))
+                   first_nonfinite_step=jnp.where(runs["first"] >= 0, start_step + runs["first"] + 1, -1))
     return new, metrics
 
 
@@ -145,6 +163,9 @@ class FitResult:
       interrupted: `stop_requested` stopped the run before `epochs` (its last epoch is checkpointed).
       diverged: per member for a stack: the member broke `nan_policy` and stopped there (the others
         went on). A solo run that diverges raises NonFiniteError instead, so it is always False.
+      pipeline: "memory" (the training split was on the devices) or "stream" (read in chunks).
+      data_wait_seconds: streamed: per epoch run in this call, the time the loop waited for chunks to
+        be read (an upper bound of the time the devices waited on data); [] in memory.
     """
 
     state: TrainState
@@ -157,6 +178,8 @@ class FitResult:
     train_seconds: float
     interrupted: bool = False
     diverged: bool | list[bool] = False
+    pipeline: str = "memory"
+    data_wait_seconds: list[float] = dataclasses.field(default_factory=list)
 
 
 def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, np.ndarray], *, epochs: int,
@@ -164,7 +187,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         checkpointer: Checkpointer | None = None, checkpoint_meta: dict | None = None,
         on_epoch: Callable[[dict], None] | None = None, nan_policy: str = "halt",
         max_consecutive_nonfinite: int = 20, stop_requested: Callable[[], bool] | None = None,
-        members: int = 0) -> FitResult:
+        members: int = 0, chunk_steps: int = 0) -> FitResult:
     """Trains `state` on `train` for up to `epochs`, validating after each epoch.
 
     Args:
@@ -172,6 +195,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         a leading axis of size `members`, e.g. from `jaxdl.train.sweep.create_states`). It is
         copied, never donated: the caller's arrays stay valid and unchanged.
       train, validation: host arrays {"x": (N, ...), "y": (N, ...)}; both are put on the devices once.
+        `train` may instead be a StreamSplit (`jaxdl.data.stream`): it is read chunk by chunk
+        (`jaxdl.train.feed`), with the same batches in the same order, for one run (not a stack).
       epochs: the most epochs to run (a resumed run counts the epochs already done).
       batch_size: global training batch; must divide by the device count. The last partial batch
         of each epoch is dropped; validation covers every example (padded and masked).
@@ -192,6 +217,10 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         epoch is checkpointed and fit returns with `interrupted=True`.
       members: 0 for one run; M to train a stack of M runs as one vmapped program, each member
         with its own data order and early stopping (the loop ends when all have stopped).
+      chunk_steps: streamed: steps per compiled chunk (0: chunks of about `feed.CHUNK_BYTES` of inputs).
+
+    The checkpoint meta holds "input": the position of the data feed after the saved epoch
+    ({"epoch", "step", "examples"}), where a resumed run's feed starts.
     """
     mesh = mesh or parallel.make_mesh()
     check_range("epochs", epochs, low=1, integer=True)
@@ -200,30 +229,52 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
     check_choice("nan_policy", nan_policy, nonfinite.POLICIES)
     parallel.check_batch_size("batch_size", batch_size, mesh)
     eval_batch_size = eval_batch_size_for(len(validation["y"]), eval_batch_size, mesh)
-    steps_per_epoch = len(train["y"]) // batch_size
+    streamed = isinstance(train, StreamSplit)
+    if streamed and members:
+        raise InputError("train", "a stack of runs trains on the split in memory", got="a StreamSplit",
+                         expected="arrays {'x', 'y'}")
+    steps_per_epoch = size(train) // batch_size
     if steps_per_epoch == 0:
         raise InputError("batch_size", "is larger than the training set",
-                         got=batch_size, expected=f"at most {len(train['y'])}")
+                         got=batch_size, expected=f"at most {size(train)}")
     replicated = parallel.replicated(mesh)
-    train_data = jax.device_put(train, replicated)
     val_batches = jax.device_put(eval_batches(validation, eval_batch_size), replicated)
     fit_state = place_fit_state(state, mesh, members)
     resumed_from = 0
     if checkpointer is not None and checkpointer.latest_epoch() is not None:
-        fit_state, _ = checkpointer.restore(fit_state)
+        fit_state, meta = checkpointer.restore(fit_state)
         resumed_from = int(np.max(fit_state.epoch))
         fit_state = restop(fit_state, patience)
+        step = np.asarray(fit_state.train.step.addressable_data(0))  # replicated: any process's copy
+        check_position(meta.get("input"), resumed_from, step, steps_per_epoch)
 
-    epoch_fn = jax.jit(epoch_function(mesh, batch_size=batch_size, patience=patience, members=members,
-                                      skip_nonfinite=nan_policy == "skip",
-                                      max_consecutive_nonfinite=max_consecutive_nonfinite), donate_argnums=0)
+    skip_nonfinite = nan_policy == "skip"
+    if streamed:
+        finish = functools.partial(finish_streamed, patience=patience, eval_sharding=parallel.batch_sharded(mesh),
+                                   skip_nonfinite=skip_nonfinite, max_consecutive_nonfinite=max_consecutive_nonfinite)
+        epochs_fed = feed.StreamedEpochs(train, mesh=mesh, batch_size=batch_size,
+                                         chunk_steps=feed.chunk_steps_for(train, batch_size, chunk_steps),
+                                         first_epoch=resumed_from, epochs=epochs,
+                                         order_key=feed.order_key_of(fit_state.train), finish=finish,
+                                         skip_nonfinite=skip_nonfinite)
+
+        def epoch_fn(fit_state):
+            return epochs_fed.run(fit_state, val_batches)
+    else:
+        train_data = jax.device_put(train, replicated)
+        compiled = jax.jit(epoch_function(mesh, batch_size=batch_size, patience=patience, members=members,
+                                          skip_nonfinite=skip_nonfinite,
+                                          max_consecutive_nonfinite=max_consecutive_nonfinite), donate_argnums=0)
+
+        def epoch_fn(fit_state):
+            return compiled(fit_state, train_data, val_batches)
     history = []
     start = time.perf_counter()
     halted = jax.device_get(fit_state.early.stopped | fit_state.diverged)
     epoch, stopped, interrupted = resumed_from, bool(np.all(halted)), False
     while epoch < epochs and not stopped and not interrupted:
         tick = time.perf_counter()
-        fit_state, metrics = epoch_fn(fit_state, train_data, val_batches)
+        fit_state, metrics = epoch_fn(fit_state)
         metrics, epochs_done, stopped_flags, diverged = jax.device_get(
             (metrics, fit_state.epoch, fit_state.early.stopped, fit_state.diverged))
         epoch, stopped = int(np.max(epochs_done)), bool(np.all(stopped_flags | diverged))
@@ -242,14 +293,33 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
                                   last_checkpoint=checkpointer.latest_epoch() if checkpointer is not None else None)
         interrupted = stop_requested is not None and stop_requested() and epoch < epochs and not stopped
         if checkpointer is not None and checkpointer.due(epoch, final=stopped or epoch >= epochs or interrupted):
-            checkpointer.save(epoch, fit_state, checkpoint_meta or {})
+            steps_done = epoch * steps_per_epoch
+            position = {"epoch": epoch, "step": steps_done, "examples": steps_done * batch_size}
+            checkpointer.save(epoch, fit_state, {**(checkpoint_meta or {}), "input": position})
     train_seconds = time.perf_counter() - start
     host = jax.device_get((fit_state.epoch, fit_state.early.best_epoch, fit_state.early.stopped, fit_state.diverged))
     epochs_run, best_epoch, stopped_early, diverged = (value.tolist() for value in host)
     return FitResult(state=final_state(fit_state, patience), fit_state=fit_state, history=history,
                      epochs_run=epochs_run, best_epoch=best_epoch, stopped_early=stopped_early,
                      resumed_from=resumed_from, train_seconds=train_seconds, interrupted=interrupted,
-                     diverged=diverged)
+                     diverged=diverged, pipeline="stream" if streamed else "memory",
+                     data_wait_seconds=epochs_fed.waits if streamed else [])
+
+
+def finish_streamed(fit_state: FitState, step_metrics: list[dict], val_batches: dict, **options):
+    """`finish_epoch` of a streamed epoch: `fit_state.train` is already the trained state, and the
+    per-step metrics come as one dict per chunk."""
+    return finish_epoch(fit_state, fit_state.train, feed.concatenated(step_metrics), val_batches, **options)
+
+
+def check_position(position: dict | None, epoch: int, step: np.ndarray, steps_per_epoch: int) -> None:
+    """A checkpoint's input position must be where its epoch ended (a checkpoint saved without one is
+    taken to be); the feed of a resumed run starts there, at the first chunk of the next epoch."""
+    if position is None or np.ndim(step):
+        return
+    if position.get("epoch") != epoch or position.get("step") != int(step) or int(step) != epoch * steps_per_epoch:
+        raise InputError("checkpoint", "its input position does not match its state", got=position,
+                         expected=f"epoch {epoch}, step {epoch * steps_per_epoch}")
 
 
 def restop(fit_state: FitState, patience: int) -> FitState:

@@ -5,6 +5,7 @@ decides on `jax.jit`, donation and shardings (see `jaxdl.train.fit`).
 
 Shapes: a training dataset is {"x": (N, *input_shape), "y": (N, ...)}; a batch is the same with
 N = batch size; evaluation batches carry a "mask" (B,) of 1.0 for real and 0.0 for padding rows.
+A streamed chunk (`train_chunk`) is {"x": (K, B, *input_shape) in the stored dtype, "y": (K, B, ...)}.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from jaxdl.train.losses import batch_metrics
 from jaxdl.train.state import TrainState, apply_model, stream_keys
 
 PyTree = Any
+
+# float32 value of each uint8 pixel, computed as `jaxdl.data.loader.to_arrays` computes it on the host
+# (x / 255.0). A lookup, not a division on the device: XLA turns a division by a constant into a
+# multiplication by its reciprocal, which rounds differently for some pixels, and the two pipelines
+# must feed the model the same bits.
+PIXEL_VALUES = np.arange(256, dtype=np.uint8).astype(np.float32) / 255.0
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *,
@@ -90,6 +97,12 @@ def constrain(batch: PyTree, sharding: jax.sharding.Sharding | None) -> PyTree:
     return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), batch)
 
 
+def permutation(order_key: jax.Array, epoch: jax.Array | int, num_examples: int) -> jax.Array:
+    """(num_examples,) the order of epoch `epoch` (0-based): a function of the run's data-order key
+    (`stream_keys(state)[1]`) and the epoch only, the same bits on every backend."""
+    return jax.random.permutation(jax.random.fold_in(order_key, epoch), num_examples)
+
+
 def epoch_order(state: TrainState, num_examples: int, batch_size: int) -> jax.Array:
     """(steps, batch_size) example indices for the state's current epoch; the tail is dropped.
 
@@ -98,8 +111,50 @@ def epoch_order(state: TrainState, num_examples: int, batch_size: int) -> jax.Ar
     """
     steps = num_examples // batch_size
     epoch = state.step // steps
-    key = jax.random.fold_in(stream_keys(state)[1], epoch)
-    return jax.random.permutation(key, num_examples)[: steps * batch_size].reshape(steps, batch_size)
+    return permutation(stream_keys(state)[1], epoch, num_examples)[: steps * batch_size].reshape(steps, batch_size)
+
+
+def host_epoch_order(order_key: np.ndarray, epoch: int, num_examples: int, batch_size: int) -> np.ndarray:
+    """`epoch_order` computed on the host's CPU, for the streamed pipeline: (steps * batch_size,)
+    example indices of epoch `epoch` (0-based), the tail dropped. `order_key`: `stream_keys(state)[1]`."""
+    steps = num_examples // batch_size
+    with jax.default_device(jax.devices("cpu")[0]):
+        order = np.asarray(permutation(jnp.asarray(order_key), epoch, num_examples))
+    return order[: steps * batch_size]
+
+
+def device_inputs(x: jax.Array) -> jax.Array:
+    """Inputs as stored (uint8 images) -> the model's float32, bit for bit what the memory pipeline
+    computes on the host (`jaxdl.data.loader.to_arrays`); other dtypes are cast."""
+    if x.dtype == jnp.uint8:
+        return jnp.asarray(PIXEL_VALUES)[x]
+    return x.astype(jnp.float32)
+
+
+def train_steps(state: TrainState, data: dict[str, jax.Array], batch_size: int,
+                batch_sharding: jax.sharding.Sharding | None = None, *,
+                skip_nonfinite: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One pass over `data` (on device) as a single `lax.scan` -> (state, per-step metrics (steps,))."""
+    order = epoch_order(state, data["x"].shape[0], batch_size)
+
+    def body(state, index):
+        batch = constrain(jax.tree.map(lambda a: a[index], data), batch_sharding)
+        return train_step(state, batch, skip_nonfinite=skip_nonfinite)
+
+    return jax.lax.scan(body, state, order)
+
+
+def train_chunk(state: TrainState, chunk: dict[str, jax.Array],
+                batch_sharding: jax.sharding.Sharding | None = None, *,
+                skip_nonfinite: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
+    """K steps over a streamed chunk {"x": (K, B, ...) stored dtype, "y": (K, B, ...)} as one
+    `lax.scan` of `train_step` -> (state, per-step metrics (K,)). Inputs are scaled here, on the device."""
+
+    def body(state, batch):
+        batch = constrain({**batch, "x": device_inputs(batch["x"])}, batch_sharding)
+        return train_step(state, batch, skip_nonfinite=skip_nonfinite)
+
+    return jax.lax.scan(body, state, chunk)
 
 
 def train_epoch(state: TrainState, data: dict[str, jax.Array], batch_size: int,
@@ -109,19 +164,13 @@ def train_epoch(state: TrainState, data: dict[str, jax.Array], batch_size: int,
 
     The epoch metrics are means over the steps whose loss and gradients were finite (NaN if none
     was), plus "nonfinite": (steps,) bool, which steps were not (see `train_step`), and for a state
-    with a loss scale, "overflow_steps" and "loss_scale" (see `reduce_step_metrics`).
+    with a loss scale, "overflow_steps" and "loss_scale" (see `epoch_means`).
     """
-    order = epoch_order(state, data["x"].shape[0], batch_size)
-
-    def body(state, index):
-        batch = constrain(jax.tree.map(lambda a: a[index], data), batch_sharding)
-        return train_step(state, batch, skip_nonfinite=skip_nonfinite)
-
-    state, metrics = jax.lax.scan(body, state, order)
-    return state, reduce_step_metrics(metrics, state)
+    state, metrics = train_steps(state, data, batch_size, batch_sharding, skip_nonfinite=skip_nonfinite)
+    return state, epoch_means(metrics, state)
 
 
-def reduce_step_metrics(metrics: dict[str, jax.Array], state: TrainState) -> dict[str, jax.Array]:
+def epoch_means(metrics: dict[str, jax.Array], state: TrainState) -> dict[str, jax.Array]:
     """(steps,) metrics of `train_step`s -> means over the steps that were finite (NaN if none was),
     "nonfinite" (steps,) bool as it is, and with a loss scale, "overflow_steps" () int32 (the steps
     skipped for an overflow: their losses count in the means) and "loss_scale" (), `state`'s scale

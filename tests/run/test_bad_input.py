@@ -81,6 +81,8 @@ CASES = [
      ["unknown name", "did you mean 'skip'"]),
     ("max_consecutive_nonfinite_zero", ["--config.train.max_consecutive_nonfinite=0"],
      "config.train.max_consecutive_nonfinite", ["out of range"]),
+    ("pipeline_misspelled", ["--config.data.pipeline=steam"], "config.data.pipeline",
+     ["unknown name", "did you mean 'stream'"]),
     ("model_misspelled", ["--config.model.name=mpl"], "config.model.name", ["did you mean 'mlp'"]),
     ("dtype_unknown", ["--config.model.dtype=float64"], "config.model.dtype",
      ["unknown name", "got 'float64'", "expected one of bfloat16, float16, float32"]),
