@@ -29,11 +29,11 @@ BARE_FLAGS = ("debug", "quiet", "help")
 # else must match the checkpoint's config. train.epochs may change only under a schedule that does
 # not decay over the run (`jaxdl.run.pipeline.check_epochs_keep_schedule`).
 RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.max_consecutive_nonfinite",
-    if "model" in config:
-        check_choice("config.model.dtype", config.model.get("dtype", DEFAULT_DTYPE), DTYPES)
-    check_choice("config.data.pipeline", config.data.get("pipeline", "memory"), PIPELINES)
-    check_range("config.data.memory_budget_mb", config.data.get("memory_budget_mb", 1024.0), low=0)
-    check_range("config.data.chunk_steps", config.data.get("chunk_steps", 0), low=0, integer=True)
+                  "eval.*", "checkpoint.*", "data.data_dir", "data.download", "data.pipeline", "data.memory_budget_mb",
+                  "data.chunk_steps")
+# Keys added to the configs after runs were saved without them, with the value such a run had
+# implicitly: a config (saved or given) that lacks one reads as having this value when resuming.
+IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE}
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -168,14 +168,11 @@ def check_common(config: ml_collections.ConfigDict) -> None:
                     low=0, high=1, low_inclusive=False, high_inclusive=False)
     if "task" in config.data:
         check_choice("config.data.task", config.data.task, ("auto", "classification", "regression"))
-<<<<<<< HEAD
     if "model" in config:
         check_choice("config.model.dtype", config.model.get("dtype", DEFAULT_DTYPE), DTYPES)
-=======
     check_choice("config.data.pipeline", config.data.get("pipeline", "memory"), PIPELINES)
     check_range("config.data.memory_budget_mb", config.data.get("memory_budget_mb", 1024.0), low=0)
     check_range("config.data.chunk_steps", config.data.get("chunk_steps", 0), low=0, integer=True)
->>>>>>> stream
     check_choice("config.train.nan_policy", config.train.get("nan_policy", "halt"), nonfinite.POLICIES)
     check_range("config.train.max_consecutive_nonfinite", config.train.get("max_consecutive_nonfinite", 20),
                 low=1, integer=True)
