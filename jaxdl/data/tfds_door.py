@@ -138,6 +138,12 @@ def prepare_project_builder(builder: tfds.core.DatasetBuilder) -> None:
             # (and stderr only progress and `error:` lines); nothing is downloaded here anyway.
             with contextlib.redirect_stdout(io.StringIO()):
                 builder.download_and_prepare(file_format="array_record")
+        except ModuleNotFoundError as error:
+            # TFDS sorts a split's examples in memory up to about 1 GB and spills larger ones to disk
+            # through TensorFlow's file layer, which the default install leaves out.
+            raise InputError("config.data.name", f"preparing {builder.name!r} needs {error.name!r} (a split of "
+                             "more than about 1 GB is sorted on disk through TensorFlow)",
+                             hint="pip install 'jaxdl[catalog]'") from error
         except OSError as error:
             raise InputError("config.data.data_dir", f"cannot prepare {builder.name!r} there "
                              f"({error.strerror or error})", got=builder.data_dir_root,

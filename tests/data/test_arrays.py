@@ -127,3 +127,24 @@ def test_command_line_trains_on_arrays_and_a_bad_file_exits_2(tmp_path):
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "config.data.name" in errors[0] and "'inputs, y'" in errors[0], bad.stderr
     assert not (tmp_path / "tfds2").exists()
+
+
+def test_a_set_too_large_to_sort_in_memory_without_tensorflow_is_one_error_and_writes_nothing(tmp_path, monkeypatch):
+    """TFDS spills a split over its in-memory limit (about 1 GB) through TensorFlow, which the default
+    install leaves out; the limit is lowered here so a small set takes that path."""
+    pytest.importorskip("tensorflow_datasets")
+    try:
+        import tensorflow  # noqa: F401, PLC0415
+        pytest.skip("TensorFlow is installed: the spill works")
+    except ImportError:
+        pass
+    from tensorflow_datasets.core import shuffle  # noqa: PLC0415
+
+    monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1000)
+    x, y = blobs(300)
+    path = tmp_path / "big.npz"
+    np.savez(path, x=x, y=y)
+    with pytest.raises(InputError, match=r"config.data.name: preparing .* needs 'tensorflow'") as raised:
+        jaxdl.load_data(data_config(f"npz:{path}", tmp_path / "tfds"))
+    assert "jaxdl[catalog]" in str(raised.value)
+    assert not any(files for _, _, files in os.walk(tmp_path / "tfds"))
