@@ -2,6 +2,19 @@
 
     python -m experiments.<name> [--config configs/<name>.py[:ARG]] [--config.KEY=VALUE ...]
                                  [--workdir DIR] [--debug] [--quiet]
+                                 [--coordinator HOST:PORT --num_processes N --process_id I
+                                  [--distributed_timeout SECONDS]]
+
+Many processes (`jax.distributed`): start the same command once per process, each with its own
+`--process_id` (0 .. N-1) and the same `--coordinator` (process 0's host and a free port) and
+`--num_processes`. Together they form one mesh over all devices of all processes; process 0 alone
+writes the run's files and shows the progress bar, every process takes part in the checkpoints.
+On CPU the processes talk through gloo. `--distributed_timeout` (seconds, default 300) bounds the
+wait for the other processes at start-up, and how long a process that dies without warning goes
+unnoticed by the others (the heartbeat timeout, at most 100 s) before they exit with an `error:`
+line. On a Cloud TPU VM (libtpu installed and TPU chips at /dev/accel* or /dev/vfio/) none of the
+flags are needed: `jax.distributed.initialize()` is called without arguments and finds the
+slice's hosts itself (a single-host VM is then one process, as without the flags).
 
 Exit codes:
   0    done;
@@ -24,6 +37,8 @@ contract of a failing command.
 from __future__ import annotations
 
 import datetime
+import glob
+import importlib.util
 import os
 import shlex
 import sys
@@ -38,18 +53,25 @@ from jaxdl.run.config import apply_override, load_config, split_overrides
 from jaxdl.train.preemption import RunInterrupted
 
 USAGE = ("usage: python -m experiments.<name> [--config FILE.py[:ARG]] [--config.KEY=VALUE ...] "
-         "[--workdir DIR] [--debug] [--quiet]")
-FLAGS = ("config", "workdir", "debug", "quiet", "help")
+         "[--workdir DIR] [--debug] [--quiet] [--coordinator HOST:PORT --num_processes N --process_id I "
+         "[--distributed_timeout SECONDS]]")
+DISTRIBUTED_FLAGS = ("coordinator", "num_processes", "process_id", "distributed_timeout")
+FLAGS = ("config", "workdir", "debug", "quiet", "help", *DISTRIBUTED_FLAGS)
+HEARTBEAT_SECONDS = 100  # jax.distributed's default: how long a silent process goes unnoticed, at most
 
 
-def parse_args(argv: list[str], default_config: str) -> tuple[ml_collections.ConfigDict, str, bool, bool]:
-    """argv -> (config with overrides applied, workdir, debug, quiet)."""
-    flags, overrides = split_overrides(argv)
+def check_flags(flags: dict) -> None:
     for name in flags:
         if name not in FLAGS:
             suggestion = did_you_mean(name, FLAGS)
             raise InputError(f"--{name}", "unknown flag", expected=", ".join(f"--{f}" for f in FLAGS),
                              hint=f"did you mean --{suggestion}?" if suggestion else None)
+
+
+def parse_args(argv: list[str], default_config: str) -> tuple[ml_collections.ConfigDict, str, bool, bool]:
+    """argv -> (config with overrides applied, workdir, debug, quiet)."""
+    flags, overrides = split_overrides(argv)
+    check_flags(flags)
     config = load_config(flags.get("config") or default_config)
     for key, text in overrides.items():
         apply_override(config, key, text)
@@ -87,6 +109,69 @@ def use_compilation_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
 
 
+def whole_number(name: str, text: str | None, low: int) -> int:
+    try:
+        value = int(text or "")
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise InputError(f"--{name}", "must be a whole number" + (f" of at least {low}" if low else " >= 0"),
+                         got=text, expected=f"an integer >= {low}")
+    return value
+
+
+def distributed_args(argv: list[str]) -> dict | None:
+    """The `jax.distributed.initialize` arguments the flags ask for, checked on the host; None for one process.
+
+    {} on a Cloud TPU VM without the flags (JAX finds the slice itself).
+    """
+    flags, _ = split_overrides(argv)
+    check_flags(flags)
+    given = {name: flags[name] for name in DISTRIBUTED_FLAGS if name in flags}
+    if not given:
+        return {} if on_cloud_tpu_vm() else None
+    timeout = whole_number("distributed_timeout", given.get("distributed_timeout", "300"), 1)
+    missing = [f"--{name}" for name in DISTRIBUTED_FLAGS[:3] if name not in given]
+    if missing:
+        raise InputError(missing[0], "missing: many processes need --coordinator, --num_processes and --process_id",
+                         got=", ".join(f"--{name}" for name in given), expected="all three")
+    count = whole_number("num_processes", given["num_processes"], 1)
+    index = whole_number("process_id", given["process_id"], 0)
+    if index >= count:
+        raise InputError("--process_id", f"is out of range for --num_processes={count}", got=index,
+                         expected=f"0 .. {count - 1}")
+    host, colon, port = given["coordinator"].rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError("--coordinator", "must be HOST:PORT", got=given["coordinator"],
+                         expected="e.g. localhost:12355 (process 0's host and a free port)")
+    return {"coordinator_address": given["coordinator"], "num_processes": count, "process_id": index,
+            "initialization_timeout": timeout, "heartbeat_timeout_seconds": min(timeout, HEARTBEAT_SECONDS)}
+
+
+def on_cloud_tpu_vm() -> bool:
+    """libtpu is installed and the machine has TPU chips: a Cloud TPU VM, where JAX finds the slice itself."""
+    if importlib.util.find_spec("libtpu") is None:
+        return False
+    return bool(glob.glob("/dev/accel[0-9]*") or glob.glob("/dev/vfio/[0-9]*"))
+
+
+def start_distributed(args: dict | None) -> None:
+    """Joins the processes of a multi-process run (before any JAX computation); nothing for one process."""
+    if args is None:
+        return
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
+    try:
+        jax.distributed.initialize(**args)
+    except Exception as error:  # noqa: BLE001 (XLA raises its own types for a coordinator that never answers)
+        where = "--coordinator" if "coordinator_address" in args else "jax.distributed.initialize"
+        address = args.get("coordinator_address", "the Cloud TPU slice")
+        message = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        seconds = args.get("initialization_timeout", 300)
+        raise InputError(where, f"could not join the other processes within {seconds} s ({message})", got=address,
+                         expected=f"all {args.get('num_processes', '')} processes started with the same "
+                                  "--coordinator, process 0 reachable there".replace("all  ", "all ")) from error
+
+
 def main(run: Callable[..., dict], default_config: str, argv: list[str] | None = None) -> int:
     """Parses flags, calls `run(config, workdir)`, prints the final table; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -98,6 +183,7 @@ def main(run: Callable[..., dict], default_config: str, argv: list[str] | None =
     configure_logging(debug)
     use_compilation_cache()
     try:
+        start_distributed(distributed_args(argv))
         config, workdir, debug, quiet = parse_args(argv, default_config)
         summary = run(config, workdir, progress=not quiet)
     except InputError as error:
@@ -108,5 +194,6 @@ def main(run: Callable[..., dict], default_config: str, argv: list[str] | None =
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(final_table(summary))
+    if jax.process_index() == 0:  # one table for a multi-process run
+        print(final_table(summary))
     return 0

@@ -51,6 +51,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxdl import parallel
 from jaxdl.errors import InputError
 from jaxdl.train.digest import leaf_specs, params_sha256
 
@@ -81,7 +82,7 @@ def library_versions() -> dict[str, str]:
 
 def tree_digest(tree: Any) -> tuple[str, dict[str, str]]:
     """(SHA-256 of the leaves' bytes, {leaf path: "dtype[shape]"}) of a pytree, read to the host."""
-    host = jax.device_get(tree)
+    host = parallel.host_get(tree)
     return params_sha256(host), leaf_specs(host)
 
 
@@ -93,7 +94,7 @@ def host_copy(tree: Any) -> Any:
     """
     def owned(leaf: Any) -> np.ndarray:
         return leaf if isinstance(leaf, np.ndarray) and leaf.flags.owndata else np.array(leaf)
-    return jax.tree.map(owned, jax.device_get(tree))
+    return jax.tree.map(owned, parallel.host_get(tree))
 
 
 @contextlib.contextmanager
