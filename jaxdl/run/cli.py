@@ -41,6 +41,7 @@ import glob
 import importlib.util
 import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -49,6 +50,7 @@ import ml_collections
 
 from jaxdl.errors import InputError, did_you_mean
 from jaxdl.report.console import configure_logging, final_table, report_error
+from jaxdl.run import stderr_guard
 from jaxdl.run.config import apply_override, load_config, split_overrides
 from jaxdl.train.preemption import RunInterrupted
 
@@ -57,6 +59,8 @@ USAGE = ("usage: python -m experiments.<name> [--config FILE.py[:ARG]] [--config
          "[--distributed_timeout SECONDS]]")
 DISTRIBUTED_FLAGS = ("coordinator", "num_processes", "process_id", "distributed_timeout")
 FLAGS = ("config", "workdir", "debug", "quiet", "help", *DISTRIBUTED_FLAGS)
+STDERR_GUARD = stderr_guard.__file__
+PEER_LOST_SIGNS = ("Gloo", "Connection closed by peer", "UNAVAILABLE", "heartbeat")
 HEARTBEAT_SECONDS = 100  # jax.distributed's default: how long a silent process goes unnoticed, at most
 
 
@@ -145,7 +149,8 @@ def distributed_args(argv: list[str]) -> dict | None:
         raise InputError("--coordinator", "must be HOST:PORT", got=given["coordinator"],
                          expected="e.g. localhost:12355 (process 0's host and a free port)")
     return {"coordinator_address": given["coordinator"], "num_processes": count, "process_id": index,
-            "initialization_timeout": timeout, "heartbeat_timeout_seconds": min(timeout, HEARTBEAT_SECONDS)}
+            "initialization_timeout": timeout, "heartbeat_timeout_seconds": min(timeout, HEARTBEAT_SECONDS),
+            "shutdown_timeout_seconds": timeout}
 
 
 def on_cloud_tpu_vm() -> bool:
@@ -172,6 +177,24 @@ def start_distributed(args: dict | None) -> None:
                                   "--coordinator, process 0 reachable there".replace("all  ", "all ")) from error
 
 
+def guard_stderr(debug: bool) -> None:
+    """Sends this process's stderr through jaxdl/run/stderr_guard.py, a separate small process, so that a
+    lost peer ends in one `error:` line rather than the runtime's abort trace (see that module)."""
+    read, write = os.pipe()
+    subprocess.Popen([sys.executable, STDERR_GUARD, *(["keep"] if debug else [])], stdin=read, stdout=2,
+                     close_fds=True)
+    os.close(read)
+    sys.stderr.flush()
+    os.dup2(write, 2)
+    os.close(write)
+
+
+def lost_peer(error: Exception) -> bool:
+    """Whether a runtime error of a multi-process run says that another process went away."""
+    text = str(error)
+    return jax.process_count() > 1 and any(sign in text for sign in PEER_LOST_SIGNS)
+
+
 def main(run: Callable[..., dict], default_config: str, argv: list[str] | None = None) -> int:
     """Parses flags, calls `run(config, workdir)`, prints the final table; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -183,11 +206,19 @@ def main(run: Callable[..., dict], default_config: str, argv: list[str] | None =
     configure_logging(debug)
     use_compilation_cache()
     try:
-        start_distributed(distributed_args(argv))
+        distributed = distributed_args(argv)
+        if distributed is not None:
+            guard_stderr(debug)
+        start_distributed(distributed)
         config, workdir, debug, quiet = parse_args(argv, default_config)
         summary = run(config, workdir, progress=not quiet)
     except InputError as error:
         return report_error(error, debug)
+    except jax.errors.JaxRuntimeError as error:
+        if not lost_peer(error) or debug:
+            raise
+        print(stderr_guard.MESSAGE, end="", file=sys.stderr, flush=True)
+        os._exit(2)  # a clean shutdown would wait for the lost process
     except RunInterrupted as stop:
         print(f"{stop}. The run can be resumed from there: {resume_command(argv, stop.workdir)}", file=sys.stderr)
         return stop.exit_code

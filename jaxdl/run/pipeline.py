@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 
 import flax
@@ -197,7 +198,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     finally:
         checkpointer.close()
     if result.interrupted:
-        raise preemption.RunInterrupted(stop.signum, result.epochs_run, workdir)
+        # With many processes, one that got no signal itself stops because another did (as if SIGTERM).
+        raise preemption.RunInterrupted(stop.signum or signal.SIGTERM, result.epochs_run, workdir)
     history = run_history(workdir, result)
     if members:
         outcome = sweep_summary(members, result, splits, mesh=mesh, batch_size=config.eval.batch_size)
