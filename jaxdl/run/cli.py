@@ -41,8 +41,10 @@ import glob
 import importlib.util
 import os
 import shlex
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import jax
@@ -50,7 +52,7 @@ import ml_collections
 
 from jaxdl.errors import InputError, did_you_mean
 from jaxdl.report.console import configure_logging, final_table, report_error
-from jaxdl.run import stderr_guard
+from jaxdl.run import output_guard
 from jaxdl.run.config import apply_override, load_config, split_overrides
 from jaxdl.train.preemption import RunInterrupted
 
@@ -59,7 +61,7 @@ USAGE = ("usage: python -m experiments.<name> [--config FILE.py[:ARG]] [--config
          "[--distributed_timeout SECONDS]]")
 DISTRIBUTED_FLAGS = ("coordinator", "num_processes", "process_id", "distributed_timeout")
 FLAGS = ("config", "workdir", "debug", "quiet", "help", *DISTRIBUTED_FLAGS)
-STDERR_GUARD = stderr_guard.__file__
+OUTPUT_GUARD = output_guard.__file__
 PEER_LOST_SIGNS = ("Gloo", "Connection closed by peer", "UNAVAILABLE", "heartbeat")
 HEARTBEAT_SECONDS = 100  # jax.distributed's default: how long a silent process goes unnoticed, at most
 
@@ -160,33 +162,74 @@ def on_cloud_tpu_vm() -> bool:
     return bool(glob.glob("/dev/accel[0-9]*") or glob.glob("/dev/vfio/[0-9]*"))
 
 
-def start_distributed(args: dict | None) -> None:
-    """Joins the processes of a multi-process run (before any JAX computation); nothing for one process."""
+def start_distributed(args: dict | None, debug: bool) -> None:
+    """Joins the processes of a multi-process run (before any JAX computation); nothing for one process.
+
+    Checked first, as bad input (exit 2): process 0 can bind the coordinator's port; another process
+    reaches it within the timeout. Then the output goes through the relay (guard_output).
+    """
     if args is None:
         return
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
+    seconds = args.get("initialization_timeout", 300)
+    address = args.get("coordinator_address")
+    if address is not None:
+        check_coordinator(address, args["process_id"], seconds)
+    where = "--coordinator" if address is not None else "jax.distributed.initialize"
+    joining = InputError(where, f"could not join the other processes within {seconds} s",
+                         got=address or "the Cloud TPU slice",
+                         expected=f"all {args.get('num_processes', 'the')} processes started with the same flags "
+                                  "within the timeout (--distributed_timeout)")
+    guard_output(debug, f"error: {joining}")
     try:
         jax.distributed.initialize(**args)
     except Exception as error:  # noqa: BLE001 (XLA raises its own types for a coordinator that never answers)
-        where = "--coordinator" if "coordinator_address" in args else "jax.distributed.initialize"
-        address = args.get("coordinator_address", "the Cloud TPU slice")
-        message = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        seconds = args.get("initialization_timeout", 300)
-        raise InputError(where, f"could not join the other processes within {seconds} s ({message})", got=address,
-                         expected=f"all {args.get('num_processes', '')} processes started with the same "
-                                  "--coordinator, process 0 reachable there".replace("all  ", "all ")) from error
+        raise joining from error
+    print(output_guard.JOINED, file=sys.stderr, flush=True)
 
 
-def guard_stderr(debug: bool) -> None:
-    """Sends this process's stderr through jaxdl/run/stderr_guard.py, a separate small process, so that a
-    lost peer ends in one `error:` line rather than the runtime's abort trace (see that module)."""
-    read, write = os.pipe()
-    subprocess.Popen([sys.executable, STDERR_GUARD, *(["keep"] if debug else [])], stdin=read, stdout=2,
-                     close_fds=True)
-    os.close(read)
+def check_coordinator(address: str, process_id: int, seconds: float) -> None:
+    """Process 0: the coordinator's port is free here. Others: something answers at `address` within `seconds`."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    if process_id == 0:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("", int(port)))
+            except OSError as error:
+                raise InputError("--coordinator", f"process 0 cannot listen on port {port} ({error.strerror})",
+                                 got=address, expected="a free port on process 0's host") from error
+        return
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError as error:
+            if time.monotonic() >= deadline:
+                reason = error.strerror or str(error)
+                raise InputError("--coordinator", f"nothing answers there within {seconds:g} s ({reason})",
+                                 got=address, expected="process 0 started with the same --coordinator (its host "
+                                 "and a free port), reachable from this host") from error
+            time.sleep(0.2)
+
+
+def guard_output(debug: bool, joining: str) -> None:
+    """Sends this process's stdout and stderr through jaxdl/run/output_guard.py, a separate small process,
+    so that a lost peer ends in one `error:` line rather than the runtime's abort trace, and gloo's
+    chatter stays off the terminal (see that module); `joining` is that line while the processes
+    have not all joined yet."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    os.dup2(write, 2)
-    os.close(write)
+    pipes = [os.pipe(), os.pipe()]
+    reads = [read for read, _ in pipes]
+    subprocess.Popen([sys.executable, OUTPUT_GUARD, *map(str, reads), joining, *(["keep"] if debug else [])],
+                     stdin=subprocess.DEVNULL, pass_fds=reads)
+    for target, (read, write) in zip((1, 2), pipes, strict=True):
+        os.close(read)
+        os.dup2(write, target)
+        os.close(write)
 
 
 def lost_peer(error: Exception) -> bool:
@@ -206,10 +249,7 @@ def main(run: Callable[..., dict], default_config: str, argv: list[str] | None =
     configure_logging(debug)
     use_compilation_cache()
     try:
-        distributed = distributed_args(argv)
-        if distributed is not None:
-            guard_stderr(debug)
-        start_distributed(distributed)
+        start_distributed(distributed_args(argv), debug)
         config, workdir, debug, quiet = parse_args(argv, default_config)
         summary = run(config, workdir, progress=not quiet)
     except InputError as error:
@@ -217,7 +257,7 @@ def main(run: Callable[..., dict], default_config: str, argv: list[str] | None =
     except jax.errors.JaxRuntimeError as error:
         if not lost_peer(error) or debug:
             raise
-        print(stderr_guard.MESSAGE, end="", file=sys.stderr, flush=True)
+        print(output_guard.MESSAGE, file=sys.stderr, flush=True)
         os._exit(2)  # a clean shutdown would wait for the lost process
     except RunInterrupted as stop:
         print(f"{stop}. The run can be resumed from there: {resume_command(argv, stop.workdir)}", file=sys.stderr)
