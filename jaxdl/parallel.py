@@ -110,3 +110,9 @@ def agree(flags: Sequence[bool]) -> list[bool]:
         return [bool(flag) for flag in flags]
     gathered = multihost_utils.process_allgather(np.asarray(flags, np.int32))
     return [bool(value) for value in np.asarray(gathered).reshape(-1, len(flags)).any(axis=0)]
+
+
+def sync(name: str) -> None:
+    """Waits until every process reached the point called `name` (nothing to wait for with one process)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
