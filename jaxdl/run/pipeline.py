@@ -45,6 +45,9 @@ from jaxdl.train.state import TrainState
 
 def prepare_workdir(workdir: str) -> str:
     """Creates `workdir` if needed and checks it is writable."""
+    if "://" in workdir:  # os.path would make "gs://b/run" a local folder "gs:/b/run"; the figures cannot go there yet
+        raise InputError("--workdir", "a bucket (or other URL) cannot be the workdir yet", got=workdir,
+                         expected="a local folder; on a TPU slice, a bucket mounted with gcsfuse (docs/tpu.md)")
     workdir = os.path.abspath(workdir)
     try:
         os.makedirs(workdir, exist_ok=True)
