@@ -21,7 +21,11 @@ Exit codes:
   2    bad input, reported as one `error:` line on stderr (`--debug` adds the traceback); this
        includes a run that diverged (NaN or infinite loss, see jaxdl.train.nonfinite);
   130  stopped by SIGINT (Ctrl-C), 143 stopped by SIGTERM: the last epoch is checkpointed and the
-       message on stderr gives the command that resumes the run;
+       message on stderr gives the command that resumes the run (with many processes, a signal to
+       any one stops all after the same epoch: the others exit with 143);
+  2 or 134  (many processes) another process died without warning, or the processes never all
+       joined: one `error:` line; 134 when JAX's runtime aborted this process (its trace is kept
+       off the terminal by jaxdl/run/output_guard.py, `--debug` shows it);
   anything else is a bug.
 
 Library warnings (TFDS, Orbax, absl) are hidden unless `--debug`; jaxdl's own show as `warning:` lines.
