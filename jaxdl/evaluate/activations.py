@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxdl import parallel
 from jaxdl.train.state import TrainState
 
 MAX_EXAMPLES = 10
@@ -57,7 +58,7 @@ def capture(state: TrainState, x: np.ndarray) -> dict[str, np.ndarray]:
     of each example folded into the batch (the hybrid's frame encoder: (n * frames, ...)) is
     returned per example, (n, frames, ...).
     """
-    tree = jax.device_get(intermediates_compiled(state, np.asarray(x, np.float32)))
+    tree = parallel.host_get(intermediates_compiled(state, np.asarray(x, np.float32)))
     return named_layers(tree, len(x))
 
 

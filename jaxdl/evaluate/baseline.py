@@ -101,7 +101,7 @@ def fit_in_one_program(state: TrainState, train: dict[str, np.ndarray], validati
         return jax.lax.while_loop(more, body, (fit_state, history, jnp.zeros((), bool)))[:2]
 
     fit_state = jax.device_put(init_fit_state(state), replicated)
-    fit_state, history = jax.device_get(jax.jit(run, donate_argnums=0)(fit_state, train_data, val_batches))
+    fit_state, history = parallel.host_get(jax.jit(run, donate_argnums=0)(fit_state, train_data, val_batches))
     records = [{"epoch": i + 1, **{k: float(v[i]) for k, v in history.items()}} for i in range(int(fit_state.epoch))]
     return fit_state, records
 

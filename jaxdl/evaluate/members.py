@@ -69,7 +69,7 @@ def evaluate_members(states: TrainState, arrays: dict[str, np.ndarray], *, task:
     batch_size = eval_batch_size_for(len(arrays["y"]), batch_size, mesh)
     batches = jax.device_put(eval_batches(arrays, batch_size), parallel.replicated(mesh))
     sharding = None if parallel.splits_members(mesh, count) else parallel.batch_sharded(mesh)
-    per_member, ensemble = jax.device_get(members_compiled(states, batches, include,
+    per_member, ensemble = parallel.host_get(members_compiled(states, batches, include,
                                                            probabilities=task == "classification",
                                                            batch_sharding=sharding))
     as_python = lambda name, value: int(value) if name == "count" else float(value)

@@ -27,7 +27,7 @@ def evaluate_split(state: TrainState, arrays: dict[str, np.ndarray], *, mesh: Me
     mesh = mesh or parallel.make_mesh()
     batch_size = eval_batch_size_for(len(arrays["y"]), batch_size, mesh)
     batches = jax.device_put(eval_batches(arrays, batch_size), parallel.replicated(mesh))
-    return host_metrics(jax.device_get(evaluate_compiled(state, batches, parallel.batch_sharded(mesh))))
+    return host_metrics(parallel.host_get(evaluate_compiled(state, batches, parallel.batch_sharded(mesh))))
 
 
 def host_metrics(metrics: dict) -> dict[str, float]:
@@ -91,7 +91,7 @@ def predict_split(state: TrainState, arrays: dict[str, np.ndarray], *, num_class
     n = len(arrays["y"])
     batch_size = eval_batch_size_for(n, batch_size, mesh)
     batches = jax.device_put(eval_batches(arrays, batch_size), parallel.replicated(mesh))
-    metrics, outputs, per_example, confusion = jax.device_get(
+    metrics, outputs, per_example, confusion = parallel.host_get(
         predict_compiled(state, batches, num_classes=num_classes, batch_sharding=parallel.batch_sharded(mesh)))
 
     def unpad(a):

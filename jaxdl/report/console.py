@@ -92,7 +92,8 @@ def final_table(summary: dict) -> str:
                    + (", stopped early)" if summary.get("stopped_early") else ")")),
         ("train time", f"{summary['train_seconds']:.1f} s"),
         ("parameters", f"{summary['num_params']:,}"),
-        ("devices", f"{summary['devices']['count']} x {summary['devices']['kind']}"),
+        ("devices", f"{summary['devices']['count']} x {summary['devices']['kind']}"
+                    + (f" in {summary['processes']} processes" if summary.get("processes", 1) > 1 else "")),
         ("workdir", summary.get("workdir", "")),
     ]
     if summary.get("report"):

@@ -2,7 +2,8 @@
 
 Workdir files: `config.json` (resolved config), `metrics.jsonl` (one JSON object per epoch),
 `summary.json` (final figures). JSON files are written to a temporary name and renamed, so a
-reader never sees half a file. The figures and report.html are drawn by `jaxdl.report.build`
+reader never sees half a file. Paths go through `etils.epath` (as in TFDS and Orbax), so a workdir
+may be a bucket (gs://...) as well as a local folder. The figures and report.html are drawn by `jaxdl.report.build`
 (matplotlib is imported only there), TensorBoard events by `jaxdl.report.scalars`.
 """
 
@@ -13,15 +14,15 @@ import os
 from typing import Any
 
 import ml_collections
+from etils import epath
 
 
 def write_json(path: str, value: Any) -> None:
     """Writes `value` as indented JSON, atomically (temp file + rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    path = epath.Path(path)
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -41,26 +42,32 @@ class MetricsLog:
 
     def read(self) -> list[dict]:
         """The records; a last line cut short (a process killed while writing it) is left out."""
-        if not os.path.exists(self.path):
+        path = epath.Path(self.path)
+        if not path.exists():
             return []
-        with open(self.path) as f:
-            lines = [line for line in f if line.strip()]
+        lines = [line for line in path.read_text().splitlines(keepends=True) if line.strip()]
         if lines and not lines[-1].endswith("\n"):
             lines.pop()
         return [json.loads(line) for line in lines]
 
     def keep_through(self, epoch: int) -> None:
         """Drops records after `epoch` (those of a run that was interrupted before its next checkpoint)."""
-        kept = [r for r in self.read() if r["epoch"] <= epoch]
-        tmp = f"{self.path}.tmp"
-        with open(tmp, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
-        os.replace(tmp, self.path)
+        self.rewrite([r for r in self.read() if r["epoch"] <= epoch])
+
+    def rewrite(self, records: list[dict]) -> None:
+        """Replaces the file with `records` (temp file + rename)."""
+        path = epath.Path(self.path)
+        tmp = path.with_name(f"{path.name}.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        tmp.replace(path)
 
     def append(self, record: dict) -> None:
         if not self._appended:
             self.keep_through(record["epoch"] - 1)
             self._appended = True
+        if "://" in str(self.path):  # a bucket object cannot be appended to: written anew (a few KB)
+            self.rewrite([*self.read(), record])
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()

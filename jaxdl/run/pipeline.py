@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 
 import flax
@@ -46,10 +47,13 @@ from jaxdl.train.state import TrainState
 
 def prepare_workdir(workdir: str) -> str:
     """Creates `workdir` if needed and checks it is writable."""
+    if "://" in workdir:  # os.path would make "gs://b/run" a local folder "gs:/b/run"; the figures cannot go there yet
+        raise InputError("--workdir", "a bucket (or other URL) cannot be the workdir yet", got=workdir,
+                         expected="a local folder; on a TPU slice, a bucket mounted with gcsfuse (docs/tpu.md)")
     workdir = os.path.abspath(workdir)
     try:
         os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, ".write_test")
+        probe = os.path.join(workdir, f".write_test.{jax.process_index()}")  # processes may share the workdir
         with open(probe, "w"):
             pass
         os.remove(probe)
@@ -183,6 +187,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     """
     started = time.perf_counter()
     mesh = parallel.make_mesh()
+    leader = parallel.is_leader()  # with many processes, process 0 alone writes the run's files
     check_config(config, mesh)
     members = sweep_lib.members_of(config)
     check_pipeline(config, given_splits=splits is not None, members=members)
@@ -204,42 +209,49 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         check_eval_config(config.get("eval", ml_collections.ConfigDict()), splits.info.task)
         model = model if model is not None else build_model(config.model, splits.info)
         per_step = check_model_fits_data(model, splits.info)
-        log.write_config(workdir, config)
-        if splits.info.preprocessing:  # what prediction on new data must repeat (a table's training statistics)
-            log.write_json(os.path.join(workdir, "preprocessing.json"), splits.info.preprocessing)
-        log.write_json(os.path.join(workdir, "data_info.json"), data_info_record(splits))
+        if leader:
+            log.write_config(workdir, config)
+            if splits.info.preprocessing:  # what prediction on new data must repeat (a table's training statistics)
+                log.write_json(os.path.join(workdir, "preprocessing.json"), splits.info.preprocessing)
+            log.write_json(os.path.join(workdir, "data_info.json"), data_info_record(splits))
         state = build_state(config, splits.info, steps_per_epoch, model, members, per_step=per_step)
         result, stop = run_fit(config, state, splits, mesh=mesh, checkpointer=checkpointer, workdir=workdir,
                                progress=progress, members=members)
     finally:
         checkpointer.close()
     if result.interrupted:
-        raise preemption.RunInterrupted(stop.signum, result.epochs_run, workdir)
+        # With many processes, one that got no signal itself stops because another did (as if SIGTERM).
+        raise preemption.RunInterrupted(stop.signum or signal.SIGTERM, result.epochs_run, workdir)
+    history = run_history(workdir, result)
     if members:
         outcome = sweep_summary(members, result, splits, mesh=mesh, batch_size=config.eval.batch_size)
         best = outcome["best_member"]
         summary = summarize(config, workdir, splits, sweep_lib.member_result(result, best),
                             outcome["members"][best]["test"], mesh=mesh, total_seconds=time.perf_counter() - started,
-                            member=best)
+                            member=best, history=history)
         summary.update(outcome)
-        plot_curves(log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read(),
-                    os.path.join(workdir, "validation_curves.png"),
-                    labels=dict(enumerate(sweep_lib.member_labels(members))), title=f"{len(members)} members")
+        if leader:
+            plot_curves(history, os.path.join(workdir, "validation_curves.png"),
+                        labels=dict(enumerate(sweep_lib.member_labels(members))), title=f"{len(members)} members")
     else:
-        history = log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
         review = review_run(config, splits, result.state, mesh, history)
         summary = summarize(config, workdir, splits, result, review.test, mesh=mesh,
-                            total_seconds=time.perf_counter() - started)
+                            total_seconds=time.perf_counter() - started, history=history)
         summary.update(review.fields)
         if config.eval.get("report", True):
             summary["report"] = os.path.join(workdir, "report.html")
-            summary["files"] = write_report(workdir, config, summary, history=history, review=review, splits=splits)
-    # Before summary.json: a run that counts as finished always has its drift reference.
+            if leader:
+                summary["files"] = write_report(workdir, config, summary, history=history, review=review,
+                                                splits=splits)
+    # Before summary.json: a run that counts as finished always has its drift reference. Every process
+    # takes part in its prediction pass; process 0 writes it.
     kept = sweep_lib.take_member(result.state, summary["best_member"]) if members else result.state
     reference = drift_features.reference_of_run(splits, kept, mesh=mesh, batch_size=config.eval.batch_size)
-    summary["drift_reference"] = drift_features.write_reference(workdir, reference)
-    log.write_json(os.path.join(workdir, "summary.json"), summary)
-    ScalarLog(workdir).final(summary)
+    summary["drift_reference"] = os.path.join(workdir, drift_features.FILE)
+    if leader:
+        drift_features.write_reference(workdir, reference)
+        log.write_json(os.path.join(workdir, "summary.json"), summary)
+        ScalarLog(workdir).final(summary)
     return (summary, result.state) if return_state else summary
 
 
@@ -248,10 +260,13 @@ def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_l
             members: list) -> tuple[FitResult, preemption.StopRequest]:
     """`fit` with metrics.jsonl, the progress bar, and SIGTERM / SIGINT turned into a clean stop."""
     metrics_log = log.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
-    bar = console.Progress(config.train.epochs, initial=checkpointer.latest_epoch() or 0, enabled=progress)
+    leader = parallel.is_leader()
+    bar = console.Progress(config.train.epochs, initial=checkpointer.latest_epoch() or 0, enabled=progress and leader)
     scalars = ScalarLog(workdir, resumed_epoch=checkpointer.latest_epoch() or 0)
 
     def on_epoch(record: dict) -> None:
+        if not leader:
+            return
         for line in record.get("members", [record]):
             metrics_log.append(line)
             scalars.epoch(line)
@@ -273,10 +288,21 @@ def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_l
     return result, stop
 
 
+def run_history(workdir: str, result: FitResult) -> list[dict]:
+    """The metrics.jsonl records of the whole run. Only process 0 writes that file; another process
+    (whose summary is never written) takes the records of this call's epochs instead of reading
+    a file process 0 may still be writing."""
+    if parallel.is_leader():
+        return log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+    return [line for record in result.history for line in record.get("members", [record])]
+
+
 def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, test: dict, *, mesh,
-              total_seconds: float, member: int | None = None) -> dict:
-    """The summary.json record of a finished run (of sweep member `member`, whose result is given)."""
-    history = log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+              total_seconds: float, member: int | None = None, history: list[dict] | None = None) -> dict:
+    """The summary.json record of a finished run (of sweep member `member`, whose result is given);
+    `history`: the metrics.jsonl records (default: read from the workdir)."""
+    if history is None:
+        history = log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
     own = [r for r in history if r.get("member") == member]
     epoch_seconds = {r["epoch"]: r["seconds"] for r in history}  # a sweep logs each epoch once per member
     return {
@@ -298,5 +324,6 @@ def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, 
         "total_seconds": total_seconds,
         "params_sha256": params_sha256(result.state.params),
         "devices": parallel.describe_devices(mesh),
+        "processes": parallel.describe_processes(),
         "jax_version": jax.__version__,
     }

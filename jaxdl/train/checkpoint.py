@@ -22,6 +22,14 @@ due while the previous one is still being written waits for it; an error of a ba
 raised by the next `save`, `wait` or `close`. What the training thread waits for
 (benchmarks/checkpoint_save.py, CPU): ~1 ms instead of ~30 ms for the default digits MLP, ~4 ms
 instead of ~100 ms for ResNet-20; most of the old cost was Orbax's own blocking part, not the hash.
+Many processes (jax.distributed): every process calls `save` and `restore` alike (the host copy
+comes through `parallel.host_get`); Orbax lets process 0 write the meta and the replicated arrays
+and waits for all before a checkpoint counts as complete. `fit` agrees on when to save, since
+each process keeps its own clock. Saves are then made on the training thread, not the worker:
+Orbax's barriers are device collectives (`sync_global_devices`), which must come in the same
+order on every process as the training step's own. Every process checks the SHA-256 of what it read (so all find
+the same checkpoint corrupted) and process 0 alone moves a corrupted one aside.
+
 Until written a save still takes ~150-500 ms of background work, as much as a small-data epoch or
 more, so the default is by time (`every_seconds=30`) rather than every epoch. The price: a run
 killed without warning repeats the epochs since its last completely written checkpoint (about
@@ -51,6 +59,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxdl import parallel
 from jaxdl.errors import InputError
 from jaxdl.train.digest import leaf_specs, params_sha256
 
@@ -81,7 +90,7 @@ def library_versions() -> dict[str, str]:
 
 def tree_digest(tree: Any) -> tuple[str, dict[str, str]]:
     """(SHA-256 of the leaves' bytes, {leaf path: "dtype[shape]"}) of a pytree, read to the host."""
-    host = jax.device_get(tree)
+    host = parallel.host_get(tree)
     return params_sha256(host), leaf_specs(host)
 
 
@@ -93,7 +102,7 @@ def host_copy(tree: Any) -> Any:
     """
     def owned(leaf: Any) -> np.ndarray:
         return leaf if isinstance(leaf, np.ndarray) and leaf.flags.owndata else np.array(leaf)
-    return jax.tree.map(owned, jax.device_get(tree))
+    return jax.tree.map(owned, parallel.host_get(tree))
 
 
 @contextlib.contextmanager
@@ -167,6 +176,12 @@ class Checkpointer:
         """
         self._settle()
         host = host_copy(state)
+        if jax.process_count() > 1:
+            # Orbax's barriers are device collectives: from the worker thread they could interleave with the
+            # training step's own collectives in a different order on each process, so the save is made here.
+            self._write(epoch, host, meta)
+            self._last_save = self.clock()
+            return
         self._pending = self._worker.submit(self._write, epoch, host, copy.deepcopy(meta))
         self._pending_epoch = epoch
         self._last_save = self.clock()
@@ -259,11 +274,13 @@ class Checkpointer:
         return state, meta
 
     def set_aside(self, epoch: int) -> str:
-        """Moves checkpoint `epoch` to `<directory>.corrupt/`; returns where it went."""
+        """Moves checkpoint `epoch` to `<directory>.corrupt/`; returns where it went (process 0 moves it)."""
         target = os.path.join(f"{self.directory}.corrupt", f"{epoch}-{time.strftime('%Y%m%d-%H%M%S')}")
         self._drain()
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.move(self.path(epoch), target)
+        if parallel.is_leader():  # with many processes, all found it corrupted; process 0 moves it
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.move(self.path(epoch), target)
+        parallel.sync("jaxdl-checkpoint-set-aside")
         self.manager.reload()
         return target
 

@@ -12,11 +12,13 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxdl import parallel
+
 
 def params_sha256(params) -> str:
     """SHA-256 of the parameters' bytes, leaf by leaf in path order (names, dtypes, shapes included)."""
     digest = hashlib.sha256()
-    leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(params))[0]
+    leaves = jax.tree_util.tree_flatten_with_path(parallel.host_get(params))[0]
     for path, value in sorted(leaves, key=lambda item: jax.tree_util.keystr(item[0])):
         array = np.ascontiguousarray(value)
         digest.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape};".encode())

@@ -214,7 +214,9 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         its state from before that epoch; NonFiniteError comes only when every member has diverged.
       max_consecutive_nonfinite: under "skip", this many non-finite steps in a row end the run (the member).
       stop_requested: polled after each epoch (e.g. set by SIGTERM); when it returns True the
-        epoch is checkpointed and fit returns with `interrupted=True`.
+        epoch is checkpointed and fit returns with `interrupted=True`. With several processes, a
+        request of any one stops them all after the same epoch (and a checkpoint due by any one's
+        clock is saved by all).
       members: 0 for one run; M to train a stack of M runs as one vmapped program, each member
         with its own data order and early stopping (the loop ends when all have stopped).
       chunk_steps: streamed: steps per compiled chunk (0: chunks of about `feed.CHUNK_BYTES` of inputs).
@@ -270,12 +272,12 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
             return compiled(fit_state, train_data, val_batches)
     history = []
     start = time.perf_counter()
-    halted = jax.device_get(fit_state.early.stopped | fit_state.diverged)
+    halted = parallel.host_get(fit_state.early.stopped | fit_state.diverged)
     epoch, stopped, interrupted = resumed_from, bool(np.all(halted)), False
     while epoch < epochs and not stopped and not interrupted:
         tick = time.perf_counter()
         fit_state, metrics = epoch_fn(fit_state)
-        metrics, epochs_done, stopped_flags, diverged = jax.device_get(
+        metrics, epochs_done, stopped_flags, diverged = parallel.host_get(
             (metrics, fit_state.epoch, fit_state.early.stopped, fit_state.diverged))
         epoch, stopped = int(np.max(epochs_done)), bool(np.all(stopped_flags | diverged))
         trained = epochs_done == epoch  # the members that ran this epoch (the others were frozen)
@@ -291,13 +293,16 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
             nonfinite.check_epoch(epoch, count, longest, first_step, policy=nan_policy,
                                   max_consecutive=max_consecutive_nonfinite, members=members,
                                   last_checkpoint=checkpointer.latest_epoch() if checkpointer is not None else None)
-        interrupted = stop_requested is not None and stop_requested() and epoch < epochs and not stopped
-        if checkpointer is not None and checkpointer.due(epoch, final=stopped or epoch >= epochs or interrupted):
+        asked = stop_requested is not None and stop_requested()
+        due = checkpointer is not None and checkpointer.due(epoch, final=stopped or epoch >= epochs)
+        asked, due = parallel.agree([asked, due])  # a signal or a clock of one process: all stop and save alike
+        interrupted = asked and epoch < epochs and not stopped
+        if checkpointer is not None and (due or interrupted):
             steps_done = epoch * steps_per_epoch
             position = {"epoch": epoch, "step": steps_done, "examples": steps_done * batch_size}
             checkpointer.save(epoch, fit_state, {**(checkpoint_meta or {}), "input": position})
     train_seconds = time.perf_counter() - start
-    host = jax.device_get((fit_state.epoch, fit_state.early.best_epoch, fit_state.early.stopped, fit_state.diverged))
+    host = parallel.host_get((fit_state.epoch, fit_state.early.best_epoch, fit_state.early.stopped, fit_state.diverged))
     epochs_run, best_epoch, stopped_early, diverged = (value.tolist() for value in host)
     return FitResult(state=final_state(fit_state, patience), fit_state=fit_state, history=history,
                      epochs_run=epochs_run, best_epoch=best_epoch, stopped_early=stopped_early,

@@ -168,7 +168,7 @@ def head_features(state: TrainState, head: Head, x: np.ndarray, *, batch_size: i
         real = len(batch)
         if real < size:  # one compiled shape: pad the last batch, drop the padding's features
             batch = np.concatenate([batch, np.zeros((size - real, *batch.shape[1:]), batch.dtype)])
-        chunks.append(np.asarray(jax.device_get(body(variables, jax.device_put(batch, sharding))))[:real])
+        chunks.append(np.asarray(parallel.host_get(body(variables, jax.device_put(batch, sharding))))[:real])
     return np.concatenate(chunks) if chunks else np.zeros((0, *head.feature_shape), np.float32)
 
 
