@@ -31,7 +31,7 @@ import os
 
 import numpy as np
 
-from jaxdl.data import DataInfo, Splits
+from jaxdl.data import DataInfo, Splits, StreamSplit
 from jaxdl.data import size as data_size
 from jaxdl.data import table as table_lib
 from jaxdl.errors import InputError
@@ -283,7 +283,10 @@ def reference_of_run(splits: Splits, state: TrainState, *, mesh=None, batch_size
     info = splits.info
     per_example = int(np.prod(info.input_shape))
     rows = sample_rows(data_size(splits.train), min(SAMPLE, max(SAMPLE_VALUES // per_example, 1)))
-    train_x = stored_form(splits.train["x"][rows], info)
+    if isinstance(splits.train, StreamSplit):  # streamed: read from its files, already in the stored form
+        train_x = splits.train.read(rows)["x"]
+    else:
+        train_x = stored_form(splits.train["x"][rows], info)
     held_out, n = splits.validation, data_size(splits.validation)
     test_size = data_size(splits.test)
     if n < test_size:  # padded to the test split's shapes, the pass reuses the test pass's compiled program

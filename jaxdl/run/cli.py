@@ -66,6 +66,7 @@ USAGE = ("usage: python -m experiments.<name> [--config FILE.py[:ARG]] [--config
 DISTRIBUTED_FLAGS = ("coordinator", "num_processes", "process_id", "distributed_timeout")
 FLAGS = ("config", "workdir", "debug", "quiet", "help", *DISTRIBUTED_FLAGS)
 OUTPUT_GUARD = output_guard.__file__
+SHUTDOWN_SECONDS = 600
 PEER_LOST_SIGNS = ("Gloo", "Connection closed by peer", "UNAVAILABLE", "heartbeat")
 HEARTBEAT_SECONDS = 100  # jax.distributed's default: how long a silent process goes unnoticed, at most
 
@@ -156,7 +157,9 @@ def distributed_args(argv: list[str]) -> dict | None:
                          expected="e.g. localhost:12355 (process 0's host and a free port)")
     return {"coordinator_address": given["coordinator"], "num_processes": count, "process_id": index,
             "initialization_timeout": timeout, "heartbeat_timeout_seconds": min(timeout, HEARTBEAT_SECONDS),
-            "shutdown_timeout_seconds": timeout}
+            # At the end the others wait for process 0, which alone writes the report and figures (tens of
+            # seconds on a loaded CPU); a process lost meanwhile is caught by the heartbeat, not this.
+            "shutdown_timeout_seconds": max(timeout, SHUTDOWN_SECONDS)}
 
 
 def on_cloud_tpu_vm() -> bool:

@@ -118,7 +118,7 @@ def host_epoch_order(order_key: np.ndarray, epoch: int, num_examples: int, batch
     """`epoch_order` computed on the host's CPU, for the streamed pipeline: (steps * batch_size,)
     example indices of epoch `epoch` (0-based), the tail dropped. `order_key`: `stream_keys(state)[1]`."""
     steps = num_examples // batch_size
-    with jax.default_device(jax.devices("cpu")[0]):
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):  # this process's own: any process can draw it
         order = np.asarray(permutation(jnp.asarray(order_key), epoch, num_examples))
     return order[: steps * batch_size]
 

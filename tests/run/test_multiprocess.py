@@ -83,13 +83,21 @@ def runs(tmp_path_factory, data_dir):
         assert [code for code, _, _ in results] == [0, 0], results
         found[f"{name}-two"] = (*records(two), results, pid)
         found[f"{name}-two-workdir"] = two
+    # The streamed pipeline: each process reads only its own rows of each global batch (Grain over
+    # the ArrayRecord files) and feeds them as its part of one global array.
+    stream = str(root / "cnn-stream-two")
+    results = finish(start("experiments.cnn", [*CNN, "--config.data.pipeline=stream"], stream, data_dir))
+    assert [code for code, _, _ in results] == [0, 0], results
+    found["cnn-stream-two"] = (*records(stream), results, None)
     return found
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mlp", "cnn"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "cnn-stream"])
 def test_two_processes_give_the_numbers_of_one(runs, name):
-    one, two = runs[f"{name}-one"], runs[f"{name}-two"]
+    """2 x 4 devices against 1 x 8 (in memory): "cnn-stream" streams in the two processes."""
+    one, two = runs[f"{name.partition('-')[0]}-one"], runs[f"{name}-two"]
+    assert two[1]["data"]["pipeline"] == ("stream" if name.endswith("stream") else "memory")
     assert (one[1]["processes"], two[1]["processes"]) == (1, 2)
     assert one[1]["devices"]["count"] == two[1]["devices"]["count"] == 8
     assert [r["epoch"] for r in two[0]] == [r["epoch"] for r in one[0]]  # each epoch logged once

@@ -89,6 +89,9 @@ def test_the_command_line_gives_the_same_losses_and_parameters_with_both_pipelin
     assert stream["params_sha256"] == memory["params_sha256"]
     assert stream["test"] == memory["test"]
     assert stream["data"]["wait_seconds"] >= 0 and "wait_seconds" not in memory["data"]
+    # The drift reference samples the same training rows, read from the files in their stored form.
+    assert (tmp_path / "stream" / "drift_reference.json").read_text() == (
+        tmp_path / "memory" / "drift_reference.json").read_text()
 
 
 EPOCHS = 8
