@@ -247,8 +247,11 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         fit_state, meta = checkpointer.restore(fit_state)
         resumed_from = int(np.max(fit_state.epoch))
         fit_state = restop(fit_state, patience)
-        step = np.asarray(fit_state.train.step.addressable_data(0))  # replicated: any process's copy
-        check_position(meta.get("input"), resumed_from, step, steps_per_epoch)
+        check_position(meta.get("input"), resumed_from, host_step(fit_state))
+    # The data epoch (which permutation) follows the step, as in `epoch_order`: a state that arrives
+    # having trained already (a second phase, a fine-tuned model) goes on with the next permutation.
+    start_step = int(np.max(host_step(fit_state)))
+    data_epoch = start_step // steps_per_epoch
 
     skip_nonfinite = nan_policy == "skip"
     if streamed:
@@ -256,7 +259,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
                                    skip_nonfinite=skip_nonfinite, max_consecutive_nonfinite=max_consecutive_nonfinite)
         epochs_fed = feed.StreamedEpochs(train, mesh=mesh, batch_size=batch_size,
                                          chunk_steps=feed.chunk_steps_for(train, batch_size, chunk_steps),
-                                         first_epoch=resumed_from, epochs=epochs,
+                                         first_epoch=data_epoch, epochs=data_epoch + epochs - resumed_from,
                                          order_key=feed.order_key_of(fit_state.train), finish=finish,
                                          skip_nonfinite=skip_nonfinite)
 
@@ -298,7 +301,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         asked, due = parallel.agree([asked, due])  # a signal or a clock of one process: all stop and save alike
         interrupted = asked and epoch < epochs and not stopped
         if checkpointer is not None and (due or interrupted):
-            steps_done = epoch * steps_per_epoch
+            steps_done = start_step + (epoch - resumed_from) * steps_per_epoch
             position = {"epoch": epoch, "step": steps_done, "examples": steps_done * batch_size}
             checkpointer.save(epoch, fit_state, {**(checkpoint_meta or {}), "input": position})
     train_seconds = time.perf_counter() - start
@@ -317,14 +320,20 @@ def finish_streamed(fit_state: FitState, step_metrics: list[dict], val_batches: 
     return finish_epoch(fit_state, fit_state.train, feed.concatenated(step_metrics), val_batches, **options)
 
 
-def check_position(position: dict | None, epoch: int, step: np.ndarray, steps_per_epoch: int) -> None:
-    """A checkpoint's input position must be where its epoch ended (a checkpoint saved without one is
-    taken to be); the feed of a resumed run starts there, at the first chunk of the next epoch."""
+def check_position(position: dict | None, epoch: int, step: np.ndarray) -> None:
+    """A checkpoint's input position must be where its state is (a checkpoint saved without one is
+    taken to be): after epoch `epoch`, at train step `step`. The feed of a resumed run starts there,
+    at the first chunk of the next epoch."""
     if position is None or np.ndim(step):
         return
-    if position.get("epoch") != epoch or position.get("step") != int(step) or int(step) != epoch * steps_per_epoch:
+    if position.get("epoch") != epoch or position.get("step") != int(step):
         raise InputError("checkpoint", "its input position does not match its state", got=position,
-                         expected=f"epoch {epoch}, step {epoch * steps_per_epoch}")
+                         expected=f"epoch {epoch}, step {int(step)}")
+
+
+def host_step(fit_state: FitState) -> np.ndarray:
+    """The train step on the host: () for one run, (M,) for a stack (a collective with many processes)."""
+    return np.asarray(parallel.host_get(fit_state.train.step))
 
 
 def restop(fit_state: FitState, patience: int) -> FitState:

@@ -28,7 +28,7 @@ def test_signal_variant_trains_from_the_command_line(family, signals_dir, tmp_pa
     assert done.returncode == 0, done.stderr[-3000:]
     with open(tmp_path / "summary.json") as f:
         summary = json.load(f)
-    assert summary["data"] == {"name": "signals", "train": 1800, "validation": 200, "test": 800}
+    assert summary["data"] == {"name": "signals", "train": 1800, "validation": 200, "test": 800, "pipeline": "memory"}
     assert summary["test"]["accuracy"] > 0.5  # 4 balanced classes: chance is 0.25
     for name in ("worst_errors.png", activations, "report.html"):
         assert name in summary["files"] and os.path.exists(tmp_path / name), name

@@ -51,9 +51,11 @@ def test_the_host_draws_the_devices_order(digits):
                                       np.asarray(on_device).reshape(-1))
 
 
-def test_fit_streams_to_the_memory_pipelines_bits(data_dir):
+@pytest.mark.parametrize("trained_steps", [0, 50])
+def test_fit_streams_to_the_memory_pipelines_bits(data_dir, trained_steps):
     """Dropout (the step's key), early stopping, 2 epochs of 20 steps in chunks of 7, 7 and 6 steps. The
-    CNN with batch norm: the command-line test below and benchmarks/stream.py."""
+    CNN with batch norm: the command-line test below and benchmarks/stream.py. A state that arrives
+    having trained 50 steps (a second phase) goes on with the permutation of its step's epoch (2)."""
     config = load_config("configs/mlp.py:tiny")
     with config.unlocked():
         config.model.dropout = 0.1
@@ -65,6 +67,7 @@ def test_fit_streams_to_the_memory_pipelines_bits(data_dir):
         assert fed == pipeline
         state = create_state(build_model(config.model, splits.info), optax.adam(1e-3), (8, 8, 1), 0,
                              classification_metrics)
+        state = state.replace(step=state.step + trained_steps)
         result = fit(state, splits.train, splits.validation, epochs=2, batch_size=64, patience=1, chunk_steps=7)
         assert result.pipeline == pipeline
         runs[pipeline] = ([{k: v for k, v in r.items() if k != "seconds"} for r in result.history],
