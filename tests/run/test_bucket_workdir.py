@@ -23,6 +23,7 @@ from orbax.checkpoint._src.path import gcs_utils
 
 import jaxdl
 from configs import mlp as mlp_config
+from jaxdl.run.cli import resume_command
 from jaxdl.run.pipeline import prepare_workdir, train_and_evaluate
 
 BUCKET = "gs://test-bucket"
@@ -119,11 +120,16 @@ BARE = {"open", "os.path.abspath", "os.path.isdir", "os.path.isfile", "os.path.e
         "shutil.copy", "shutil.copyfile"}
 WORKDIR_MODULES = ["run/pipeline.py", "train/checkpoint.py", "report/log.py", "report/build.py",
                    "report/figures.py", "report/curves.py", "report/plane.py", "report/scalars.py",
-                   "deploy/drift_features.py", "deploy/run_loader.py", "run/compare.py", "train/preemption.py"]
+                   "deploy/drift_features.py", "deploy/run_loader.py", "deploy/drift_report.py", "deploy/serve.py",
+                   "run/compare.py", "run/cli.py", "train/preemption.py"]
 # (module, function): why a bare call there does not touch a workdir path.
 ALLOWED = {
     ("report/scalars.py", "close"): "copies the event files out of the local temporary folder",
     ("run/compare.py", "run_names"): "the runs' labels for the table, from the paths as given (no file access)",
+    ("deploy/drift_report.py", "drift_command"): "the default output name and the printed paths (strings only)",
+    ("run/cli.py", "parse_args"): "the default workdir name runs/<experiment>-<time> (a string)",
+    ("run/cli.py", "resume_command"): "the program and --config paths (local files, not the workdir)",
+    ("run/cli.py", "use_compilation_cache"): "the compilation cache folder (local, not the workdir)",
 }
 
 
@@ -148,3 +154,9 @@ def test_workdir_modules_use_no_bare_file_calls():
     wrong = [f"{module}:{line} {name}" for module in WORKDIR_MODULES
              for name, function, line in bare_calls(PACKAGE / module) if (module, function) not in ALLOWED]
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_resume_command_keeps_a_bucket_workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resume_command(["--workdir", "gs://b/run"], "gs://b/run").endswith(" --workdir=gs://b/run")
+    assert resume_command(["--workdir=run"], "run").endswith(f" --workdir={tmp_path / 'run'}")
