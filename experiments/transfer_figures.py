@@ -7,6 +7,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (after choosing the headless backend)
 
+from jaxdl import paths  # noqa: E402
+
 STYLES = {"scratch": ("from scratch", "tab:gray", "o"), "head_only": ("head only (body frozen)", "tab:blue", "s"),
           "finetune": ("fine-tuned (two phases)", "tab:red", "^")}
 
@@ -57,5 +59,5 @@ def finish(figure, axes, path: str, title: str) -> None:
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path)
+    paths.save_figure(figure, path)  # the workdir may be a bucket
     plt.close(figure)

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import numpy as np
 
+from jaxdl import paths
 from jaxdl.data import DataInfo, Splits, StreamSplit
 from jaxdl.data import size as data_size
 from jaxdl.data import table as table_lib
@@ -325,25 +325,20 @@ def sample_rows(n: int, limit: int = SAMPLE, seed: int = SAMPLE_SEED) -> np.ndar
 
 
 def write_reference(workdir: str, record: dict) -> str:
-    path = os.path.join(workdir, FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, separators=(",", ":"))
-        f.write("\n")
-    os.replace(tmp, path)
+    path = paths.join(workdir, FILE)
+    paths.write_text_atomic(path, json.dumps(record, separators=(",", ":")) + "\n")
     return path
 
 
 def read_reference(workdir: str) -> dict:
     """The drift reference of the finished run in `workdir`; InputError when it has none."""
-    path = os.path.join(workdir, FILE)
-    if not os.path.exists(path):
+    path = paths.join(workdir, FILE)
+    if not paths.as_path(path).exists():
         raise InputError("--workdir", f"the run has no {FILE}", got=workdir,
                          expected="a run trained by this version of jaxdl",
                          hint="train the run again (the pipeline writes it at the end of training)")
     try:
-        with open(path) as f:
-            record = json.load(f)
+        record = json.loads(paths.as_path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise InputError("--workdir", f"cannot read its {FILE} ({error})", got=path) from error
     if record.get("version") != VERSION:

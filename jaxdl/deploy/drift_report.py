@@ -24,6 +24,7 @@ import sys
 import numpy as np
 from matplotlib.figure import Figure
 
+from jaxdl import paths as path_lib
 from jaxdl.deploy.command import parse_flags, run_command
 from jaxdl.deploy.drift import check_drift
 from jaxdl.deploy.drift_features import channel_names, layout_from_record, read_reference
@@ -175,28 +176,26 @@ population stability index exceeds the larger of {limits['psi_shifted']} and wha
 probability {limits['alpha']} for these sample sizes.</p>
 <h2>Most shifted features</h2>{table(header, rows)}
 <h2>Figures</h2>{images}"""
-    with open(path, "w") as f:
-        f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>Drift check</title>'
-                f"<style>{STYLE}</style></head><body>{body}</body></html>\n")
+    path_lib.as_path(path).write_text(f'<!doctype html><html><head><meta charset="utf-8"><title>Drift check</title>'
+                                      f"<style>{STYLE}</style></head><body>{body}</body></html>\n")
     return path
 
 
 def write_outputs(record: dict, reference: dict, output: str) -> list[str]:
     """drift.json, the figures and drift.html in `output`; returns the figure file names."""
     try:
-        os.makedirs(output, exist_ok=True)
-        with open(os.path.join(output, "drift.json"), "w") as f:
-            json.dump(record, f, indent=1)
-            f.write("\n")
+        folder = path_lib.as_path(output)  # a local folder, or in a bucket workdir (gs://...)
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.joinpath("drift.json").write_text(json.dumps(record, indent=1) + "\n")
     except OSError as error:
         raise InputError("--output", f"cannot write there ({error.strerror})", got=output) from error
-    figures = [feature_figure(record, os.path.join(output, "drift_features.png")),
-               prediction_figure(record, os.path.join(output, "drift_predictions.png"))]
+    figures = [feature_figure(record, path_lib.join(output, "drift_features.png")),
+               prediction_figure(record, path_lib.join(output, "drift_predictions.png"))]
     if "pooled" in record:
-        figures.append(channel_figure(record, os.path.join(output, "drift_channels.png")))
-    figures.append(map_figure(record, layout_from_record(reference["layout"]), os.path.join(output, "drift_map.png")))
-    names = [os.path.basename(p) for p in figures if p]
-    write_page(record, names, os.path.join(output, "drift.html"))
+        figures.append(channel_figure(record, path_lib.join(output, "drift_channels.png")))
+    figures.append(map_figure(record, layout_from_record(reference["layout"]), path_lib.join(output, "drift_map.png")))
+    names = [path_lib.as_path(p).name for p in figures if p]
+    write_page(record, names, path_lib.join(output, "drift.html"))
     return names
 
 

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxdl import paths
 from jaxdl.data import DataInfo
 from jaxdl.data import table as table_lib
 from jaxdl.errors import InputError
@@ -51,8 +52,7 @@ PIXELS = np.arange(256, dtype=np.uint8).astype(np.float32) / 255.0
 
 def read_json(path: str, what: str) -> Any:
     try:
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(paths.as_path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise InputError(WHERE, f"cannot read its {what} ({error})", got=path) from error
 
@@ -80,24 +80,26 @@ class RunFiles:
 
 def read_run(workdir: str) -> RunFiles:
     """Reads config.json, summary.json, data_info.json and preprocessing.json of a finished run."""
-    workdir = os.path.abspath(os.path.expanduser(workdir))
-    if not os.path.isdir(workdir):
+    folder = paths.as_path(workdir, expanduser=True)
+    workdir = os.fspath(folder)
+    if not folder.is_dir():
         raise InputError(WHERE, "no such folder", got=workdir, expected="the workdir of a finished run")
-    if not os.path.isfile(os.path.join(workdir, "config.json")):
+    if not folder.joinpath("config.json").is_file():
         raise InputError(WHERE, "not a run folder (no config.json)", got=workdir,
                          expected="the workdir of a finished run")
-    if not os.path.isfile(os.path.join(workdir, "summary.json")):
+    if not folder.joinpath("summary.json").is_file():
         raise InputError(WHERE, "the run has not finished (no summary.json)", got=workdir,
                          expected="the workdir of a finished run",
                          hint="resume the run with its own command until it finishes")
-    if not os.path.isfile(os.path.join(workdir, "data_info.json")):
+    if not folder.joinpath("data_info.json").is_file():
         raise InputError(WHERE, "the run has no data_info.json (written by an older jaxdl)", got=workdir,
                          expected="a run trained with this version", hint="train the run again")
-    config = ml_collections.ConfigDict(as_tuples(read_json(os.path.join(workdir, "config.json"), "config.json")))
-    summary = read_json(os.path.join(workdir, "summary.json"), "summary.json")
-    record = read_json(os.path.join(workdir, "data_info.json"), "data_info.json")
-    preprocessing_path = os.path.join(workdir, "preprocessing.json")
-    preprocessing = read_json(preprocessing_path, "preprocessing.json") if os.path.isfile(preprocessing_path) else {}
+    config = ml_collections.ConfigDict(as_tuples(read_json(paths.join(workdir, "config.json"), "config.json")))
+    summary = read_json(paths.join(workdir, "summary.json"), "summary.json")
+    record = read_json(paths.join(workdir, "data_info.json"), "data_info.json")
+    preprocessing_path = paths.join(workdir, "preprocessing.json")
+    preprocessing = (read_json(preprocessing_path, "preprocessing.json")
+                     if paths.as_path(preprocessing_path).is_file() else {})
     info = DataInfo(name=record["name"], task=record["task"], input_shape=tuple(record["input_shape"]),
                     num_classes=record["num_classes"], target_shape=tuple(record["target_shape"]),
                     class_names=tuple(record["class_names"]), preprocessing=preprocessing,
@@ -108,8 +110,9 @@ def read_run(workdir: str) -> RunFiles:
 
 def restore_kept_state(run: RunFiles):
     """(kept TrainState, checkpoint epoch, sweep member or None) of a finished run."""
-    directory = os.path.join(run.workdir, "checkpoints")
-    if not os.path.isdir(directory) or not any(name.isdigit() for name in os.listdir(directory)):
+    directory = paths.join(run.workdir, "checkpoints")
+    folder = paths.as_path(directory)
+    if not folder.is_dir() or not any(child.name.isdigit() for child in folder.iterdir()):
         raise InputError(WHERE, "the run has no checkpoint", got=directory,
                          expected="checkpoints/<epoch>/ written by the run")
     config = run.config

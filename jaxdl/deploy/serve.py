@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import os
 import socket
 import sys
 from collections.abc import Callable
@@ -56,6 +55,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from jaxdl import paths
 from jaxdl.deploy import drift_features
 from jaxdl.deploy.batcher import Batcher
 from jaxdl.deploy.command import parse_flags, run_command
@@ -370,8 +370,8 @@ def drift_monitor(predictor: Predictor, window: int) -> DriftMonitor | None:
     has no drift_reference.json (trained before jaxdl wrote one: said on stderr, the server still serves)."""
     if window == 0:
         return None
-    path = os.path.join(predictor.workdir, drift_features.FILE)
-    if not os.path.isfile(path):
+    path = paths.join(predictor.workdir, drift_features.FILE)
+    if not paths.as_path(path).is_file():
         print(f"warning: {path} is missing (a run trained before drift references were written): /metrics "
               "will have no jaxdl_drift_* gauges", file=sys.stderr, flush=True)
         return None

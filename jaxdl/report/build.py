@@ -12,10 +12,10 @@ tabular features (any other 1-D input, e.g. an MLP's) as a row of numbers in the
 from __future__ import annotations
 
 import json
-import os
 
 import ml_collections
 
+from jaxdl import paths
 from jaxdl.data import Splits
 from jaxdl.evaluate.review import Review
 from jaxdl.report.page import activation_file, render
@@ -42,15 +42,15 @@ def draw_figures(workdir: str, summary: dict, history: list[dict], review: Revie
 
     info, test = splits.info, splits.test
     baseline = summary.get("baseline") or {}
-    written = [figures.learning_curves(history, os.path.join(workdir, "learning_curves.png"), task=info.task,
+    written = [figures.learning_curves(history, paths.join(workdir, "learning_curves.png"), task=info.task,
                                        best_epoch=summary["best_epoch"],
                                        stopped_epoch=summary["epochs_run"] if summary.get("stopped_early") else None,
                                        baseline_history=baseline.get("history"))]
     if info.task == "classification":
         written.append(figures.confusion_matrix(review.predictions.confusion, info.class_names,
-                                                os.path.join(workdir, "confusion_matrix.png")))
+                                                paths.join(workdir, "confusion_matrix.png")))
         worst = summary["worst_errors"]
-        worst_path = os.path.join(workdir, "worst_errors.png")
+        worst_path = paths.join(workdir, "worst_errors.png")
         if kind == "image" and worst:
             written.append(figures.worst_errors(test["x"][[row["index"] for row in worst]], worst, worst_path))
         elif kind == "signal" and worst:
@@ -58,16 +58,16 @@ def draw_figures(workdir: str, summary: dict, history: list[dict], review: Revie
                                                         worst_path))
     else:
         outputs = review.predictions.outputs
-        written.append(figures.predicted_vs_true(outputs, test["y"], os.path.join(workdir, "predicted_vs_true.png")))
-        written.append(figures.residuals(outputs, test["y"], os.path.join(workdir, "residuals.png")))
+        written.append(figures.predicted_vs_true(outputs, test["y"], paths.join(workdir, "predicted_vs_true.png")))
+        written.append(figures.residuals(outputs, test["y"], paths.join(workdir, "residuals.png")))
     labels = [row_label(int(test["y"][i]), i, info) for i in review.examples] if info.num_classes else \
         [f"test #{i}" for i in review.examples]
     inputs = test["x"][review.examples]
     for layer, values in review.activations.items():
-        written.append(figures.activations(layer, values, os.path.join(workdir, activation_file(layer)),
+        written.append(figures.activations(layer, values, paths.join(workdir, activation_file(layer)),
                                            row_labels=labels, inputs=inputs if kind != "table" else None,
                                            signal=kind == "signal"))
-    return [os.path.basename(path) for path in written]
+    return [paths.as_path(path).name for path in written]
 
 
 def row_label(label: int, index: int, info) -> str:
@@ -82,16 +82,12 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, summary: dict,
     names = draw_figures(workdir, summary, history, review, splits, kind=kind)
     images = {}
     for name in names:
-        with open(os.path.join(workdir, name), "rb") as f:
-            images[name] = f.read()
+        images[name] = paths.as_path(workdir).joinpath(name).read_bytes()
     features = None
     if kind == "table":
         worst = [row["index"] for row in summary.get("worst_errors", [])]
         features = {"worst_errors": splits.test["x"][worst], "activations": splits.test["x"][review.examples]}
     page = render(summary, json.loads(config.to_json()), images, features=features)
-    tmp = os.path.join(workdir, "report.html.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(tmp, os.path.join(workdir, "report.html"))
+    paths.write_text_atomic(paths.join(workdir, "report.html"), page, encoding="utf-8")
     return [*names, "report.html"]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from jaxdl import paths
+
 MAX_LEGEND_ENTRIES = 12
 
 
@@ -52,5 +54,5 @@ def plot_curves(records: list[dict], path: str, *, labels: dict[int, str] | None
             ax.legend(fontsize="small")
     if title:
         figure.suptitle(title)
-    figure.savefig(path, dpi=110)
+    paths.save_figure(figure, path, dpi=110)
     return path

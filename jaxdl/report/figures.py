@@ -10,13 +10,15 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from jaxdl import paths
+
 TRAIN, VAL, BASELINE, BEST, STOP = "#1f77b4", "#ff7f0e", "#7f7f7f", "#2ca02c", "#d62728"
 DPI = 100
 
 
 def save(fig: Figure, path: str) -> str:
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI, format="png")
+    paths.save_figure(fig, path, dpi=DPI)
     return path
 
 

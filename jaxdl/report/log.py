@@ -10,23 +10,21 @@ may be a bucket (gs://...) as well as a local folder. The figures and report.htm
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import ml_collections
 from etils import epath
 
+from jaxdl import paths
+
 
 def write_json(path: str, value: Any) -> None:
     """Writes `value` as indented JSON, atomically (temp file + rename)."""
-    path = epath.Path(path)
-    tmp = path.with_name(f"{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    paths.write_text_atomic(path, json.dumps(value, indent=2, sort_keys=False) + "\n")
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-    write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+    write_json(paths.join(workdir, "config.json"), json.loads(config.to_json()))
 
 
 class MetricsLog:
@@ -56,25 +54,22 @@ class MetricsLog:
 
     def rewrite(self, records: list[dict]) -> None:
         """Replaces the file with `records` (temp file + rename)."""
-        path = epath.Path(self.path)
-        tmp = path.with_name(f"{path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        tmp.replace(path)
+        paths.write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in records))
 
     def append(self, record: dict) -> None:
         if not self._appended:
             self.keep_through(record["epoch"] - 1)
             self._appended = True
-        if "://" in str(self.path):  # a bucket object cannot be appended to: written anew (a few KB)
+        if paths.is_url(self.path):  # a bucket object cannot be appended to: written anew (a few KB)
             self.rewrite([*self.read(), record])
             return
-        with open(self.path, "a") as f:
+        with epath.Path(self.path).open("a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
 
 
 def write_load_report(report: dict, workdir: str, name: str = "transfer.json") -> str:
     """Writes a load report of `jaxdl.transfer.pretrained` as `workdir/transfer.json`; returns the path."""
-    path = os.path.join(workdir, name)
+    path = paths.join(workdir, name)
     write_json(path, report)
     return path

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl import paths
 from jaxdl.data import Splits
 from jaxdl.models.features import DISPLAY_NAMES, compute_features
 from jaxdl.train.state import TrainState, apply_model
@@ -98,7 +99,7 @@ def plot_boundary(state: TrainState, splits: Splits, path: str, *, resolution: i
     figure = Figure(figsize=(5.2, 5.2), layout="constrained")
     draw_boundary(figure.subplots(), probability_images(state, extent, resolution, stacked=False), splits, extent,
                   title)
-    figure.savefig(path, dpi=110)
+    paths.save_figure(figure, path, dpi=110)
     return path
 
 
@@ -129,7 +130,7 @@ def plot_neurons(state: TrainState, features: Sequence[str], path: str, *, exten
             scale = max(float(np.max(np.abs(tile))), 1e-6)
             ax.imshow(tile, cmap=units, vmin=-scale, vmax=scale, extent=(-extent, extent, -extent, extent))
             ax.set_title(titles[column], fontsize="x-small")
-    figure.savefig(path, dpi=100)
+    paths.save_figure(figure, path, dpi=100)
     return path
 
 
@@ -150,5 +151,5 @@ def plot_members(states: TrainState, titles: Sequence[str], splits: Splits, path
         ax.set_yticks([])
     for ax in grid[len(images):]:
         ax.set_axis_off()
-    figure.savefig(path, dpi=90)
+    paths.save_figure(figure, path, dpi=90)
     return path

@@ -1,16 +1,25 @@
 """TensorBoard event files for a run's scalars, written with tensorboardX (no TensorFlow needed).
 
-The files go straight into the workdir, so `tensorboard --logdir runs/` lists each run under its
-folder name. Tags: `train/<metric>` and `val/<metric>` per epoch (`.../member_<i>` per member of a
-sweep), `time/seconds_per_epoch`, and at the end `test/<metric>` (and `baseline/test_<metric>`)
-at the last epoch.
+The files go straight into a local workdir, so `tensorboard --logdir runs/` lists each run under
+its folder name. On a bucket workdir (gs://...) they are written to a local temporary folder and
+copied into the workdir through `etils.epath` when the writer closes (at the end of training and of
+the run): writing them there directly would need tensorboardX's own GCS client
+(google-cloud-storage, with its own credentials handling), and a bucket object cannot be appended
+to anyway. A process killed without warning loses the events since its writer opened. Tags:
+`train/<metric>` and `val/<metric>` per epoch (`.../member_<i>` per member of a sweep),
+`time/seconds_per_epoch`, and at the end `test/<metric>` (and `baseline/test_<metric>`) at the last
+epoch.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+import tempfile
+
+from jaxdl import paths
 
 # A diverged run logs NaN losses on purpose (the curve shows where); tensorboardX would also warn
 # on stderr, which the command line keeps for its one `error:` line.
@@ -28,6 +37,7 @@ class ScalarLog:
 
     def __init__(self, logdir: str, resumed_epoch: int = 0):
         self.logdir = logdir
+        self._local = None  # on a bucket: the temporary folder the open writer writes into
         self.purge_step = resumed_epoch + 1 if resumed_epoch else None
         self._writer = None
         self._opened = 0
@@ -39,7 +49,9 @@ class ScalarLog:
             SummaryWriter = import_summary_writer()  # noqa: N806
 
             # The suffix keeps two files opened within the same second (named by time) apart.
-            self._writer = SummaryWriter(self.logdir, purge_step=self.purge_step, flush_secs=10,
+            if paths.is_url(self.logdir):
+                self._local = tempfile.mkdtemp(prefix="jaxdl-events-")
+            self._writer = SummaryWriter(self._local or self.logdir, purge_step=self.purge_step, flush_secs=10,
                                          filename_suffix=f".{os.getpid()}.{self._opened}")
             self.purge_step = None
             self._opened += 1
@@ -72,6 +84,12 @@ class ScalarLog:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._local is not None:
+            local, self._local = self._local, None
+            for name in sorted(os.listdir(local)):  # the local temporary folder, not the workdir
+                with open(os.path.join(local, name), "rb") as f:  # bytes, since a copy cannot cross file systems
+                    paths.as_path(self.logdir).joinpath(name).write_bytes(f.read())
+            shutil.rmtree(local)
 
 
 def import_summary_writer():

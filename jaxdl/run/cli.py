@@ -54,6 +54,7 @@ from collections.abc import Callable
 import jax
 import ml_collections
 
+from jaxdl import paths
 from jaxdl.errors import InputError, did_you_mean
 from jaxdl.report.console import configure_logging, final_table, report_error
 from jaxdl.run import output_guard
@@ -110,7 +111,7 @@ def resume_command(argv: list[str], workdir: str) -> str:
         else:
             args.append(argv[i])
         i += 1
-    return shlex.join([*program, *args, f"--workdir={os.path.abspath(workdir)}"])
+    return shlex.join([*program, *args, f"--workdir={paths.join(workdir)}"])  # a bucket URL stays one
 
 
 def use_compilation_cache() -> None:

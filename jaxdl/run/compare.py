@@ -16,6 +16,7 @@ import json
 import os
 import sys
 
+from jaxdl import paths as path_lib
 from jaxdl.errors import InputError
 from jaxdl.report.curves import plot_curves
 from jaxdl.run.config import IMPLIED_KEYS, flatten
@@ -35,27 +36,27 @@ class Run:
 
 def read_json(path: str, where: str):
     try:
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(path_lib.as_path(path).read_text())
     except json.JSONDecodeError as error:
-        raise InputError(where, f"{os.path.basename(path)} is not valid JSON ({error.msg})", got=path) from error
+        raise InputError(where, f"{path_lib.as_path(path).name} is not valid JSON ({error.msg})",
+                         got=os.fspath(path)) from error
 
 
 def load_run(path: str, name: str) -> Run:
     """Reads a run's workdir; an InputError when it is not one. A config key of IMPLIED_KEYS that an
     older run's config lacks reads as its implied value (model.dtype: float32)."""
-    if not os.path.isdir(path):
+    folder = path_lib.as_path(path)  # a local folder or a bucket URL (gs://...)
+    if not folder.is_dir():
         raise InputError(path, "no such run folder", expected="a workdir written by an experiment")
-    if not os.path.isfile(os.path.join(path, "config.json")):
+    if not folder.joinpath("config.json").is_file():
         raise InputError(path, "not a run folder (no config.json)", expected="a workdir written by an experiment")
-    config = read_json(os.path.join(path, "config.json"), path)
-    summary_path = os.path.join(path, "summary.json")
-    summary = read_json(summary_path, path) if os.path.isfile(summary_path) else {}
+    config = read_json(folder / "config.json", path)
+    summary_path = folder / "summary.json"
+    summary = read_json(summary_path, path) if summary_path.is_file() else {}
     history = []
-    metrics_path = os.path.join(path, "metrics.jsonl")
-    if os.path.isfile(metrics_path):
-        with open(metrics_path) as f:
-            history = [json.loads(line) for line in f if line.strip()]
+    metrics_path = folder / "metrics.jsonl"
+    if metrics_path.is_file():
+        history = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     if any("member" in record for record in history):  # a sweep: its best member stands for it
         best = summary.get("best_member", 0)
         history = [{k: v for k, v in r.items() if k != "member"} for r in history if r.get("member") == best]
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         # The runs as members of one sweep: plot_curves draws each one's validation curves.
         records = [{**record, "member": i} for i, run in enumerate(runs) for record in run.history]
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+            path_lib.as_path(out).parent.mkdir(parents=True, exist_ok=True)
             plot_curves(records, out, labels={i: run.name for i, run in enumerate(runs)},
                         title=f"validation curves of {len(runs)} runs")
         except OSError as error:

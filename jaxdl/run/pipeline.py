@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 
 from jaxdl import data as data_lib
-from jaxdl import parallel
+from jaxdl import parallel, paths
 from jaxdl.deploy import drift_features
 from jaxdl.errors import InputError, check_range
 from jaxdl.evaluate.analysis import check_eval_config
@@ -46,21 +46,17 @@ from jaxdl.train.state import TrainState
 
 
 def prepare_workdir(workdir: str) -> str:
-    """Creates `workdir` if needed and checks it is writable."""
-    if "://" in workdir:  # os.path would make "gs://b/run" a local folder "gs:/b/run"; the figures cannot go there yet
-        raise InputError("--workdir", "a bucket (or other URL) cannot be the workdir yet", got=workdir,
-                         expected="a local folder; on a TPU slice, a bucket mounted with gcsfuse (docs/tpu.md)")
-    workdir = os.path.abspath(workdir)
+    """Creates `workdir` if needed and checks it is writable; returns it absolute (a URL as it is)."""
+    path = paths.as_path(workdir)
     try:
-        os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, f".write_test.{jax.process_index()}")  # processes may share the workdir
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write_test.{jax.process_index()}"  # processes may share the workdir
+        probe.write_text("")
+        probe.unlink()
     except OSError as error:
-        raise InputError("--workdir", f"cannot write there ({error.strerror})", got=workdir,
+        raise InputError("--workdir", f"cannot write there ({error.strerror or error})", got=workdir,
                          expected="a writable folder") from error
-    return workdir
+    return os.fspath(path)
 
 
 def check_resumable(checkpointer: Checkpointer, config: ml_collections.ConfigDict) -> None:
@@ -160,7 +156,7 @@ def check_pipeline(config: ml_collections.ConfigDict, *, given_splits: bool, mem
 
 def make_checkpointer(config: ml_collections.ConfigDict, workdir: str) -> Checkpointer:
     checkpoint = config.get("checkpoint", ml_collections.ConfigDict())
-    return Checkpointer(os.path.join(workdir, "checkpoints"), every_epochs=checkpoint.get("every_epochs", 0),
+    return Checkpointer(paths.join(workdir, "checkpoints"), every_epochs=checkpoint.get("every_epochs", 0),
                         every_seconds=checkpoint.get("every_seconds", 30.0), keep=checkpoint.get("keep", 2))
 
 
@@ -212,8 +208,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         if leader:
             log.write_config(workdir, config)
             if splits.info.preprocessing:  # what prediction on new data must repeat (a table's training statistics)
-                log.write_json(os.path.join(workdir, "preprocessing.json"), splits.info.preprocessing)
-            log.write_json(os.path.join(workdir, "data_info.json"), data_info_record(splits))
+                log.write_json(paths.join(workdir, "preprocessing.json"), splits.info.preprocessing)
+            log.write_json(paths.join(workdir, "data_info.json"), data_info_record(splits))
         state = build_state(config, splits.info, steps_per_epoch, model, members, per_step=per_step)
         result, stop = run_fit(config, state, splits, mesh=mesh, checkpointer=checkpointer, workdir=workdir,
                                progress=progress, members=members)
@@ -231,7 +227,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
                             member=best, history=history)
         summary.update(outcome)
         if leader:
-            plot_curves(history, os.path.join(workdir, "validation_curves.png"),
+            plot_curves(history, paths.join(workdir, "validation_curves.png"),
                         labels=dict(enumerate(sweep_lib.member_labels(members))), title=f"{len(members)} members")
     else:
         review = review_run(config, splits, result.state, mesh, history)
@@ -239,7 +235,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
                             total_seconds=time.perf_counter() - started, history=history)
         summary.update(review.fields)
         if config.eval.get("report", True):
-            summary["report"] = os.path.join(workdir, "report.html")
+            summary["report"] = paths.join(workdir, "report.html")
             if leader:
                 summary["files"] = write_report(workdir, config, summary, history=history, review=review,
                                                 splits=splits)
@@ -247,10 +243,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     # takes part in its prediction pass; process 0 writes it.
     kept = sweep_lib.take_member(result.state, summary["best_member"]) if members else result.state
     reference = drift_features.reference_of_run(splits, kept, mesh=mesh, batch_size=config.eval.batch_size)
-    summary["drift_reference"] = os.path.join(workdir, drift_features.FILE)
+    summary["drift_reference"] = paths.join(workdir, drift_features.FILE)
     if leader:
         drift_features.write_reference(workdir, reference)
-        log.write_json(os.path.join(workdir, "summary.json"), summary)
+        log.write_json(paths.join(workdir, "summary.json"), summary)
         ScalarLog(workdir).final(summary)
     return (summary, result.state) if return_state else summary
 
@@ -259,7 +255,7 @@ def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_l
             checkpointer: Checkpointer, workdir: str, progress: bool,
             members: list) -> tuple[FitResult, preemption.StopRequest]:
     """`fit` with metrics.jsonl, the progress bar, and SIGTERM / SIGINT turned into a clean stop."""
-    metrics_log = log.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+    metrics_log = log.MetricsLog(paths.join(workdir, "metrics.jsonl"))
     leader = parallel.is_leader()
     bar = console.Progress(config.train.epochs, initial=checkpointer.latest_epoch() or 0, enabled=progress and leader)
     scalars = ScalarLog(workdir, resumed_epoch=checkpointer.latest_epoch() or 0)
@@ -293,7 +289,7 @@ def run_history(workdir: str, result: FitResult) -> list[dict]:
     (whose summary is never written) takes the records of this call's epochs instead of reading
     a file process 0 may still be writing."""
     if parallel.is_leader():
-        return log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+        return log.MetricsLog(paths.join(workdir, "metrics.jsonl")).read()
     return [line for record in result.history for line in record.get("members", [record])]
 
 
@@ -302,7 +298,7 @@ def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, 
     """The summary.json record of a finished run (of sweep member `member`, whose result is given);
     `history`: the metrics.jsonl records (default: read from the workdir)."""
     if history is None:
-        history = log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+        history = log.MetricsLog(paths.join(workdir, "metrics.jsonl")).read()
     own = [r for r in history if r.get("member") == member]
     epoch_seconds = {r["epoch"]: r["seconds"] for r in history}  # a sweep logs each epoch once per member
     return {

@@ -47,9 +47,7 @@ import functools
 import gc
 import importlib.metadata
 import logging
-import os
 import platform
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -59,7 +57,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxdl import parallel
+from jaxdl import parallel, paths
 from jaxdl.errors import InputError
 from jaxdl.train.digest import leaf_specs, params_sha256
 
@@ -134,7 +132,7 @@ class Checkpointer:
 
     def __init__(self, directory: str, *, every_epochs: int = 0, every_seconds: float = 30.0, keep: int = 2,
                  clock: Callable[[], float] = time.monotonic):
-        self.directory = os.path.abspath(directory)
+        self.directory = paths.join(directory)  # a bucket URL (gs://...) stays one; Orbax takes both
         self.every_epochs = every_epochs
         self.every_seconds = every_seconds
         self.clock = clock
@@ -147,7 +145,7 @@ class Checkpointer:
         self._pending_epoch: int | None = None
 
     def path(self, epoch: int) -> str:
-        return os.path.join(self.directory, str(epoch))
+        return paths.join(self.directory, str(epoch))
 
     def epochs(self) -> list[int]:
         """Epochs of the complete checkpoints, oldest first (unfinished ones are not listed)."""
@@ -275,11 +273,11 @@ class Checkpointer:
 
     def set_aside(self, epoch: int) -> str:
         """Moves checkpoint `epoch` to `<directory>.corrupt/`; returns where it went (process 0 moves it)."""
-        target = os.path.join(f"{self.directory}.corrupt", f"{epoch}-{time.strftime('%Y%m%d-%H%M%S')}")
+        target = paths.join(f"{self.directory}.corrupt", f"{epoch}-{time.strftime('%Y%m%d-%H%M%S')}")
         self._drain()
         if parallel.is_leader():  # with many processes, all found it corrupted; process 0 moves it
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.move(self.path(epoch), target)
+            paths.as_path(target).parent.mkdir(parents=True, exist_ok=True)
+            paths.as_path(self.path(epoch)).rename(target)
         parallel.sync("jaxdl-checkpoint-set-aside")
         self.manager.reload()
         return target

@@ -18,9 +18,7 @@ import numpy as np
 import pytest
 from conftest import REPO, run_cli
 
-from jaxdl.errors import InputError
 from jaxdl.run import output_guard
-from jaxdl.run.pipeline import prepare_workdir
 
 FOUR = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 EIGHT = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
@@ -222,10 +220,3 @@ def test_a_batch_must_divide_over_the_devices_of_all_processes(data_dir, tmp_pat
                "(got 60, expected a multiple of 8)")
     assert [(code, err.strip()) for code, _, err in results] == [(2, message), (2, message)]
     assert not os.path.exists(workdir)
-
-
-def test_a_bucket_workdir_is_refused_until_every_file_can_go_there(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(InputError, match="a bucket .* cannot be the workdir yet"):
-        prepare_workdir("gs://bucket/run")
-    assert os.listdir(tmp_path) == []  # no local "gs:" folder
