@@ -23,7 +23,9 @@ from jaxdl.run import output_guard
 FOUR = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 EIGHT = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
 # Checkpoints only at the end (or on a stop), not by time: the SIGTERM test counts them.
-MLP = ["--config", "configs/mlp.py:tiny", "--quiet", "--config.train.epochs=40", "--config.checkpoint.every_seconds=0"]
+EPOCHS = 15
+MLP = ["--config", "configs/mlp.py:tiny", "--quiet", f"--config.train.epochs={EPOCHS}",
+       "--config.checkpoint.every_seconds=0"]
 CNN = ["--config", "configs/cnn.py:tiny", "--quiet", "--config.eval.report=false"]
 
 
@@ -131,14 +133,14 @@ def test_sigterm_to_one_process_stops_both_and_the_resumed_run_is_bit_identical(
     stopped = {int(re.search(r"stopped by SIGTERM after epoch (\d+)", err).group(1)) for _, _, err in results}
     assert len(stopped) == 1  # the same epoch on both
     epoch = stopped.pop()
-    assert epoch < 40
+    assert epoch < EPOCHS
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == [str(epoch)]
 
     results = finish(start("experiments.mlp", MLP, workdir, data_dir))  # the same commands again
     assert [code for code, _, _ in results] == [0, 0], results
     lines, summary = records(workdir)
     assert summary["resumed_from"] == epoch
-    assert [r["epoch"] for r in lines] == list(range(1, 41))
+    assert [r["epoch"] for r in lines] == list(range(1, EPOCHS + 1))
     assert summary["params_sha256"] == runs["mlp-two"][1]["params_sha256"]
 
 
