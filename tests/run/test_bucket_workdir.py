@@ -18,12 +18,13 @@ import pathlib
 
 import numpy as np
 import pytest
+from conftest import REPO
 from etils.epath import testing as epath_testing
 from orbax.checkpoint._src.path import gcs_utils
 
 import jaxdl
-from configs import mlp as mlp_config
 from jaxdl.run.cli import resume_command
+from jaxdl.run.config import load_config
 from jaxdl.run.pipeline import prepare_workdir, train_and_evaluate
 
 BUCKET = "gs://test-bucket"
@@ -72,7 +73,7 @@ def bucket(tmp_path, monkeypatch):
 
 
 def tiny_config(data_dir):
-    config = mlp_config.get_config("tiny")
+    config = load_config(os.path.join(REPO, "configs", "mlp.py") + ":tiny")
     config.data.data_dir = data_dir
     config.train.epochs = 2
     config.checkpoint.every_epochs = 1
