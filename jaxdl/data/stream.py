@@ -19,7 +19,6 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import grain
 import ml_collections
 import numpy as np
 
@@ -92,6 +91,8 @@ class StreamSplit:
             elif np.any((arrays["y"] < 0) | (arrays["y"] >= self.info.num_classes)):
                 check_arrays(arrays, self.info, f"train (epoch {epoch + 1})")
             return {key: value.reshape(batches.shape + value.shape[1:]) for key, value in arrays.items()}
+
+        import grain  # here, not at the top: only a streamed run needs it, and it adds to every command's start
 
         dataset = grain.MapDataset.range(first, last).map(read_chunk)
         return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=prefetch)))

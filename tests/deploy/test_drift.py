@@ -129,6 +129,7 @@ def test_psi_of_known_fractions():
     assert psi(np.array([500, 500]), np.array([900, 100])) == pytest.approx(float(np.sum((q - p) * np.log(q / p))))
 
 
+@pytest.mark.slow
 def test_the_command_line_passes_the_test_split_and_fails_shifted_images(mlp_run, mlp, tmp_path):
     _, x, _ = mlp
     np.save(tmp_path / "test.npy", x)
@@ -193,6 +194,7 @@ def test_a_class_that_no_longer_comes_is_flagged_by_the_class_mix(mlp):
     assert any("no 3 predicted any more" in reason for reason in record["reasons"])
 
 
+@pytest.mark.slow
 def test_cnn_on_a_folder_of_rgb_images(tmp_path_factory):
     workdir = finished_run("cnn", tmp_path_factory)
     predictor = jaxdl.load_run(workdir)
@@ -207,6 +209,7 @@ def test_cnn_on_a_folder_of_rgb_images(tmp_path_factory):
     assert "roughness of green" in shifted_names(check_drift(predictor, noisy(x, 20.0)))
 
 
+@pytest.mark.slow
 def test_a_table_column_on_the_wrong_scale(tmp_path_factory, tmp_path):
     workdir = finished_run("table", tmp_path_factory)
     splits = run_splits(workdir)
@@ -317,6 +320,7 @@ def test_bad_input_is_one_error_line(mlp_run, mlp, tmp_path):
     assert not os.path.exists(os.path.join(mlp_run, "drift"))  # nothing written for bad input
 
 
+@pytest.mark.slow
 def test_a_regression_run_compares_its_outputs(tmp_path):
     rng = np.random.default_rng(3)
     a, b = rng.normal(0, 1, 1000), rng.uniform(0, 5, 1000)

@@ -308,6 +308,7 @@ def test_a_monitor_sees_every_served_batch_off_the_event_loop_and_its_gauges_rea
     assert metrics["jaxdl_drift_rows"] == 10 and metrics["jaxdl_drift_batches"] == 6
 
 
+@pytest.mark.slow
 def test_the_served_drift_gauges_stay_quiet_on_the_test_split_and_turn_on_shifted_inputs(tmp_path_factory,
                                                                                          tmp_path):
     """The command wires the run's drift reference into /metrics over a rolling window of served inputs."""
@@ -328,6 +329,7 @@ def test_the_served_drift_gauges_stay_quiet_on_the_test_split_and_turn_on_shifte
     assert loud["jaxdl_drift_score"] > 1 > quiet["jaxdl_drift_score"]
 
 
+@pytest.mark.slow
 def test_a_run_without_a_drift_reference_is_served_without_drift_gauges(tmp_path_factory, tmp_path):
     workdir = str(tmp_path / "old-run")
     shutil.copytree(finished_run("mlp", tmp_path_factory), workdir)

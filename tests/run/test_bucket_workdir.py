@@ -80,6 +80,7 @@ def tiny_config(data_dir):
     return config
 
 
+@pytest.mark.slow
 def test_a_bucket_workdir_holds_every_file_and_resumes_and_predicts(bucket, data_dir, digits):
     workdir = f"{BUCKET}/run"
     assert prepare_workdir(workdir) == workdir

@@ -54,7 +54,7 @@ def runs(tmp_path_factory, data_dir):
     return get
 
 
-@pytest.mark.parametrize("family", ["mlp", "cnn"])
+@pytest.mark.parametrize("family", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_bfloat16_trains_to_within_a_point_of_float32(runs, family):
     _, full, _ = runs(family, "float32")
     _, half, _ = runs(family, "bfloat16")
@@ -86,6 +86,7 @@ def test_a_bfloat16_run_saves_float32_and_loads_as_the_bfloat16_model(runs, digi
     assert abs(right - summary["test"]["accuracy"] * summary["test"]["count"]) <= 1
 
 
+@pytest.mark.slow
 def test_predict_and_export_commands_on_a_bfloat16_run(runs, digits, tmp_path):
     workdir, _, _ = runs("mlp", "bfloat16")
     images = np.round(digits.test["x"][:50] * 255).astype(np.uint8)
@@ -173,6 +174,7 @@ def test_a_forced_float16_overflow_lowers_the_scale_and_training_goes_on(digits)
     assert result.history[-1]["val_accuracy"] > 0.9
 
 
+@pytest.mark.slow
 def test_float16_resume_is_bit_identical(digits, tmp_path):
     # The scale doubles every 11 finite steps until it overflows again: both happen on either side of the resume.
     def state():
