@@ -358,35 +358,42 @@ def chromium_path() -> str:
     return chromium
 
 
-@pytest.mark.slow
-def test_the_page_in_headless_chromium_predicts_a_drawn_stroke(tmp_path_factory, tmp_path):
+@contextlib.contextmanager
+def page_of(workdir: str, tmp_path):
+    """The served page of `workdir` in headless Chromium (playwright), once the page says it is ready."""
     chromium = chromium_path()
     from playwright.sync_api import sync_playwright
 
-    workdir = finished_run("mlp", tmp_path_factory)
-    predictor = jaxdl.load_run(workdir)
     with serving(workdir, tmp_path=tmp_path) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page()
             page.goto(f"http://{server.host}:{server.port}/")
             page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            assert page.inner_text("#predicted") == ""
-            box = page.locator("#pad").bounding_box()
-            # A "1": one vertical stroke down the middle of the pad, drawn with the mouse.
-            page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15)
-            page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.85, steps=12)
-            page.mouse.up()
-            # The answer to the finished stroke (each move sends the canvas; the last answer is shown).
-            page.wait_for_function("window.lastInput !== null && window.idle()", timeout=30000)
-            shown = page.inner_text("#predicted")
-            drawn = np.asarray(page.evaluate("window.lastInput"), np.int64)
-            bars = page.locator("#bars .bar").count()
-            maps = page.locator("#layers canvas").count()
-            message = page.inner_text("#message")
+            yield page
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_the_page_in_headless_chromium_predicts_a_drawn_stroke(tmp_path_factory, tmp_path):
+    workdir = finished_run("mlp", tmp_path_factory)
+    predictor = jaxdl.load_run(workdir)
+    with page_of(workdir, tmp_path) as page:
+        assert page.inner_text("#predicted") == ""
+        box = page.locator("#pad").bounding_box()
+        # A "1": one vertical stroke down the middle of the pad, drawn with the mouse.
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.85, steps=12)
+        page.mouse.up()
+        # The answer to the finished stroke (each move sends the canvas; the last answer is shown).
+        page.wait_for_function("window.lastInput !== null && window.idle()", timeout=30000)
+        shown = page.inner_text("#predicted")
+        drawn = np.asarray(page.evaluate("window.lastInput"), np.int64)
+        bars = page.locator("#bars .bar").count()
+        maps = page.locator("#layers canvas").count()
+        message = page.inner_text("#message")
     assert message == ""
     # The stroke straddles columns 3 and 4 (each about half covered), from row 1 to row 6; nothing else.
     assert drawn.shape == (8, 8, 1) and drawn[1:7, 3:5].min() >= 100 and drawn[1:7, 3:5].max() <= 255
@@ -399,28 +406,18 @@ def test_the_page_in_headless_chromium_predicts_a_drawn_stroke(tmp_path_factory,
 
 @pytest.mark.slow
 def test_the_page_in_headless_chromium_predicts_a_filled_in_table_row(tmp_path_factory, tmp_path):
-    chromium = chromium_path()
-    from playwright.sync_api import sync_playwright
-
     workdir = finished_run("table", tmp_path_factory)
     predictor = jaxdl.load_run(workdir)
-    with serving(workdir, tmp_path=tmp_path) as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.goto(f"http://{server.host}:{server.port}/")
-            page.wait_for_selector("body[data-ready='1']", timeout=30000)
-            fields = page.eval_on_selector_all("#features [name]", "nodes => nodes.map(n => n.name)")
-            page.fill("[name='row']", "7")
-            page.fill("[name='size']", "5.2")
-            page.select_option("[name='shade']", "light")
-            page.wait_for_function("window.lastInput !== null && window.idle() && "
-                                   "window.lastInput.shade === 'light'", timeout=30000)
-            sent = page.evaluate("window.lastInput")
-            shown = page.inner_text("#predicted")
-            bars = page.locator("#bars .bar").count()
-        finally:
-            browser.close()
+    with page_of(workdir, tmp_path) as page:
+        fields = page.eval_on_selector_all("#features [name]", "nodes => nodes.map(n => n.name)")
+        page.fill("[name='row']", "7")
+        page.fill("[name='size']", "5.2")
+        page.select_option("[name='shade']", "light")
+        page.wait_for_function("window.lastInput !== null && window.idle() && "
+                               "window.lastInput.shade === 'light'", timeout=30000)
+        sent = page.evaluate("window.lastInput")
+        shown = page.inner_text("#predicted")
+        bars = page.locator("#bars .bar").count()
     assert fields == ["row", "size", "shade"]  # the run's feature columns; the label `kind` is not asked
     assert sent == {"row": "7", "size": "5.2", "shade": "light"}
     x = encode_table(predictor.info.preprocessing, list(sent), [list(sent.values())])
