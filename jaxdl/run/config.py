@@ -67,6 +67,8 @@ def resolve_config(spec: str) -> tuple[str, str]:
             return packaged[name], arg
         tried.append(os.path.join(CONFIGS, f"{name}.py"))
         suggestion = did_you_mean(name, packaged)
+        if suggestion and normal.endswith(".py"):  # in the form given: configs/mpl.py -> configs/mlp.py
+            suggestion = os.path.join(os.path.dirname(normal), f"{suggestion}.py")
         mean = f"did you mean {suggestion!r}?" if suggestion else None
     else:
         folder = os.path.dirname(path) or "."

@@ -119,7 +119,9 @@ def test_configs_are_found_by_name_and_a_missing_one_says_what_was_tried(tmp_pat
     text = str(error.value)
     assert text.startswith("--config: no such config file (got 'configs/mpl.py'")
     assert f"tried configs/mpl.py and {os.path.join(os.path.dirname(CONFIGS['mlp']), 'mpl.py')}" in text
-    assert text.endswith("did you mean 'mlp'?")
+    assert text.endswith("did you mean 'configs/mlp.py'?")
+    with pytest.raises(InputError, match=r"did you mean 'mlp'\?$"):
+        load_config("mpl:tiny")
     (tmp_path / "configs").mkdir()
     with open(CONFIGS["mlp"]) as f:
         (tmp_path / "configs" / "mlp.py").write_text(f.read().replace("config.seed = 0", "config.seed = 7"))
