@@ -89,11 +89,13 @@ def train(argv: list[str]) -> int:
         suggestion = did_you_mean(name, names)
         raise InputError("jaxdl train", "unknown experiment", got=name, expected="one of " + ", ".join(names),
                          hint=f"did you mean {suggestion!r}?" if suggestion else None)
-    sys.argv = [f"jaxdl train {name}", *rest]
+    argv_before, sys.argv = sys.argv, [f"jaxdl train {name}", *rest]
     try:
         runpy.run_module(f"experiments.{name}", run_name="__main__", alter_sys=True)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    finally:
+        sys.argv = argv_before
     return 0
 
 

@@ -127,3 +127,9 @@ def test_configs_are_found_by_name_and_a_missing_one_says_what_was_tried(tmp_pat
         (tmp_path / "configs" / "mlp.py").write_text(f.read().replace("config.seed = 0", "config.seed = 7"))
     assert load_config("configs/mlp.py").seed == 7  # a file here comes first
     assert load_config("mlp").seed == 0  # a name is the packaged config
+
+
+def test_the_resume_command_names_the_config_file_it_used(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    command = cli.resume_command(["--config", "mlp:tiny", "--config.train.epochs=5"], "w")
+    assert f" --config={CONFIGS['mlp']}:tiny --config.train.epochs=5 --workdir={tmp_path / 'w'}" in command
