@@ -85,24 +85,30 @@ LEAF_KEYS = leaf_keys()
 NAMES = st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=14)
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.sampled_from(LEAF_KEYS), NAMES, st.booleans())
-def test_a_suggestion_never_comes_from_another_section(config_key, wrong, in_section_name):
-    """A wrong leaf (or a wrong section name) gets, if anything, a key of the same section (or a section
-    that holds that leaf)."""
+@settings(max_examples=50, deadline=None)
+@given(st.sampled_from(LEAF_KEYS), st.data(), st.booleans())
+def test_a_suggestion_never_comes_from_another_section(config_key, data, in_section_name):
+    """A wrong leaf (or a wrong section name), random or a typo of a real one, gets, if anything, a key
+    of the same section (or a section that holds that leaf); a typo of one letter always gets one."""
     name, key = config_key
     section, leaf = key.rsplit(".", 1)
     config = load_config(CONFIGS[name])
+    target = section.split(".")[-1] if in_section_name else leaf
+    cut = data.draw(st.integers(0, len(target) - 1))
+    typo = target[:cut] + target[cut + 1:]
+    wrong = data.draw(st.one_of(NAMES, st.just(typo)))
     given_key = f"{wrong}.{leaf}" if in_section_name else f"{section}.{wrong}"
-    if given_key in flatten(config.to_dict()) or given_key.split(".", maxsplit=1)[0] in config and in_section_name:
+    keys = flatten(config.to_dict())
+    if not wrong or given_key in keys or (in_section_name and (section.count(".") or wrong in config)):
         return
     with pytest.raises(InputError) as error:
         apply_override(config, given_key, "1")
     found = re.search(r"did you mean --config\.(\S+)\?$", str(error.value))
     if found is None:
+        assert wrong != typo or len(target) < 4  # a one-letter typo of a longer name is always found
         return
     suggested = found.group(1)
-    assert suggested in flatten(config.to_dict()), suggested
+    assert suggested in keys, suggested
     if in_section_name:
         assert suggested.endswith(f".{leaf}") and suggested.count(".") == given_key.count(".")
     else:
