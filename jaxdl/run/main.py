@@ -101,19 +101,22 @@ def train(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if argv and argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         print(__doc__)
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
+        return 0
+    command, rest = (argv[0], argv[1:]) if argv else ("", [])
+    known = ["train", "experiments", *COMMANDS]
     try:
+        if not command:
+            raise InputError("jaxdl", "missing the command", expected="one of " + ", ".join(known),
+                             hint="jaxdl --help tells more")
         if command == "train":
             return train(rest)
         if command == "experiments":
             print(list_experiments())
             return 0
         if command not in COMMANDS:
-            known = ["train", "experiments", *COMMANDS]
             suggestion = did_you_mean(command, known)
             raise InputError("jaxdl", "unknown command", got=command, expected="one of " + ", ".join(known),
                              hint=f"did you mean {suggestion!r}?" if suggestion else None)
