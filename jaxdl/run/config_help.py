@@ -31,6 +31,12 @@ SHARED_KEYS = {
     "seed": "every random number of the run (initialisation, data order, dropout) comes from it",
     "model.name": "the model family (jaxdl.models)",
     "model.dtype": "compute: float32 | bfloat16 | float16; parameters stay float32 (docs/models.md)",
+    "model.activation": "relu | tanh | sigmoid | gelu | elu | selu | silu | softplus | leaky_relu | linear",
+    "model.dropout": "the dropout rate in training (0 = none)",
+    "sweep.seeds": "members per setting, with seeds seed, seed+1, ... (docs/sweep.md)",
+    "sweep.learning_rate": "a tuple of peak learning rates to train side by side; () = optimizer.learning_rate",
+    "sweep.weight_decay": "a tuple of weight decays (L2); () = optimizer.weight_decay",
+    "sweep.l1": "a tuple of L1 rates; () = optimizer.l1",
 }
 
 
