@@ -2,12 +2,12 @@
 
 The pieces of the supervised-learning cycle, each usable on its own:
 
-    splits = jaxdl.load_data(config.data)                       # TFDS -> train/validation/test arrays
+    splits = jaxdl.load_data("digits")    # or (config.data), ("folder:photos", image_size=(64, 64)): TFDS -> arrays
     model = jaxdl.build_model(config.model, splits.info)        # a Flax Linen module
     tx = jaxdl.build_optimizer(config.optimizer, steps_per_epoch=..., epochs=...)
     state = jaxdl.create_state(model, tx, splits.info.input_shape, seed, jaxdl.metrics_for_task(splits.info.task))
     state, metrics = jax.jit(jaxdl.train_step)(state, batch)   # or a whole epoch: jaxdl.train_epoch
-    result = jaxdl.fit(state, splits.train, splits.validation, epochs=..., batch_size=...)
+    result = jaxdl.fit(state, splits.train, splits.validation, epochs=..., batch_size=..., progress=True)
     test = jaxdl.evaluate_split(result.state, splits.test)
 
 A sweep trains many members as one program: `members = jaxdl.members_of(config)`, `states =

@@ -10,21 +10,66 @@ import tensorflow_datasets as tfds
 
 from jaxdl.data import sources, text, tfds_door
 from jaxdl.data.splits import Arrays, DataInfo, Splits, carve, check_splits
-from jaxdl.errors import InputError, check_range
+from jaxdl.errors import InputError, check_range, did_you_mean
+
+# The keys of a data config and their defaults (the `data` section of the experiment configs,
+# `jaxdl.run.config.add_data_section`, but its name); see `load`.
+DEFAULTS = {"data_dir": "", "validation_fraction": 0.1, "split_seed": 0, "download": False, "sequence_length": 0,
+            "label": "", "task": "auto", "image_size": ()}
+# Also known in a data config: how the training split is fed (jaxdl.data.stream), read by `load_for_pipeline`.
+PIPELINE_KEYS = ("pipeline", "memory_budget_mb", "chunk_steps")
 
 
-def load(config: ml_collections.ConfigDict) -> Splits:
-    """Loads `config.name` through TFDS and splits it.
+def data_config(config: str | dict | ml_collections.ConfigDict | None = None, /, **keys) -> ml_collections.ConfigDict:
+    """A complete data config: `config` (a dataset name, a dict or a ConfigDict) with `keys` set over
+    it and every missing key at its default (DEFAULTS). A dict or keyword with a key `load` does not
+    know is an InputError; a ConfigDict (an experiment's `data` section) may hold more keys."""
+    if isinstance(config, str):
+        config = {"name": config}
+    if isinstance(config, ml_collections.ConfigDict):
+        given = config.to_dict()
+    elif isinstance(config, dict) or config is None:
+        given = dict(config or {})
+        check_keys(given, "config")
+    else:
+        raise InputError("config", "wrong type", got=type(config).__name__,
+                         expected="a dataset name such as 'digits', a dict or an ml_collections.ConfigDict")
+    check_keys(keys, "")
+    merged = {**DEFAULTS, **given, **keys}
+    if not isinstance(merged.get("name"), str) or not merged["name"]:
+        raise InputError("name", "missing: which dataset to load", got=merged.get("name"),
+                         expected="a name such as 'digits', 'mnist', 'folder:PATH', 'csv:PATH' or 'npz:PATH'")
+    return ml_collections.ConfigDict(merged)
+
+
+def check_keys(keys: dict, where: str) -> None:
+    known = ["name", *DEFAULTS, *PIPELINE_KEYS]
+    for key in keys:
+        if key not in known:
+            suggestion = did_you_mean(key, known)
+            raise InputError(f"{where}[{key!r}]" if where else key, "unknown data config key", got=key,
+                             expected="one of " + ", ".join(known),
+                             hint=f"did you mean {suggestion!r}?" if suggestion else None)
+
+
+@tfds_door.quiet_tfds_logs()
+def load(config: str | dict | ml_collections.ConfigDict | None = None, /, **keys) -> Splits:
+    """Loads a dataset through TFDS and splits it: `load("digits")`, `load("folder:photos",
+    image_size=(64, 64))`, or `load(config.data)` (a ConfigDict or a dict; keyword arguments are set
+    over it). Every key not given has its default (DEFAULTS, as in the experiment configs).
 
     `name` is a TFDS name (a project builder such as `digits`, or a catalog name) or the user's own
     files, `folder:PATH`, `csv:PATH` or `npz:PATH` (see `jaxdl.data.sources`).
 
-    Config keys: `name`, `data_dir` ("" = TFDS default), `validation_fraction` (carved from train
-    when the dataset has no validation split), `split_seed`, `download` (prepare a catalog dataset
-    that is not prepared yet; needs the network), and optionally `sequence_length` (0: the
-    dataset's own; the length of a project sequence set such as `adding`, or the bytes kept of
-    each text of a catalog text set such as `imdb_reviews`).
+    Keys: `name`, `data_dir` ("" = $TFDS_DATA_DIR or ~/tensorflow_datasets), `validation_fraction`
+    (carved from train when the dataset has no validation split), `split_seed`, `download`
+    (prepare a catalog dataset that is not prepared yet; needs the network), `sequence_length`
+    (0: the dataset's own; the length of a project sequence set such as `adding`, or the bytes kept
+    of each text of a catalog text set such as `imdb_reviews`), `label` (the label column of a
+    `csv:` table; "" = the last), `task` (auto | classification | regression: how a `csv:` or `npz:`
+    label is read), `image_size` ((height, width) that `folder:` images are resized to; () = their own).
     """
+    config = data_config(config, **keys)
     builder, wanted, info = open_dataset(config)
     raw = tfds_door.read_splits(builder, wanted, download=config.get("download", False))
     arrays = {split: to_arrays(examples, builder, info, split) for split, examples in raw.items()}

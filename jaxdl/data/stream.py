@@ -108,6 +108,7 @@ def check_data_config(config: ml_collections.ConfigDict) -> None:
     check_range("config.data.memory_budget_mb", config.get("memory_budget_mb", DEFAULT_MEMORY_BUDGET_MB), low=0)
 
 
+@tfds_door.quiet_tfds_logs()
 def load_for_pipeline(config: ml_collections.ConfigDict) -> tuple[Splits, str]:
     """`config.data` loaded for its `pipeline` -> (splits, "memory" or "stream").
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import socket
 from collections.abc import Sequence
@@ -25,6 +26,24 @@ from jaxdl.data.playground import PLAYGROUND_BUILDERS
 from jaxdl.data.sequences import SequenceBuilder
 from jaxdl.data.signals import Signals
 from jaxdl.errors import InputError, check_range, did_you_mean
+
+
+@contextlib.contextmanager
+def quiet_tfds_logs():
+    """Keeps TFDS's absl WARNING lines ("Using custom data configuration ...", "... has no
+    dataset_info.json") out of a Python session that loads data, unless a level was chosen for the
+    absl logger (the command line's --debug shows them). Also a decorator."""
+    logger = logging.getLogger("absl")
+    if logging.NOTSET < logger.level < logging.ERROR:  # asked for
+        yield
+        return
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
 
 # Builders that ship with jaxdl and need no download, by the name users give in `data.name`.
 PROJECT_BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {

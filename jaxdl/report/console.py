@@ -11,6 +11,7 @@ import sys
 import traceback
 
 from jaxdl.errors import InputError
+from jaxdl.train.progress import Progress  # noqa: F401 (the bar of every command, beside `fit`, which shows it too)
 
 
 class StderrHandler(logging.StreamHandler):
@@ -43,29 +44,6 @@ def report_error(error: InputError, debug: bool) -> int:
         traceback.print_exc()
     print("error: " + " ".join(str(error).split()), file=sys.stderr)
     return 2
-
-
-class Progress:
-    """A bar over epochs with the latest loss, accuracy and epoch time (stderr)."""
-
-    def __init__(self, total: int, initial: int = 0, enabled: bool = True):
-        from tqdm.auto import tqdm  # noqa: PLC0415
-
-        self.bar = tqdm(total=total, initial=initial, unit="epoch", file=sys.stderr, disable=not enabled,
-                        dynamic_ncols=True, leave=True)
-
-    def update(self, record: dict) -> None:
-        shown = {"loss": record.get("train_loss"), "val_loss": record.get("val_loss")}
-        for key in ("train_accuracy", "val_accuracy", "val_mse"):
-            if key in record:
-                shown[key.replace("train_", "")] = record[key]
-        postfix = {k: f"{v:.4f}" for k, v in shown.items() if v is not None}
-        postfix["s/epoch"] = f"{record['seconds']:.3f}"
-        self.bar.set_postfix(postfix, refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def final_table(summary: dict) -> str:

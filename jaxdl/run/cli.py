@@ -58,10 +58,11 @@ from jaxdl import paths
 from jaxdl.errors import InputError, did_you_mean
 from jaxdl.report.console import configure_logging, final_table, report_error
 from jaxdl.run import output_guard
-from jaxdl.run.config import apply_override, load_config, split_overrides
+from jaxdl.run.config import apply_override, load_config, resolve_config, split_overrides
+from jaxdl.run.config_help import experiment_help
 from jaxdl.train.preemption import RunInterrupted
 
-USAGE = ("usage: python -m experiments.<name> [--config FILE.py[:ARG]] [--config.KEY=VALUE ...] "
+USAGE = ("usage: python -m experiments.<name> [--config NAME|FILE.py[:VARIANT]] [--config.KEY=VALUE ...] "
          "[--workdir DIR] [--debug] [--quiet] [--coordinator HOST:PORT --num_processes N --process_id I "
          "[--distributed_timeout SECONDS]]")
 DISTRIBUTED_FLAGS = ("coordinator", "num_processes", "process_id", "distributed_timeout")
@@ -106,8 +107,8 @@ def resume_command(argv: list[str], workdir: str) -> str:
                 value = argv[i + 1] if i + 1 < len(argv) else ""
                 i += 1
             if name == "--config":
-                path, colon, variant = value.partition(":")
-                args.append(f"--config={os.path.abspath(path)}{colon}{variant}")
+                path, variant = resolve_config(value)  # a config named by experiment too
+                args.append(f"--config={os.path.abspath(path)}" + (f":{variant}" if variant else ""))
         else:
             args.append(argv[i])
         i += 1
@@ -251,6 +252,7 @@ def main(run: Callable[..., dict], default_config: str, argv: list[str] | None =
     argv = sys.argv[1:] if argv is None else argv
     if "--help" in argv or "-h" in argv:
         print(USAGE)
+        print(experiment_help(argv, default_config))
         print(__doc__)
         return 0
     debug = "--debug" in argv

@@ -15,6 +15,7 @@ from typing import Any
 
 import ml_collections
 
+from jaxdl.data import loader as data_loader
 from jaxdl.data.stream import PIPELINES
 from jaxdl.errors import InputError, check_choice, check_range, did_you_mean
 from jaxdl.models.dtypes import DEFAULT as DEFAULT_DTYPE
@@ -34,17 +35,56 @@ RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.m
 # Keys added to the configs after runs were saved without them, with the value such a run had
 # implicitly: a config (saved or given) that lacks one reads as having this value when resuming.
 IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE}
+# The config files that come with jaxdl: the repository's configs/ folder, installed beside the package.
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 
 
-def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Loads `path.py[:ARG]` and returns its locked ConfigDict."""
+def packaged_configs() -> dict[str, str]:
+    """{experiment name: path} of the config files that come with jaxdl (configs/*.py beside the package)."""
+    if not os.path.isdir(CONFIGS):
+        return {}
+    return {name[:-3]: os.path.join(CONFIGS, name) for name in sorted(os.listdir(CONFIGS))
+            if name.endswith(".py") and not name.startswith("_")}
+
+
+def resolve_config(spec: str) -> tuple[str, str]:
+    """`spec` -> (path of the config file, variant).
+
+    `spec` is `PATH.py[:VARIANT]` or `NAME[:VARIANT]`. A path that exists is used as it is; a
+    relative `configs/NAME.py` or `NAME.py` that does not exist here, or a bare `NAME`, is the
+    config file of that name that comes with jaxdl (so `--config mlp:tiny` works from any folder).
+    """
     path, _, arg = spec.partition(":")
-    if not os.path.isfile(path):
+    if os.path.isfile(path):
+        return path, arg
+    tried = [path]
+    normal = os.path.normpath(path)
+    if not os.path.isabs(path) and os.path.dirname(normal) in ("", "configs"):
+        name = os.path.basename(normal)
+        name = name[:-3] if name.endswith(".py") else name
+        packaged = packaged_configs()
+        if name in packaged:
+            return packaged[name], arg
+        tried.append(os.path.join(CONFIGS, f"{name}.py"))
+        suggestion = did_you_mean(name, packaged)
+        if suggestion and normal.endswith(".py"):  # in the form given: configs/mpl.py -> configs/mlp.py
+            suggestion = os.path.join(os.path.dirname(normal), f"{suggestion}.py")
+        mean = f"did you mean {suggestion!r}?" if suggestion else None
+    else:
         folder = os.path.dirname(path) or "."
         siblings = [f for f in os.listdir(folder) if f.endswith(".py")] if os.path.isdir(folder) else []
         suggestion = did_you_mean(os.path.basename(path), siblings)
-        raise InputError("--config", "no such config file", got=path,
-                         hint=f"did you mean {os.path.join(folder, suggestion)!r}?" if suggestion else None)
+        mean = f"did you mean {os.path.join(folder, suggestion)!r}?" if suggestion else None
+    raise InputError("--config", "no such config file", got=path,
+                     expected="FILE.py[:VARIANT], or an experiment's config by name NAME[:VARIANT] of "
+                              + ", ".join(packaged_configs()),
+                     hint="; ".join(filter(None, ["tried " + " and ".join(tried), mean])))
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads `path.py[:ARG]` (or a packaged config by name, see `resolve_config`) and returns its
+    locked ConfigDict."""
+    path, arg = resolve_config(spec)
     module_spec = importlib.util.spec_from_file_location(f"_jaxdl_config_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(module_spec)
     try:
@@ -106,15 +146,7 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
     for depth, part in enumerate(parts):
         keys = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
         if part not in keys:
-            fixed = did_you_mean(part, keys)
-            if fixed:
-                suggestion = ".".join([*parts[:depth], fixed, *parts[depth + 1:]])
-            else:  # e.g. a key given without its section: --config.epochs
-                by_name = {name.rsplit(".", 1)[-1]: name for name in flatten(config.to_dict())}
-                close = did_you_mean(parts[-1], by_name)
-                suggestion = by_name[close] if close else None
-            raise InputError(where, "unknown config key", got=key,
-                             hint=f"did you mean --config.{suggestion}?" if suggestion else None)
+            raise InputError(where, "unknown config key", got=key, hint=suggest_key(config, parts, depth))
         if depth < len(parts) - 1:
             node = node[part]
     current = node[parts[-1]]
@@ -123,6 +155,49 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
                          expected="a key inside it, e.g. " + f"--config.{key}.{next(iter(current.keys()), '')}")
     with node.unlocked():
         node[parts[-1]] = parse_value(text, current, where)
+
+
+def close_key(name: str, keys: list[str]) -> str | None:
+    """The key of `keys` that a misspelled or abbreviated `name` means, or None: a close spelling
+    (`learnig_rate`), the initials of its words (`lr`: learning_rate, `bs`: batch_size), or the one
+    key it begins (`learn`)."""
+    found = did_you_mean(name, keys)
+    if found:
+        return found
+    lowered = name.lower()
+    for candidates in ([k for k in keys if "_" in k and "".join(w[:1] for w in k.split("_")) == lowered],
+                       [k for k in keys if len(lowered) >= 3 and k.startswith(lowered)]):
+        if len(candidates) == 1:
+            return candidates[0]
+    return None
+
+
+def suggest_key(config: ml_collections.ConfigDict, parts: list[str], depth: int) -> str | None:
+    """"did you mean --config.KEY?" for the unknown `parts[depth]`, from the same section only: a
+    misspelled key among its section's keys, a misspelled section among the sections that hold the
+    rest of the key. A key given without its section (`epochs`) is found by its name."""
+    node = config
+    for part in parts[:depth]:
+        node = node[part]
+    here, last = parts[depth], depth == len(parts) - 1
+    if last:
+        fixed = close_key(here, [k for k in node.keys() if not isinstance(node[k], ml_collections.ConfigDict)])
+    else:
+        rest = ".".join(parts[depth + 1:])
+        sections = [k for k in node.keys() if isinstance(node[k], ml_collections.ConfigDict)
+                    and rest in flatten(node[k].to_dict())]
+        fixed = close_key(here, sections)
+    if fixed:
+        return f"did you mean --config.{'.'.join([*parts[:depth], fixed, *parts[depth + 1:]])}?"
+    if len(parts) == 1:  # a key given without its section: --config.epochs
+        by_name = {name.rsplit(".", 1)[-1]: name for name in flatten(config.to_dict())}
+        close = close_key(here, list(by_name))
+        if close:
+            return f"did you mean --config.{by_name[close]}?"
+    if not last:
+        sections = [k for k in node.keys() if isinstance(node[k], ml_collections.ConfigDict)]
+        return "sections here: " + (", ".join(sections) or "none")
+    return None
 
 
 def split_overrides(argv: list[str]) -> tuple[dict[str, str | None], dict[str, str]]:
@@ -182,7 +257,8 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
                           eval_batch_size: int = 1024) -> ml_collections.ConfigDict:
     """Adds the `train`, `eval` and `checkpoint` sections every experiment shares; returns `config`.
 
-    train.epochs, train.batch_size: as given.
+    train.epochs: the most epochs to train.
+    train.batch_size: the global training batch (a multiple of the device count).
     train.patience: epochs without a better validation loss before stopping (0: off, keep the last model).
     train.nan_policy: "halt" (stop at a NaN or infinite loss or gradient) or "skip" (drop that update).
     train.max_consecutive_nonfinite: under "skip", stop after this many non-finite steps in a row.
@@ -208,6 +284,7 @@ def add_data_section(config: ml_collections.ConfigDict, name: str = "digits",
     user's own files: folder:PATH, csv:PATH, npz:PATH (see jaxdl.data.sources).
     data.data_dir: "" = $TFDS_DATA_DIR or ~/tensorflow_datasets.
     data.validation_fraction: carved from train (seeded by data.split_seed) when the set has none.
+    data.split_seed: the seed of that carve.
     data.download: prepare an unprepared catalog set (needs the network).
     data.sequence_length: 0 = the set's own; the length of a project sequence set, or the bytes
     kept of each text of a text set.
@@ -218,10 +295,7 @@ def add_data_section(config: ml_collections.ConfigDict, name: str = "digits",
     size (which must then be the same for all).
     data.pipeline, data.memory_budget_mb, data.chunk_steps: see `add_pipeline_keys`.
     """
-    config.data = ml_collections.ConfigDict({
-        "name": name, "data_dir": "", "validation_fraction": 0.1, "split_seed": 0, "download": False,
-        "sequence_length": sequence_length, "label": "", "task": "auto", "image_size": (),
-    })
+    config.data = ml_collections.ConfigDict({"name": name, **data_loader.DEFAULTS, "sequence_length": sequence_length})
     return add_pipeline_keys(config.data)
 
 
@@ -247,10 +321,16 @@ def add_optimizer_section(config: ml_collections.ConfigDict, *, learning_rate: f
                           schedule: str = "constant", clip_norm: float = 0.0) -> ml_collections.ConfigDict:
     """Adds the `optimizer` section (see `jaxdl.train.optimizer.build_optimizer`); returns `config`.
 
-    optimizer.name, learning_rate (peak), schedule (constant | linear | cosine | warmup_cosine),
-    warmup_epochs, final_lr_ratio, momentum (beta1 for Adam-style rules), weight_decay,
-    weight_decay_on ("kernels": only parameters with ndim >= 2, not biases or normalisation scales
-    and offsets; "all"), clip_norm (global norm; 0 = off).
+    optimizer.name: the update rule (adam, adamw, sgd, momentum, ...: jaxdl.train.optimizer.OPTIMIZERS).
+    optimizer.learning_rate: the peak learning rate.
+    optimizer.schedule: constant | linear | cosine | warmup_cosine (the rate over the run).
+    optimizer.warmup_epochs: warmup_cosine: epochs of linear warmup from 0.
+    optimizer.final_lr_ratio: the last rate of a decaying schedule, as a fraction of the peak.
+    optimizer.momentum: momentum, or beta1 for Adam-style rules.
+    optimizer.weight_decay: L2 (decoupled for adamw, added to the gradient otherwise).
+    optimizer.weight_decay_on: "kernels" (only parameters with ndim >= 2, not biases or
+    normalisation scales and offsets) or "all".
+    optimizer.clip_norm: clip the gradient to this global norm (0 = off).
     """
     config.optimizer = ml_collections.ConfigDict({
         "name": name, "learning_rate": learning_rate, "schedule": schedule, "warmup_epochs": 0.0,

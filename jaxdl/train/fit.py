@@ -38,6 +38,7 @@ from jaxdl.errors import InputError, check_choice, check_range
 from jaxdl.train import feed, nonfinite
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.early_stopping import EarlyStopping, update_early_stopping
+from jaxdl.train.progress import Progress
 from jaxdl.train.state import TrainState
 from jaxdl.train.step import epoch_means, eval_batches, evaluate_batches, train_steps
 
@@ -187,7 +188,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         checkpointer: Checkpointer | None = None, checkpoint_meta: dict | None = None,
         on_epoch: Callable[[dict], None] | None = None, nan_policy: str = "halt",
         max_consecutive_nonfinite: int = 20, stop_requested: Callable[[], bool] | None = None,
-        members: int = 0, chunk_steps: int = 0) -> FitResult:
+        members: int = 0, chunk_steps: int = 0, progress: bool = False) -> FitResult:
     """Trains `state` on `train` for up to `epochs`, validating after each epoch.
 
     Args:
@@ -220,6 +221,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
       members: 0 for one run; M to train a stack of M runs as one vmapped program, each member
         with its own data order and early stopping (the loop ends when all have stopped).
       chunk_steps: streamed: steps per compiled chunk (0: chunks of about `feed.CHUNK_BYTES` of inputs).
+      progress: show the command line's progress bar over epochs on stderr (process 0 only).
 
     The checkpoint meta holds "input": the position of the data feed after the saved epoch
     ({"epoch", "step", "examples"}), where a resumed run's feed starts.
@@ -273,6 +275,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
 
         def epoch_fn(fit_state):
             return compiled(fit_state, train_data, val_batches)
+    bar = Progress(epochs, initial=resumed_from, enabled=progress and parallel.is_leader())
+    on_epoch = shown_by(bar, on_epoch)
     history = []
     start = time.perf_counter()
     halted = parallel.host_get(fit_state.early.stopped | fit_state.diverged)
@@ -305,6 +309,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
             position = {"epoch": epoch, "step": steps_done, "examples": steps_done * batch_size}
             checkpointer.save(epoch, fit_state, {**(checkpoint_meta or {}), "input": position})
     train_seconds = time.perf_counter() - start
+    bar.close()
     host = parallel.host_get((fit_state.epoch, fit_state.early.best_epoch, fit_state.early.stopped, fit_state.diverged))
     epochs_run, best_epoch, stopped_early, diverged = (value.tolist() for value in host)
     return FitResult(state=final_state(fit_state, patience), fit_state=fit_state, history=history,
@@ -312,6 +317,16 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
                      resumed_from=resumed_from, train_seconds=train_seconds, interrupted=interrupted,
                      diverged=diverged, pipeline="stream" if streamed else "memory",
                      data_wait_seconds=epochs_fed.waits if streamed else [])
+
+
+def shown_by(bar: Progress, on_epoch: Callable[[dict], None] | None) -> Callable[[dict], None]:
+    """`on_epoch`, then the bar's update."""
+    def both(record: dict) -> None:
+        if on_epoch is not None:
+            on_epoch(record)
+        bar.update(record)
+
+    return both
 
 
 def finish_streamed(fit_state: FitState, step_metrics: list[dict], val_batches: dict, **options):
