@@ -88,8 +88,9 @@ def read_run(workdir: str, *, allow_training: bool = False) -> RunFiles:
     if not folder.joinpath("config.json").is_file():
         raise InputError(WHERE, "not a run folder (no config.json)", got=workdir,
                          expected="the workdir of a finished run")
-    if not folder.joinpath("summary.json").is_file() and not allow_training:
-        raise still_training(workdir)
+    if not folder.joinpath("summary.json").is_file() and not (allow_training and
+                                                              folder.joinpath("data_info.json").is_file()):
+        raise still_training(workdir)  # (data_info.json is written just after config.json when a run starts)
     if not folder.joinpath("data_info.json").is_file():
         raise InputError(WHERE, "the run has no data_info.json (written by an older jaxdl)", got=workdir,
                          expected="a run trained with this version", hint="train the run again")
