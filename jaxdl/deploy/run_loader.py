@@ -125,14 +125,20 @@ def still_training(workdir: str, epoch: int | None = None) -> InputError:
 
 
 def newer_than_summary(run: RunFiles, reader: CheckpointReader, epoch: int) -> bool:
-    """Whether checkpoint `epoch` was written after summary.json (so the run trains again, resumed).
+    """Whether checkpoint `epoch` was saved after the run wrote summary.json (it trains again, resumed).
 
-    A finished run writes summary.json after its last checkpoint; both times come from the same
-    file system."""
+    A finished run's last checkpoint is its last epoch: `epochs_run` (a sweep's: its members' longest).
+    A summary without `epochs_run` is compared by time: a finished run writes summary.json after its
+    last checkpoint.
+    """
+    counts = [run.summary.get("epochs_run")] + [m.get("epochs_run") for m in run.summary.get("members", [])]
+    counts = [count for count in counts if isinstance(count, int)]
+    if counts:
+        return epoch > max(counts)
     try:
-        written = paths.as_path(paths.join(reader.path(epoch), "meta", "metadata")).stat().mtime
-        summarized = paths.as_path(paths.join(run.workdir, "summary.json")).stat().mtime
-    except OSError:  # deleted meanwhile by a training run's `keep`: it is training
+        written = os.stat(paths.join(reader.path(epoch), "meta", "metadata")).st_mtime_ns
+        summarized = os.stat(paths.join(run.workdir, "summary.json")).st_mtime_ns
+    except OSError:  # deleted meanwhile by a training run's `keep` (or on a bucket, which os.stat cannot see)
         return True
     return written > summarized
 
@@ -176,7 +182,7 @@ def restore_kept_state(run: RunFiles, *, allow_training: bool = False):
     if members:
         if training:
             raise InputError(WHERE, "a sweep has no best member before it finishes", got=run.workdir,
-                             expected="the workdir of a finished sweep", hint=TRAINING_HINT.split("; ")[0])
+                             expected="the workdir of a finished sweep", hint=TRAINING_HINT.split("; ", maxsplit=1)[0])
         member = int(run.summary["best_member"])
         kept = take_member(kept, member)
     expected = run.summary.get("params_sha256")
