@@ -316,11 +316,13 @@ class CheckpointReader:
     """Read-only access to the checkpoints of a run in `directory` (see "Readers" in the module docstring).
 
     A separate class rather than a read-only mode of `Checkpointer`: a Checkpointer owns an Orbax
-    CheckpointManager (whose constructor creates, cleans up and may write the root metadata, and
-    which holds threads for asynchronous saves and deletions), a worker thread and the save
-    schedule, and it moves corrupted checkpoints aside; a reader needs none of that, so it has
-    none of it to switch off. It reads the two items of a checkpoint with Orbax's item handlers
-    directly, exactly as the CheckpointManager's composite handler does.
+    CheckpointManager (whose constructor creates the folder and starts removing unfinished saves in
+    the background, and which deletes checkpoints beyond `keep` after a save), a worker thread and
+    the save schedule, and it moves corrupted checkpoints aside; a reader needs none of that, so it
+    has none of it to switch off (Orbax's own `read_only=True` manager still builds the rest). It
+    reads the two items of a checkpoint with Orbax's item handlers directly, as the
+    CheckpointManager's composite handler does; the only threads are Orbax's short-lived ones
+    while listing, joined before `epochs` returns.
 
     Safe while a training process writes the same folder: a save in progress is an
     `<epoch>.orbax-checkpoint-tmp-*` folder (or, on a bucket, a folder without its
