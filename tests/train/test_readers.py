@@ -271,6 +271,7 @@ class Readers:
             self.poll_command()
             self.load(allow_training=False)
             self.load(allow_training=True)
+            time.sleep(0.02)  # a loop, not a busy one: the two cores are the trainer's too
         finish(process)
         if self.command is not None:
             self.command.wait(timeout=300)
