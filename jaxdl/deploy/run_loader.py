@@ -37,7 +37,7 @@ from jaxdl.data import DataInfo
 from jaxdl.data import table as table_lib
 from jaxdl.errors import InputError
 from jaxdl.train.build import build_state
-from jaxdl.train.checkpoint import Checkpointer
+from jaxdl.train.checkpoint import CheckpointReader, CorruptCheckpoint, NoCompleteCheckpoint
 from jaxdl.train.digest import params_sha256
 from jaxdl.train.fit import final_state, init_fit_state
 from jaxdl.train.sweep import members_of, take_member
@@ -78,8 +78,9 @@ class RunFiles:
     sizes: dict
 
 
-def read_run(workdir: str) -> RunFiles:
-    """Reads config.json, summary.json, data_info.json and preprocessing.json of a finished run."""
+def read_run(workdir: str, *, allow_training: bool = False) -> RunFiles:
+    """Reads config.json, summary.json, data_info.json and preprocessing.json of a finished run (of a
+    run still training with `allow_training`: its summary is then {} until summary.json is written)."""
     folder = paths.as_path(workdir, expanduser=True)
     workdir = os.fspath(folder)
     if not folder.is_dir():
@@ -87,15 +88,15 @@ def read_run(workdir: str) -> RunFiles:
     if not folder.joinpath("config.json").is_file():
         raise InputError(WHERE, "not a run folder (no config.json)", got=workdir,
                          expected="the workdir of a finished run")
-    if not folder.joinpath("summary.json").is_file():
-        raise InputError(WHERE, "the run has not finished (no summary.json)", got=workdir,
-                         expected="the workdir of a finished run",
-                         hint="resume the run with its own command until it finishes")
+    if not folder.joinpath("summary.json").is_file() and not (allow_training and
+                                                              folder.joinpath("data_info.json").is_file()):
+        raise still_training(workdir)  # (data_info.json is written just after config.json when a run starts)
     if not folder.joinpath("data_info.json").is_file():
         raise InputError(WHERE, "the run has no data_info.json (written by an older jaxdl)", got=workdir,
                          expected="a run trained with this version", hint="train the run again")
     config = ml_collections.ConfigDict(as_tuples(read_json(paths.join(workdir, "config.json"), "config.json")))
-    summary = read_json(paths.join(workdir, "summary.json"), "summary.json")
+    summary = (read_json(paths.join(workdir, "summary.json"), "summary.json")
+               if folder.joinpath("summary.json").is_file() else {})
     record = read_json(paths.join(workdir, "data_info.json"), "data_info.json")
     preprocessing_path = paths.join(workdir, "preprocessing.json")
     preprocessing = (read_json(preprocessing_path, "preprocessing.json")
@@ -108,40 +109,92 @@ def read_run(workdir: str) -> RunFiles:
                     sizes=record["sizes"])
 
 
-def restore_kept_state(run: RunFiles):
-    """(kept TrainState, checkpoint epoch, sweep member or None) of a finished run."""
+TRAINING_HINT = ("summary.json is written when it finishes; a stopped run goes on with its own command; "
+                 "jaxdl.load_run(workdir, allow_training=True) reads the newest complete checkpoint")
+
+
+def still_training(workdir: str, epoch: int | None = None) -> InputError:
+    """The one-line error for a run whose training has not finished: with its newest complete
+    checkpoint's `epoch` (found when not given), or saying that none is complete yet."""
+    if epoch is None:
+        epochs = CheckpointReader(paths.join(workdir, "checkpoints")).epochs()
+        epoch = epochs[-1] if epochs else None
+    state = f"its newest complete checkpoint is epoch {epoch}" if epoch is not None else "no checkpoint is complete yet"
+    return InputError(WHERE, f"the run is training (or was stopped before it finished): {state}", got=workdir,
+                      expected="the workdir of a finished run", hint=TRAINING_HINT)
+
+
+def newer_than_summary(run: RunFiles, reader: CheckpointReader, epoch: int) -> bool:
+    """Whether checkpoint `epoch` was saved after the run wrote summary.json (it trains again, resumed).
+
+    A finished run's last checkpoint is its last epoch: `epochs_run` (a sweep's: its members' longest).
+    A summary without `epochs_run` is compared by time: a finished run writes summary.json after its
+    last checkpoint.
+    """
+    counts = [run.summary.get("epochs_run")] + [m.get("epochs_run") for m in run.summary.get("members", [])]
+    counts = [count for count in counts if isinstance(count, int)]
+    if counts:
+        return epoch > max(counts)
+    try:
+        written = os.stat(paths.join(reader.path(epoch), "meta", "metadata")).st_mtime_ns
+        summarized = os.stat(paths.join(run.workdir, "summary.json")).st_mtime_ns
+    except OSError:  # deleted meanwhile by a training run's `keep` (or on a bucket, which os.stat cannot see)
+        return True
+    return written > summarized
+
+
+def restore_kept_state(run: RunFiles, *, allow_training: bool = False):
+    """(kept TrainState, checkpoint epoch, sweep member or None) of a finished run.
+
+    Reads the run's checkpoints with a `CheckpointReader` (read-only: a run still training on the
+    same workdir is not disturbed), the newest complete one. The kept model must be the one
+    summary.json describes (`params_sha256`); when the checkpoint is newer than summary.json (the
+    run is training again) or there is no summary.json yet, the run is still training: InputError
+    saying so, or with `allow_training` that checkpoint's kept model (a sweep's needs summary.json's
+    best member: InputError until the sweep has finished).
+    """
     directory = paths.join(run.workdir, "checkpoints")
-    folder = paths.as_path(directory)
-    if not folder.is_dir() or not any(child.name.isdigit() for child in folder.iterdir()):
-        raise InputError(WHERE, "the run has no checkpoint", got=directory,
-                         expected="checkpoints/<epoch>/ written by the run")
+    reader = CheckpointReader(directory)
+    training = not run.summary  # read_run gives {} only with allow_training, when there is no summary.json
+    if not reader.epochs():
+        if training or reader.unfinished():
+            raise still_training(run.workdir)
+        raise NoCompleteCheckpoint(directory, [])  # "the run has no checkpoint"
     config = run.config
     members = members_of(config)
     steps_per_epoch = max(run.sizes["train"] // config.train.batch_size, 1)
     state = build_state(config, run.info, steps_per_epoch, members=members)
     template = jax.vmap(init_fit_state)(state) if members else init_fit_state(state)
-    checkpointer = Checkpointer(directory, every_seconds=0)
     try:
-        epoch = checkpointer.epochs()[-1]
-        try:
-            fit_state, _ = checkpointer.restore(template, epoch)
-        except InputError as error:
-            raise InputError(WHERE, f"its newest checkpoint {checkpointer.path(epoch)} cannot be used: {error.what}",
-                             got=error.got, expected="the checkpoint as the run wrote it",
-                             hint="the run's files were changed after training; restore them or train again") \
-                from error
-    finally:
-        checkpointer.close()
+        fit_state, _, epoch = reader.read_newest(template)
+    except NoCompleteCheckpoint as error:  # a finished run has one: someone deleted them while we read
+        raise still_training(run.workdir) if training else error from error
+    except CorruptCheckpoint as error:
+        raise InputError(WHERE, f"its newest checkpoint {error.path} cannot be used: checkpoint is corrupted",
+                         got=error.reason, expected="the checkpoint as the run wrote it",
+                         hint="the run's files were changed after training; restore them or train again") from error
+    except InputError as error:  # a differently shaped state
+        raise InputError(WHERE, f"its newest checkpoint {error.where} cannot be used: {error.what}", got=error.got,
+                         expected="the checkpoint as the run wrote it",
+                         hint="the run's files were changed after training; restore them or train again") from error
     kept = final_state(fit_state, config.train.patience)
     member = None
     if members:
+        if training:
+            raise InputError(WHERE, "a sweep has no best member before it finishes", got=run.workdir,
+                             expected="the workdir of a finished sweep", hint=TRAINING_HINT.split("; ", maxsplit=1)[0])
         member = int(run.summary["best_member"])
         kept = take_member(kept, member)
     expected = run.summary.get("params_sha256")
     if expected is not None and params_sha256(kept.params) != expected:
+        if newer_than_summary(run, reader, epoch):
+            if not allow_training:
+                raise still_training(run.workdir, epoch)
+            return kept, epoch, member
         raise InputError(WHERE, "the restored model differs from the one summary.json describes",
                          got=f"params_sha256 {params_sha256(kept.params)[:12]}...",
-                         expected=f"{expected[:12]}...", hint="the checkpoint is not the run's last one")
+                         expected=f"{expected[:12]}...",
+                         hint="the run's files were changed after training; restore them or train again")
     return kept, epoch, member
 
 
@@ -289,15 +342,23 @@ def encode_table(preprocessing: dict, header: Sequence[str], rows: Sequence[Sequ
     return out
 
 
-def load_run(workdir: str) -> Predictor:
+def load_run(workdir: str, *, allow_training: bool = False) -> Predictor:
     """The `Predictor` of the finished run in `workdir` (see the module docstring).
 
     A sweep's workdir gives its best member (summary.json's `best_member`). Raises InputError for a
     folder without a finished run, a run without checkpoint, and a checkpoint that fails its
     SHA-256 integrity check or differs from summary.json's `params_sha256`.
+
+    Reading never disturbs a run that is training on the same workdir (nothing is created, cleaned,
+    deleted or locked). Such a run is not finished: by default InputError says so in one line ("the
+    run is training (or was stopped before it finished): its newest complete checkpoint is epoch
+    N", or "no checkpoint is complete yet"). With `allow_training=True` the Predictor is the model
+    of the newest complete checkpoint instead (what the run would keep if it stopped there: the best
+    model so far with early stopping), `predictor.epoch` its epoch, `predictor.summary` {} until
+    the run has finished (not for a sweep, whose best member is chosen when it finishes).
     """
-    run = read_run(workdir)
-    state, epoch, member = restore_kept_state(run)
+    run = read_run(workdir, allow_training=allow_training)
+    state, epoch, member = restore_kept_state(run, allow_training=allow_training)
     return Predictor(run, state, epoch, member)
 
 

@@ -30,6 +30,14 @@ Orbax's barriers are device collectives (`sync_global_devices`), which must come
 order on every process as the training step's own. Every process checks the SHA-256 of what it read (so all find
 the same checkpoint corrupted) and process 0 alone moves a corrupted one aside.
 
+Readers. Whatever only reads a run (`jaxdl.load_run` and so predict, serve, export and drift;
+`jaxdl.load_pretrained`) opens it with `CheckpointReader`, never with a Checkpointer: a
+Checkpointer is the run's one writer (it creates the folder, removes the temporary folders of
+unfinished saves, deletes checkpoints beyond `keep`), so a second one on a workdir that is
+training deletes the save being written and the training dies. A reader creates, cleans, moves
+and locks nothing, starts no thread, lists only complete checkpoints (Orbax's own test:
+`ocp.utils.checkpoint_steps`) and reads them SHA-256 checked as `restore` does.
+
 Until written a save still takes ~150-500 ms of background work, as much as a small-data epoch or
 more, so the default is by time (`every_seconds=30`) rather than every epoch. The price: a run
 killed without warning repeats the epochs since its last completely written checkpoint (about
@@ -266,9 +274,7 @@ class Checkpointer:
                 state = self.manager.restore(epoch, args=args).state
         except Exception as error:  # noqa: BLE001 (TensorStore raises several kinds for missing or cut files)
             raise CorruptCheckpoint(epoch, self.path(epoch), f"unreadable arrays ({first_line(error)})") from error
-        expected = meta.get("state_sha256")
-        if expected is not None and tree_digest(state)[0] != expected:
-            raise CorruptCheckpoint(epoch, self.path(epoch), "arrays differ from the SHA-256 recorded when saved")
+        check_sha256(state, meta, epoch, self.path(epoch))
         return state, meta
 
     def set_aside(self, epoch: int) -> str:
@@ -290,6 +296,128 @@ class Checkpointer:
         finally:
             self._worker.shutdown(wait=True)
             self.manager.close()
+
+
+class NoCompleteCheckpoint(InputError):
+    """A run's checkpoints folder holds no complete checkpoint (yet); `unfinished` names the temporary
+    folders of saves being written (or left by a killed process)."""
+
+    def __init__(self, directory: str, unfinished: list[str]):
+        self.directory, self.unfinished = directory, unfinished
+        if unfinished:
+            super().__init__(directory, "no checkpoint is complete yet", got=", ".join(unfinished[:3]),
+                             expected="a complete checkpoints/<epoch>/ folder",
+                             hint="the run is training its first epochs (or was stopped during its first save)")
+        else:
+            super().__init__(directory, "the run has no checkpoint", expected="checkpoints/<epoch>/ written by the run")
+
+
+class CheckpointReader:
+    """Read-only access to the checkpoints of a run in `directory` (see "Readers" in the module docstring).
+
+    A separate class rather than a read-only mode of `Checkpointer`: a Checkpointer owns an Orbax
+    CheckpointManager (whose constructor creates the folder and starts removing unfinished saves in
+    the background, and which deletes checkpoints beyond `keep` after a save), a worker thread and
+    the save schedule, and it moves corrupted checkpoints aside; a reader needs none of that, so it
+    has none of it to switch off (Orbax's own `read_only=True` manager still builds the rest). It
+    reads the two items of a checkpoint with Orbax's item handlers directly, as the
+    CheckpointManager's composite handler does; the only threads are Orbax's short-lived ones
+    while listing, joined before `epochs` returns.
+
+    Safe while a training process writes the same folder: a save in progress is an
+    `<epoch>.orbax-checkpoint-tmp-*` folder (or, on a bucket, a folder without its
+    commit_success.txt) and is not listed; a checkpoint that the writer deletes (beyond `keep`)
+    while it is read is noticed (it is then no longer the newest complete one) and the newest
+    complete one is read instead.
+    """
+
+    ATTEMPTS = 5  # reads of a checkpoint the writer deleted meanwhile, before giving up
+
+    def __init__(self, directory: str):
+        self.directory = paths.join(directory)
+
+    def path(self, epoch: int) -> str:
+        return paths.join(self.directory, str(epoch))
+
+    def epochs(self) -> list[int]:
+        """Epochs of the complete checkpoints, oldest first; [] when the folder does not exist."""
+        try:  # Orbax's own test of a finalized step folder (and [] when there is no folder)
+            return sorted(ocp.utils.checkpoint_steps(paths.as_path(self.directory)))
+        except FileNotFoundError:  # the folder was deleted while being listed
+            return []
+
+    def unfinished(self) -> list[str]:
+        """Names of the temporary folders of saves not (yet) complete."""
+        folder = paths.as_path(self.directory)
+        try:
+            return sorted(child.name for child in folder.iterdir() if ocp.path.atomicity.TMP_DIR_SUFFIX in child.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def read_meta(self, epoch: int) -> dict:
+        """The `meta` item of checkpoint `epoch`; CorruptCheckpoint when it cannot be read."""
+        try:
+            meta = ocp.JsonCheckpointHandler().restore(paths.as_path(self.path(epoch)) / "meta")
+        except Exception as error:  # noqa: BLE001 (JSON, Unicode and file errors all mean the same here)
+            raise CorruptCheckpoint(epoch, self.path(epoch), f"unreadable meta ({first_line(error)})") from error
+        if not isinstance(meta, dict):
+            raise CorruptCheckpoint(epoch, self.path(epoch), "meta is not a JSON object")
+        return meta
+
+    def read(self, like: Any, epoch: int) -> tuple[Any, dict]:
+        """Checkpoint `epoch` into the structure, dtypes and shardings of `like`: (state, meta).
+
+        CorruptCheckpoint when it cannot be read back as written (SHA-256 checked); InputError when
+        it holds a differently shaped state.
+        """
+        meta = self.read_meta(epoch)
+        check_same_leaves(meta.get("state_leaves"), leaf_specs(like), self.path(epoch))
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        handler = ocp.StandardCheckpointHandler()
+        try:
+            with quiet_unraisable():
+                state = handler.restore(paths.as_path(self.path(epoch)) / "state",
+                                        args=ocp.args.StandardRestore(abstract))
+        except Exception as error:  # noqa: BLE001 (TensorStore raises several kinds for missing or cut files)
+            raise CorruptCheckpoint(epoch, self.path(epoch), f"unreadable arrays ({first_line(error)})") from error
+        finally:
+            handler.close()
+        check_sha256(state, meta, epoch, self.path(epoch))
+        return state, meta
+
+    def read_newest(self, like: Any) -> tuple[Any, dict, int]:
+        """The newest complete checkpoint: (state, meta, epoch).
+
+        NoCompleteCheckpoint when there is none. A checkpoint that fails to read while it is still
+        the newest complete one raises CorruptCheckpoint (nothing is moved: that is the writer's
+        business); one that meanwhile was deleted or superseded by a newer save is replaced by the
+        newest complete one, up to ATTEMPTS times.
+        """
+        failed: CorruptCheckpoint | None = None
+        for _ in range(self.ATTEMPTS):
+            epochs = self.epochs()
+            if not epochs:
+                if failed is not None:
+                    raise failed
+                raise NoCompleteCheckpoint(self.directory, self.unfinished())
+            if failed is not None and epochs[-1] == failed.epoch:
+                raise failed  # still there and still the newest: it really is damaged
+            epoch = epochs[-1]
+            try:
+                state, meta = self.read(like, epoch)
+            except CorruptCheckpoint as error:
+                failed = error
+                continue
+            return state, meta, epoch
+        assert failed is not None
+        raise failed
+
+
+def check_sha256(state: Any, meta: dict, epoch: int, path: str) -> None:
+    """CorruptCheckpoint unless `state` has the SHA-256 that `meta` recorded when it was saved."""
+    expected = meta.get("state_sha256")
+    if expected is not None and tree_digest(state)[0] != expected:
+        raise CorruptCheckpoint(epoch, path, "arrays differ from the SHA-256 recorded when saved")
 
 
 def check_same_leaves(saved: dict | None, current: dict[str, str], path: str) -> None:

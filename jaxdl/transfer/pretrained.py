@@ -30,6 +30,7 @@ from etils import epath
 
 from jaxdl.errors import InputError
 from jaxdl.train import paths
+from jaxdl.train.checkpoint import CheckpointReader
 from jaxdl.train.state import TrainState
 
 COLLECTIONS = ("params", "batch_stats")
@@ -72,9 +73,9 @@ def find_checkpoint(source: str, epoch: int | None = None, section: str = "") ->
     if os.path.isdir(os.path.join(source, "state")):
         return source
     folder = os.path.join(source, "checkpoints") if os.path.isdir(os.path.join(source, "checkpoints")) else source
-    # Orbax writes into `<epoch>.orbax-checkpoint-tmp-*` and renames when done: numbers are complete.
-    epochs = sorted(int(name) for name in os.listdir(folder)
-                    if name.isdigit() and os.path.isdir(os.path.join(folder, name, "state")))
+    # Complete checkpoints only (a run training there writes `<epoch>.orbax-checkpoint-tmp-*`), read-only.
+    epochs = [epoch for epoch in CheckpointReader(folder).epochs()
+              if os.path.isdir(os.path.join(folder, str(epoch), "state"))]
     if not epochs:
         raise InputError(where, "holds no jaxdl checkpoint", got=source,
                          expected="a workdir with checkpoints/, a checkpoints/ folder, or one checkpoint in it")
@@ -133,7 +134,7 @@ def read_config(path: str) -> dict:
     """The config saved in a checkpoint's `meta` item ({} when there is none)."""
     if not os.path.isdir(os.path.join(path, "meta")):
         return {}
-    meta = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(os.path.join(path, "meta"))
+    meta = ocp.JsonCheckpointHandler().restore(epath.Path(path) / "meta")  # reads only (no Checkpointer)
     return meta.get("config", {}) if isinstance(meta, dict) else {}
 
 

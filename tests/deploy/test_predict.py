@@ -120,8 +120,11 @@ def test_bad_inputs_and_workdirs_are_input_errors(mlp_run, tmp_path):
         jaxdl.load_run(str(tmp_path))
     unfinished = shutil.copytree(mlp_run, tmp_path / "unfinished")
     os.remove(unfinished / "summary.json")
-    with pytest.raises(InputError, match=r"the run has not finished \(no summary.json\)"):
+    newest = max(int(name) for name in os.listdir(unfinished / "checkpoints") if name.isdigit())
+    with pytest.raises(InputError, match=r"the run is training \(or was stopped before it finished\): its newest "
+                                         f"complete checkpoint is epoch {newest} "):
         jaxdl.load_run(str(unfinished))
+    assert jaxdl.load_run(str(unfinished), allow_training=True).summary == {}
     no_checkpoint = shutil.copytree(mlp_run, tmp_path / "no_checkpoint")
     shutil.rmtree(no_checkpoint / "checkpoints")
     with pytest.raises(InputError, match="the run has no checkpoint"):
