@@ -35,6 +35,7 @@ import numpy as np
 from jaxdl import paths
 from jaxdl.data import DataInfo
 from jaxdl.data import table as table_lib
+from jaxdl.deploy.input_check import check_inputs, stored_dtype
 from jaxdl.errors import InputError
 from jaxdl.train.build import build_state
 from jaxdl.train.checkpoint import Checkpointer
@@ -218,25 +219,19 @@ class Predictor:
 
     @property
     def stored_dtype(self) -> np.dtype:
-        return np.dtype(np.uint8 if self.info.stored.get("dtype") == "uint8" else np.float32)
+        return stored_dtype(self.info)
 
     def check(self, x: Any) -> np.ndarray:
-        """x as a numpy array of the stored dtype; InputError for a wrong shape or values."""
-        if self.info.stored.get("kind") == "table" and not np.issubdtype(np.asarray(x).dtype, np.number):
+        """x as a numpy array of the stored dtype; InputError for a wrong shape or values (the input
+        door, `jaxdl.deploy.input_check.check_inputs`; a table run also takes rows of CSV cells)."""
+        if self.info.stored.get("kind") == "table" and np.asarray(x).dtype.kind in "USO":
+            names = [c["name"] for c in self.info.preprocessing["columns"]]
+            if np.ndim(x) != 2 or np.shape(x)[1] != len(names):
+                raise InputError("x", "wrong input shape", got=np.shape(x),
+                                 expected=f"(N, {len(names)}) cells of the columns " + ", ".join(names))
             x = encode_table(self.info.preprocessing, [c["name"] for c in self.info.preprocessing["columns"]],
                              np.asarray(x, dtype=object).tolist())
-        x = np.asarray(x)
-        shape = tuple(self.info.input_shape)
-        if x.ndim != len(shape) + 1 or x.shape[1:] != shape:
-            raise InputError("x", "wrong input shape", got=x.shape, expected=f"(N, {', '.join(map(str, shape))})")
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise InputError("x", "not numeric", got=str(x.dtype), expected=str(self.stored_dtype))
-        if self.stored_dtype == np.uint8 and x.dtype != np.uint8:
-            if not np.issubdtype(x.dtype, np.integer) or (x.size and (x.min() < 0 or x.max() > 255)):
-                raise InputError("x", "images are read as uint8 pixels 0..255, as the dataset stores them",
-                                 got=f"{x.dtype} values {x.min():g}..{x.max():g}" if x.size else str(x.dtype),
-                                 expected="uint8 (or integers 0..255)")
-        return x.astype(self.stored_dtype)
+        return check_inputs(x, self.info)
 
     def preprocess(self, x: Any) -> np.ndarray:
         """The model's float32 inputs (N, *input_shape) for stored inputs x (what training fed the model)."""
