@@ -21,7 +21,6 @@ compiled function (`model_input`), exactly as `jaxdl.data.load` did in training:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ import numpy as np
 from jaxdl import paths
 from jaxdl.data import DataInfo
 from jaxdl.data import table as table_lib
+from jaxdl.report import run_schema
 from jaxdl.deploy.input_check import check_inputs, stored_dtype
 from jaxdl.errors import InputError
 from jaxdl.train.build import build_state
@@ -52,10 +52,8 @@ PIXELS = np.arange(256, dtype=np.uint8).astype(np.float32) / 255.0
 
 
 def read_json(path: str, what: str) -> Any:
-    try:
-        return json.loads(paths.as_path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(WHERE, f"cannot read its {what} ({error})", got=path) from error
+    """Workdir file `what` at `path`, read and checked through the run door (`jaxdl.deploy.run_schema`)."""
+    return run_schema.read_workdir_json(os.path.dirname(path), what)
 
 
 def as_tuples(value: Any) -> Any:
@@ -101,6 +99,7 @@ def read_run(workdir: str) -> RunFiles:
     preprocessing_path = paths.join(workdir, "preprocessing.json")
     preprocessing = (read_json(preprocessing_path, "preprocessing.json")
                      if paths.as_path(preprocessing_path).is_file() else {})
+    run_schema.check_run(config, summary, record, preprocessing)
     info = DataInfo(name=record["name"], task=record["task"], input_shape=tuple(record["input_shape"]),
                     num_classes=record["num_classes"], target_shape=tuple(record["target_shape"]),
                     class_names=tuple(record["class_names"]), preprocessing=preprocessing,
