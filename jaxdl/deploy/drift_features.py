@@ -34,9 +34,9 @@ from jaxdl import paths
 from jaxdl.data import DataInfo, Splits, StreamSplit
 from jaxdl.data import size as data_size
 from jaxdl.data import table as table_lib
-from jaxdl.report import run_schema
 from jaxdl.errors import InputError
 from jaxdl.evaluate.passes import predict_split
+from jaxdl.report import run_schema
 from jaxdl.train.state import TrainState
 
 FILE = "drift_reference.json"

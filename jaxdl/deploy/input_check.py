@@ -79,6 +79,15 @@ def bad_rows(x: np.ndarray, info: DataInfo) -> np.ndarray:
     return np.flatnonzero(bad.any(axis=1))
 
 
+def first_bad_value(row: np.ndarray, info: DataInfo) -> float:
+    """The first value of one refused row (see `bad_rows`) that the run refuses."""
+    values = row.reshape(1, -1)
+    for j in range(values.shape[1]):
+        if bad_rows(values[:, j:j + 1], info).size:
+            return values[0, j].item()
+    return values[0, 0].item()
+
+
 def check_inputs(x: Any, info: DataInfo, *, where: str = "x") -> np.ndarray:
     """x as a numpy array (N, *info.input_shape) of the stored dtype; InputError(where, ...) otherwise.
 
@@ -101,17 +110,13 @@ def check_inputs(x: Any, info: DataInfo, *, where: str = "x") -> np.ndarray:
     rows = bad_rows(x, info)
     if rows.size:
         first = int(rows[0])
-        values = x[first].reshape(-1)
+        value = first_bad_value(x[first], info)
         if stored_dtype(info) == np.uint8:
             raise InputError(where, f"row {first}: images are read as uint8 pixels 0..255, as the dataset "
-                                    "stores them", got=f"{x.dtype} values {np.nanmin(values):g}..{np.nanmax(values):g}"
-                             if np.isfinite(values).any() else str(x.dtype), expected="uint8 (or integers 0..255)")
-        with np.errstate(invalid="ignore", over="ignore"):
-            odd = values[~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)]
-        if missing_allowed(info):
-            odd = odd[~np.isnan(odd)]
+                                    "stores them", got=f"{x.dtype} value {value:g}",
+                             expected="uint8 (or integers 0..255)")
         raise InputError(where, f"row {first} of {len(x)} is not finite (or beyond float32's range)",
-                         got=float(odd[0]), expected=f"finite numbers within +-{FLOAT32_MAX:.4g}"
+                         got=value, expected=f"finite numbers within +-{FLOAT32_MAX:.4g}"
                          + (", or NaN for a missing cell" if missing_allowed(info) else ""))
     return x.astype(stored_dtype(info))
 
@@ -137,8 +142,8 @@ def check_labels(y: Any, info: DataInfo, n: int, *, where: str = "y") -> np.ndar
         return y.astype(np.int64)
     target = tuple(info.target_shape) or (1,)
     per_example = math.prod(target)
-    expected = f"{per_example} finite number{'s' if per_example > 1 else ''} per input, shape ({n}, " \
-               + ", ".join(map(str, target)) + ")"
+    expected = f"{per_example} finite number{'s' if per_example > 1 else ''} per input, shape " \
+               + str((n, *tuple(info.target_shape)))
     y = as_array(y, where, expected)
     if y.ndim == 0 or len(y) != n or math.prod(y.shape[1:]) != per_example:
         raise InputError(where, "labels of the wrong shape", got=y.shape, expected=expected)

@@ -34,9 +34,9 @@ import numpy as np
 from jaxdl import paths
 from jaxdl.data import DataInfo
 from jaxdl.data import table as table_lib
-from jaxdl.report import run_schema
 from jaxdl.deploy.input_check import check_inputs, stored_dtype
 from jaxdl.errors import InputError
+from jaxdl.report import run_schema
 from jaxdl.train.build import build_state
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.digest import params_sha256
