@@ -118,4 +118,5 @@ def train_regression(root) -> str:
                  f"--config.data.data_dir={root / 'tfds'}")
 
 
-TRAINERS = {"mlp": train_mlp, "regression": train_regression, "cnn": train_cnn, "rnn": train_rnn, "table": train_table, "sweep": train_sweep}
+TRAINERS = {"mlp": train_mlp, "cnn": train_cnn, "rnn": train_rnn, "table": train_table, "sweep": train_sweep,
+            "regression": train_regression}
