@@ -103,8 +103,8 @@ def check_float32(array: np.ndarray, name: str, what: str) -> None:
         values = flat[first]
         with np.errstate(invalid="ignore", over="ignore"):
             value = values[~(np.isfinite(values) & (np.abs(values) <= FLOAT32_MAX))][0]
-        raise InputError("config.data.name", f"'{name}' of example {first} is NaN, infinite or beyond float32's range",
-                         got=float(value), expected=f"finite {what} within +-{FLOAT32_MAX:.4g}")
+        raise InputError("config.data.name", f"'{name}' holds NaN, infinite values or values beyond float32's range "
+                         f"(example {first})", got=float(value), expected=f"finite {what} within +-{FLOAT32_MAX:.4g}")
 
 
 def read_arrays(path: str, task: str = "auto") -> dict:

@@ -46,7 +46,7 @@ def as_array(value: Any, where: str, expected: str) -> np.ndarray:
     except (ValueError, TypeError) as error:  # ragged nested lists
         raise InputError(where, "not an array of one shape", got=type(value).__name__, expected=expected) from error
     if array.dtype.kind not in "biuf":
-        raise InputError(where, "not numbers", got=f"{array.dtype} array", expected=expected)
+        raise InputError(where, "not numeric", got=f"{array.dtype} array", expected=expected)
     return array
 
 

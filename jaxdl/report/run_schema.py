@@ -24,6 +24,7 @@ from typing import Any
 
 from jaxdl import paths
 from jaxdl.errors import InputError
+from jaxdl.train.sweep import members_of
 
 WHERE = "--workdir"
 Check = Callable[[Any, str], Any]
@@ -304,8 +305,6 @@ SCHEMAS: dict[str, Check] = {"config.json": CONFIG, "summary.json": SUMMARY, "da
 def check_run(config: Any, summary: dict, data_info: dict, preprocessing: dict) -> None:
     """What spans the files of one run (each already checked alone): a table run's
     preprocessing.json covers its inputs; a sweep's summary.json names its best member."""
-    from jaxdl.train.sweep import members_of  # the train layer, imported when a run is read
-
     if data_info["stored"].get("kind") == "table":
         for name in ("columns", "label"):
             if name not in preprocessing:
