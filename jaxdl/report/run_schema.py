@@ -27,6 +27,7 @@ from jaxdl.errors import InputError
 from jaxdl.train.sweep import members_of
 
 WHERE = "--workdir"
+INT32_MAX = 2**31 - 1  # counts that become step numbers on the devices
 Check = Callable[[Any, str], Any]
 
 
@@ -196,11 +197,12 @@ SUMMARY = Obj(optional={
 })
 
 CONFIG = Obj({
-    "seed": Int(low=0),
+    "seed": Int(low=0, high=2**63 - 1),  # what jax.random.PRNGKey takes
     "data": Obj({"name": Str}),
     "model": Obj({"name": Str}),
     "optimizer": Obj({"name": Str}, {"learning_rate": Num(low=0)}),
-    "train": Obj({"batch_size": Int(low=1), "epochs": Int(low=1), "patience": Int(low=0)}),
+    "train": Obj({"batch_size": Int(low=1, high=INT32_MAX), "epochs": Int(low=1, high=INT32_MAX),
+                  "patience": Int(low=0, high=INT32_MAX)}),
 }, {"sweep": Obj(), "eval": Obj(), "checkpoint": Obj()})
 
 
