@@ -194,9 +194,9 @@ def bucket(n: int) -> int:
 class Predictor:
     """The model a finished run kept, on new inputs in the form the dataset stores them.
 
-    `predictor(x)` with x (N, *info.input_shape) -> class probabilities (N, K) float32
+    `predictor(x)` with x (N >= 1, *info.input_shape) -> class probabilities (N, K) float32
     (classification) or outputs (N, *target_shape) (regression). See the module docstring for the
-    stored forms. Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint),
+    stored forms, and `jaxdl.deploy.input_check.check_inputs` for what is refused (InputError). Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint),
     `member` (a sweep's best member, else None), `variables` (the Flax variables), `apply_fn`,
     `jitted` (stored inputs -> outputs, jitted, the parameters constants; what `jaxdl.export`
     writes), `compiled_batch_sizes` (the batch sizes compiled so far: powers of two up to MAX_BUCKET).
@@ -240,13 +240,13 @@ class Predictor:
         x = self.check(x)
         n = len(x)
         parts = []
-        for start in range(0, max(n, 1), MAX_BUCKET):
+        for start in range(0, n, MAX_BUCKET):  # n >= 1 (check_inputs)
             chunk = x[start:start + MAX_BUCKET]
             size = bucket(len(chunk))
             padded = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
             self.compiled_batch_sizes.add(size)
             parts.append(np.asarray(self.jitted(padded))[:len(chunk)])
-        return np.concatenate(parts) if n else parts[0][:0]
+        return np.concatenate(parts)
 
 
 def encode_table(preprocessing: dict, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> np.ndarray:
