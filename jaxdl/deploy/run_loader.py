@@ -196,7 +196,8 @@ class Predictor:
 
     `predictor(x)` with x (N >= 1, *info.input_shape) -> class probabilities (N, K) float32
     (classification) or outputs (N, *target_shape) (regression). See the module docstring for the
-    stored forms, and `jaxdl.deploy.input_check.check_inputs` for what is refused (InputError). Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint),
+    stored forms, and `jaxdl.deploy.input_check.check_inputs` for what is refused (InputError).
+    Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint),
     `member` (a sweep's best member, else None), `variables` (the Flax variables), `apply_fn`,
     `jitted` (stored inputs -> outputs, jitted, the parameters constants; what `jaxdl.export`
     writes), `compiled_batch_sizes` (the batch sizes compiled so far: powers of two up to MAX_BUCKET).
