@@ -53,7 +53,7 @@ PIXELS = np.arange(256, dtype=np.uint8).astype(np.float32) / 255.0
 
 def read_json(path: str, what: str) -> Any:
     """Workdir file `what` at `path`, read and checked through the run door (`jaxdl.deploy.run_schema`)."""
-    return run_schema.read_workdir_json(os.path.dirname(path), what)
+    return run_schema.read_file(path, what)
 
 
 def as_tuples(value: Any) -> Any:

@@ -368,7 +368,12 @@ def parse_lines(lines: list[str], name: str, schema: Check) -> list:
 def read_workdir_json(workdir: str, name: str, schema: Check | None = None) -> Any:
     """File `name` of `workdir` read, parsed and checked (see the module docstring); InputError
     `--workdir: <name>: ...` when it cannot be read or does not fit."""
-    path = paths.as_path(paths.join(workdir, name))
+    return read_file(paths.join(workdir, name), name, schema)
+
+
+def read_file(path: str, name: str, schema: Check | None = None) -> Any:
+    """`read_workdir_json` of the file at `path` (local or a bucket), which the run wrote as `name`."""
+    path = paths.as_path(path)
     try:
         text = path.read_bytes()
     except OSError as error:
@@ -377,4 +382,4 @@ def read_workdir_json(workdir: str, name: str, schema: Check | None = None) -> A
 
 
 __all__ = ["SCHEMAS", "SchemaError", "check", "check_run", "drift_reference", "parse", "parse_lines",
-           "read_workdir_json"]
+           "read_file", "read_workdir_json"]
