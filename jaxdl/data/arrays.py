@@ -31,6 +31,8 @@ from jaxdl.errors import InputError, check_choice
 SPLITS = {"train": "", "validation": "_validation", "test": "_test"}  # split -> suffix of x / y
 TASKS = ("auto", "classification", "regression")
 FORMAT = 1  # bump when the prepared examples change
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # inputs and targets are stored as float32
+MAX_CLASS = 2**31 - 1  # class labels are stored as int64 but counted in int32 on the devices
 
 
 def read_files(path: str) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -79,10 +81,30 @@ def load_array(file: str, read, name: str) -> np.ndarray:
                 else f"cannot be read ({error})")
         raise InputError("config.data.name", f"array {name!r} {what}", got=file,
                          expected="numeric arrays (numpy.savez of int, float or uint8 arrays)") from error
+    if not isinstance(array, np.ndarray):  # a member of the archive that is not a .npy file (a README)
+        raise InputError("config.data.name", f"member {name!r} is not a numpy array", got=f"{file}: {name}",
+                         expected="only arrays (x, y, x_test, ...) written by numpy.savez")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
         raise InputError("config.data.name", f"array {name!r} is not numbers", got=str(array.dtype),
                          expected="int, float, bool or uint8 arrays")
     return array
+
+
+def check_float32(array: np.ndarray, name: str, what: str) -> None:
+    """Refuses float values that are NaN, infinite, or beyond float32's range (cast, they would
+    become infinite), naming the first such example; before anything is cast or written."""
+    if not np.issubdtype(array.dtype, np.floating) or not array.size:
+        return
+    flat = array.reshape(len(array), -1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = np.flatnonzero(~(np.isfinite(flat) & (np.abs(flat) <= FLOAT32_MAX)).all(axis=1))
+    if bad.size:
+        first = int(bad[0])
+        values = flat[first]
+        with np.errstate(invalid="ignore", over="ignore"):
+            value = values[~(np.isfinite(values) & (np.abs(values) <= FLOAT32_MAX))][0]
+        raise InputError("config.data.name", f"'{name}' holds NaN, infinite values or values beyond float32's range "
+                         f"(example {first})", got=float(value), expected=f"finite {what} within +-{FLOAT32_MAX:.4g}")
 
 
 def read_arrays(path: str, task: str = "auto") -> dict:
@@ -120,10 +142,18 @@ def read_arrays(path: str, task: str = "auto") -> dict:
             raise InputError(where, f"{split} arrays differ in shape from train",
                              got=f"{x.shape[1:]} and {y.shape[1:]}",
                              expected=f"{train_x.shape[1:]} and {train_y.shape[1:]} after the first axis")
-        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-            raise InputError(where, f"'x{SPLITS[split]}' holds NaN or infinite values", expected="finite inputs")
-        if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
-            raise InputError(where, f"'y{SPLITS[split]}' holds NaN or infinite values", expected="finite labels")
+        if 0 in x.shape[1:]:
+            raise InputError(where, f"'x{SPLITS[split]}' holds no values per example", got=f"shape {x.shape}",
+                             expected="at least one value per example")
+        check_float32(x, f"x{SPLITS[split]}", "inputs")
+        check_float32(y, f"y{SPLITS[split]}", "labels")
+    if task != "regression":
+        for split, (_, y) in splits.items():
+            too_large = np.flatnonzero(np.abs(y.reshape(len(y), -1)).max(axis=1) > MAX_CLASS) if y.size else []
+            if len(too_large) and (task == "classification" or y.dtype.kind in "iu"):
+                first = int(too_large[0])
+                raise InputError(where, f"class label of example {first} of 'y{SPLITS[split]}' is too large",
+                                 got=y.reshape(len(y), -1)[first].max().item(), expected=f"labels 0..{MAX_CLASS}")
     integral = all(np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_ for _, y in splits.values())
     whole = integral or all(np.array_equal(y, np.round(y)) for _, y in splits.values())
     classify = task == "classification" or (task == "auto" and integral and train_y.ndim == 1)

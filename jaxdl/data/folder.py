@@ -6,7 +6,8 @@
 Class names are the class folder names, sorted (label i = the i-th name). With split folders the
 classes are those of `train`; `validation` and `test` are optional, and a class folder there that
 `train` lacks is an error. Images may sit anywhere below their class folder; files that are not
-images by their extension (.txt, .DS_Store, ...) and hidden files or folders are ignored.
+images by their extension (.txt, .DS_Store, ...) and hidden files or folders are ignored; a
+symbolic link that loops or points nowhere is skipped with a `warning:` line.
 
 Each image is decoded with Pillow, turned upright by its EXIF orientation, and made grayscale (1
 channel) or RGB (3 channels): RGBA and other modes with alpha drop the alpha (no blending), and a
@@ -25,6 +26,7 @@ written, once to write them); later runs read the prepared copy until a file or 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
@@ -176,7 +178,42 @@ def list_files(root: str) -> dict[str, dict[str, list[str]]]:
 
 
 def visible_subfolders(folder: str) -> list[str]:
-    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
+    """The subfolders not hidden; a link that loops or points nowhere is skipped with a warning."""
+    names = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError as error:
+        raise InputError(WHERE, f"cannot list the folder ({error.strerror or error})", got=folder) from error
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            if entry.is_dir():
+                names.append(entry.name)
+            elif entry.is_symlink() and not os.path.exists(entry.path):
+                warn_link(entry.path, "points to nothing")
+        except OSError:  # ELOOP: a link to itself
+            warn_link(entry.path, "loops")
+    return names
+
+
+WARNED: set[str] = set()  # links already warned about in this process (a folder is listed more than once)
+
+
+def warn_link(path: str, what: str) -> None:
+    if path not in WARNED:
+        WARNED.add(path)
+        logger.warning("skipped %s: a symbolic link that %s", path, what)
+
+
+def readable_file(path: str) -> bool:
+    """False (and a warning) for a file entry that is a link looping or pointing nowhere."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        warn_link(path, "loops" if error.errno == errno.ELOOP else "points to nothing")
+        return False
+    return True
 
 
 def class_files(folder: str, classes: list[str]) -> dict[str, list[str]]:
@@ -189,7 +226,8 @@ def class_files(folder: str, classes: list[str]) -> dict[str, list[str]]:
         for parent, dirs, files in os.walk(os.path.join(folder, name)):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             paths += [os.path.join(parent, f) for f in sorted(files)
-                      if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+                      if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
+                      and readable_file(os.path.join(parent, f))]
         listing[name] = paths
     return listing
 

@@ -117,6 +117,9 @@ def check_arrays(arrays: Arrays, info: DataInfo, split: str) -> None:
     if tuple(x.shape[1:]) != tuple(info.input_shape):
         raise InputError(where, "input shape differs from the dataset's", got=tuple(x.shape[1:]),
                          expected=tuple(info.input_shape))
+    if 0 in x.shape[1:]:
+        raise InputError(where, "inputs hold no values", got=f"shape {x.shape}",
+                         expected="at least one value per input")
     if not np.issubdtype(x.dtype, np.number):
         raise InputError(where, "inputs are not numbers", got=str(x.dtype), expected="a numeric dtype")
     bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))

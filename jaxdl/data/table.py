@@ -38,6 +38,7 @@ MISSING = ("", "na", "n/a", "nan", "null", "?")
 MAX_CATEGORIES = 50
 MAX_INTEGER_CLASSES = 20
 TASKS = ("auto", "classification", "regression")
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the prepared table holds float32
 FORMAT = 1  # bump when the prepared examples change, so old preparations are not reused
 
 
@@ -73,11 +74,27 @@ def is_missing(cell: str) -> bool:
 
 
 def as_number(cell: str) -> float | None:
+    """The cell's number, None unless it is one that float32 holds (inf, 1e39 are not)."""
     try:
         value = float(cell)
     except ValueError:
         return None
-    return value if np.isfinite(value) else None
+    return value if np.isfinite(value) and abs(value) <= FLOAT32_MAX else None
+
+
+def check_finite(name: str, values: tuple[str, ...], where: str) -> None:
+    """Refuses a column with a cell that is a number float32 cannot hold (inf, -inf, 1e39): it
+    would become infinite, or, read as text, a category."""
+    for line, cell in enumerate(values, start=2):
+        text = cell.strip()
+        if is_missing(text) or as_number(text) is not None:
+            continue
+        try:
+            float(text)
+        except ValueError:
+            continue
+        raise InputError(where, f"column {name!r}, row {line}: not a finite number", got=text,
+                         expected=f"finite numbers within +-{FLOAT32_MAX:.4g}, or an empty cell for a missing value")
 
 
 def read_rows(path: str) -> tuple[list[str], list[list[str]]]:
@@ -141,6 +158,7 @@ def read_table(path: str, label: str = "", task: str = "auto") -> Table:
 def read_labels(values: tuple[str, ...], label: str, task: str) -> tuple[str, tuple[str, ...], np.ndarray]:
     """(task, class names, y) of the label column: y int64 class indices or float32 targets (N,)."""
     where = "config.data.label"
+    check_finite(label, values, where)
     empty = [line for line, cell in enumerate(values, start=2) if is_missing(cell)]
     if empty:
         raise InputError(where, f"label missing in row {empty[0]}", got=values[empty[0] - 2],
@@ -173,6 +191,7 @@ def read_labels(values: tuple[str, ...], label: str, task: str) -> tuple[str, tu
 
 def read_feature(name: str, values: tuple[str, ...]) -> tuple[Column, np.ndarray]:
     """The column and its block of x: (N, 1) raw numbers with NaN where missing, or (N, K) one-hot."""
+    check_finite(name, values, "config.data.name")
     present = [cell.strip() for cell in values if not is_missing(cell)]
     numbers = [as_number(cell) for cell in present]
     if all(number is not None for number in numbers):

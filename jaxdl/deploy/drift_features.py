@@ -36,6 +36,7 @@ from jaxdl.data import size as data_size
 from jaxdl.data import table as table_lib
 from jaxdl.errors import InputError
 from jaxdl.evaluate.passes import predict_split
+from jaxdl.report import run_schema
 from jaxdl.train.state import TrainState
 
 FILE = "drift_reference.json"
@@ -337,11 +338,4 @@ def read_reference(workdir: str) -> dict:
         raise InputError("--workdir", f"the run has no {FILE}", got=workdir,
                          expected="a run trained by this version of jaxdl",
                          hint="train the run again (the pipeline writes it at the end of training)")
-    try:
-        record = json.loads(paths.as_path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError("--workdir", f"cannot read its {FILE} ({error})", got=path) from error
-    if record.get("version") != VERSION:
-        raise InputError("--workdir", f"its {FILE} is of another version", got=record.get("version"),
-                         expected=VERSION, hint="train the run again")
-    return record
+    return run_schema.read_workdir_json(workdir, FILE, run_schema.drift_reference(VERSION))

@@ -22,6 +22,7 @@ from PIL import Image
 from jaxdl.data import DataInfo
 from jaxdl.data import folder as folder_lib
 from jaxdl.data import table as table_lib
+from jaxdl.deploy.input_check import check_inputs, check_labels
 from jaxdl.deploy.run_loader import encode_table
 from jaxdl.errors import InputError
 
@@ -62,7 +63,7 @@ def read_path(path: str, info: DataInfo) -> Inputs:
     if os.path.isdir(path):
         return read_image_folder(path, info)
     if lower.endswith(".npy"):
-        x = load_numpy(path)
+        x = check_inputs(load_numpy(path), info, where=f"{WHERE}: {path}")
         return Inputs([f"{path}[{i}]" for i in range(len(x))], x, None)
     if lower.endswith(".npz"):
         return read_npz(path, info)
@@ -90,24 +91,18 @@ def read_npz(path: str, info: DataInfo) -> Inputs:
             if "x" not in keys:
                 raise InputError(WHERE, "the .npz file holds no array 'x'", got=f"{path}: {sorted(keys)}",
                                  expected="arrays x (and optionally y)")
-            x, y = np.asarray(loaded["x"]), (np.asarray(loaded["y"]) if "y" in keys else None)
+            x, y = loaded["x"], (loaded["y"] if "y" in keys else None)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise InputError(WHERE, f"cannot read the arrays ({error})", got=path,
                          expected="numeric arrays written by numpy.savez") from error
+    for name, array in (("x", x), ("y", y)):
+        if array is not None and not isinstance(array, np.ndarray):  # a member that is no .npy file
+            raise InputError(f"{WHERE}: {path}", f"member {name!r} is not a numpy array",
+                             expected="arrays x (and optionally y) written by numpy.savez")
+    x = check_inputs(x, info, where=f"{WHERE}: {path}: x")
     if y is not None:
-        if len(y) != len(x):
-            raise InputError(WHERE, "'x' and 'y' differ in length", got=f"{len(x)} and {len(y)} in {path}")
-        y = check_labels(y, info, path)
+        y = check_labels(y, info, len(x), where=f"{WHERE}: {path}: y")
     return Inputs([f"{path}[{i}]" for i in range(len(x))], x, y)
-
-
-def check_labels(y: np.ndarray, info: DataInfo, where: str) -> np.ndarray:
-    if info.task != "classification":
-        return y.astype(np.float32)
-    if y.ndim != 1 or not np.all(np.mod(y, 1) == 0) or (y.size and (y.min() < 0 or y.max() >= info.num_classes)):
-        raise InputError(WHERE, "labels are not class indices", got=f"{y.dtype} {y.shape} in {where}",
-                         expected=f"integers 0..{info.num_classes - 1} of shape (N,)")
-    return y.astype(np.int64)
 
 
 def image_geometry(info: DataInfo, path: str) -> tuple[int, int, int]:

@@ -21,7 +21,6 @@ compiled function (`model_input`), exactly as `jaxdl.data.load` did in training:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -35,7 +34,9 @@ import numpy as np
 from jaxdl import paths
 from jaxdl.data import DataInfo
 from jaxdl.data import table as table_lib
+from jaxdl.deploy.input_check import check_inputs, stored_dtype
 from jaxdl.errors import InputError
+from jaxdl.report import run_schema
 from jaxdl.train.build import build_state
 from jaxdl.train.checkpoint import CheckpointReader, CorruptCheckpoint, NoCompleteCheckpoint
 from jaxdl.train.digest import params_sha256
@@ -51,10 +52,8 @@ PIXELS = np.arange(256, dtype=np.uint8).astype(np.float32) / 255.0
 
 
 def read_json(path: str, what: str) -> Any:
-    try:
-        return json.loads(paths.as_path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(WHERE, f"cannot read its {what} ({error})", got=path) from error
+    """Workdir file `what` at `path`, read and checked through the run door (`jaxdl.deploy.run_schema`)."""
+    return run_schema.read_file(path, what)
 
 
 def as_tuples(value: Any) -> Any:
@@ -101,6 +100,7 @@ def read_run(workdir: str, *, allow_training: bool = False) -> RunFiles:
     preprocessing_path = paths.join(workdir, "preprocessing.json")
     preprocessing = (read_json(preprocessing_path, "preprocessing.json")
                      if paths.as_path(preprocessing_path).is_file() else {})
+    run_schema.check_run(config, summary, record, preprocessing)
     info = DataInfo(name=record["name"], task=record["task"], input_shape=tuple(record["input_shape"]),
                     num_classes=record["num_classes"], target_shape=tuple(record["target_shape"]),
                     class_names=tuple(record["class_names"]), preprocessing=preprocessing,
@@ -247,9 +247,10 @@ def bucket(n: int) -> int:
 class Predictor:
     """The model a finished run kept, on new inputs in the form the dataset stores them.
 
-    `predictor(x)` with x (N, *info.input_shape) -> class probabilities (N, K) float32
+    `predictor(x)` with x (N >= 1, *info.input_shape) -> class probabilities (N, K) float32
     (classification) or outputs (N, *target_shape) (regression). See the module docstring for the
-    stored forms. Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint),
+    stored forms, and `jaxdl.deploy.input_check.check_inputs` for what is refused (InputError).
+    Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint),
     `member` (a sweep's best member, else None), `variables` (the Flax variables), `apply_fn`,
     `jitted` (stored inputs -> outputs, jitted, the parameters constants; what `jaxdl.export`
     writes), `compiled_batch_sizes` (the batch sizes compiled so far: powers of two up to MAX_BUCKET).
@@ -271,25 +272,19 @@ class Predictor:
 
     @property
     def stored_dtype(self) -> np.dtype:
-        return np.dtype(np.uint8 if self.info.stored.get("dtype") == "uint8" else np.float32)
+        return stored_dtype(self.info)
 
     def check(self, x: Any) -> np.ndarray:
-        """x as a numpy array of the stored dtype; InputError for a wrong shape or values."""
-        if self.info.stored.get("kind") == "table" and not np.issubdtype(np.asarray(x).dtype, np.number):
+        """x as a numpy array of the stored dtype; InputError for a wrong shape or values (the input
+        door, `jaxdl.deploy.input_check.check_inputs`; a table run also takes rows of CSV cells)."""
+        if self.info.stored.get("kind") == "table" and np.asarray(x).dtype.kind in "USO":
+            names = [c["name"] for c in self.info.preprocessing["columns"]]
+            if np.ndim(x) != 2 or np.shape(x)[1] != len(names):
+                raise InputError("x", "wrong input shape", got=np.shape(x),
+                                 expected=f"(N, {len(names)}) cells of the columns " + ", ".join(names))
             x = encode_table(self.info.preprocessing, [c["name"] for c in self.info.preprocessing["columns"]],
                              np.asarray(x, dtype=object).tolist())
-        x = np.asarray(x)
-        shape = tuple(self.info.input_shape)
-        if x.ndim != len(shape) + 1 or x.shape[1:] != shape:
-            raise InputError("x", "wrong input shape", got=x.shape, expected=f"(N, {', '.join(map(str, shape))})")
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise InputError("x", "not numeric", got=str(x.dtype), expected=str(self.stored_dtype))
-        if self.stored_dtype == np.uint8 and x.dtype != np.uint8:
-            if not np.issubdtype(x.dtype, np.integer) or (x.size and (x.min() < 0 or x.max() > 255)):
-                raise InputError("x", "images are read as uint8 pixels 0..255, as the dataset stores them",
-                                 got=f"{x.dtype} values {x.min():g}..{x.max():g}" if x.size else str(x.dtype),
-                                 expected="uint8 (or integers 0..255)")
-        return x.astype(self.stored_dtype)
+        return check_inputs(x, self.info)
 
     def preprocess(self, x: Any) -> np.ndarray:
         """The model's float32 inputs (N, *input_shape) for stored inputs x (what training fed the model)."""
@@ -299,13 +294,13 @@ class Predictor:
         x = self.check(x)
         n = len(x)
         parts = []
-        for start in range(0, max(n, 1), MAX_BUCKET):
+        for start in range(0, n, MAX_BUCKET):  # n >= 1 (check_inputs)
             chunk = x[start:start + MAX_BUCKET]
             size = bucket(len(chunk))
             padded = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
             self.compiled_batch_sizes.add(size)
             parts.append(np.asarray(self.jitted(padded))[:len(chunk)])
-        return np.concatenate(parts) if n else parts[0][:0]
+        return np.concatenate(parts)
 
 
 def encode_table(preprocessing: dict, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> np.ndarray:

@@ -16,6 +16,8 @@ import ml_collections
 from etils import epath
 
 from jaxdl import paths
+from jaxdl.errors import InputError
+from jaxdl.report import run_schema
 
 
 def write_json(path: str, value: Any) -> None:
@@ -43,10 +45,15 @@ class MetricsLog:
         path = epath.Path(self.path)
         if not path.exists():
             return []
-        lines = [line for line in path.read_text().splitlines(keepends=True) if line.strip()]
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError("--workdir", f"metrics.jsonl: not a text file (byte {error.start} is not UTF-8)",
+                             got=self.path, expected="the file the run wrote") from None
+        lines = [line for line in text.splitlines(keepends=True) if line.strip()]
         if lines and not lines[-1].endswith("\n"):
             lines.pop()
-        return [json.loads(line) for line in lines]
+        return run_schema.parse_lines(lines, "metrics.jsonl", run_schema.METRICS_RECORD)
 
     def keep_through(self, epoch: int) -> None:
         """Drops records after `epoch` (those of a run that was interrupted before its next checkpoint)."""

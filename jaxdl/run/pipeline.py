@@ -59,6 +59,55 @@ def prepare_workdir(workdir: str) -> str:
     return os.fspath(path)
 
 
+# What the pipeline writes into a workdir before its first checkpoint; a failed run that saved no
+# checkpoint takes back those of them it added (see `WorkdirGuard`).
+EARLY_FILES = ("checkpoints", "config.json", "data_info.json", "preprocessing.json", "metrics.jsonl")
+
+
+class WorkdirGuard:
+    """Takes back what a failed run put into its workdir before any checkpoint was saved.
+
+    Made before `prepare_workdir`: remembers which folders up to the workdir did not exist (so
+    without --workdir, a failed attempt leaves no `runs/<experiment>-<timestamp>/`) and which of
+    EARLY_FILES the workdir held. `undo()` (process 0 only; never once a checkpoint exists): a
+    workdir this run created is removed with the folders made for it; in a workdir that existed,
+    only the entries this run added are removed, so a workdir that held a run is never touched.
+    """
+
+    def __init__(self, workdir: str):
+        path = paths.as_path(workdir)
+        self.path = path
+        self.created: list = []  # the workdir and its new parents, innermost first
+        while not path.exists() and path.parent != path:
+            self.created.append(path)
+            path = path.parent
+        self.held = set() if self.created else {name for name in EARLY_FILES if self.path.joinpath(name).exists()}
+
+    def saved_checkpoint(self) -> bool:
+        folder = self.path.joinpath("checkpoints")
+        return folder.is_dir() and any(child.name.isdigit() for child in folder.iterdir())
+
+    def undo(self) -> None:
+        if not parallel.is_leader():
+            return
+        try:
+            if self.saved_checkpoint():
+                return
+            if self.created:
+                if self.path.exists():
+                    self.path.rmtree()
+                for parent in self.created[1:]:
+                    if parent.exists() and not any(parent.iterdir()):
+                        parent.rmdir()
+                return
+            for name in EARLY_FILES:
+                entry = self.path.joinpath(name)
+                if name not in self.held and entry.exists():
+                    entry.rmtree() if entry.is_dir() else entry.unlink()
+        except OSError:  # the original error matters more than what could not be tidied
+            pass
+
+
 def check_resumable(checkpointer: Checkpointer, config: ml_collections.ConfigDict) -> None:
     """Refuses to resume a checkpoint saved with another config (keys of RESUMABLE_KEYS may differ),
     or with another `train.epochs` under a schedule that is stretched over the run's length."""
@@ -187,9 +236,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     check_config(config, mesh)
     members = sweep_lib.members_of(config)
     check_pipeline(config, given_splits=splits is not None, members=members)
+    guard = WorkdirGuard(workdir)
     workdir = prepare_workdir(workdir)
-    checkpointer = make_checkpointer(config, workdir)
+    checkpointer = None
     try:
+        checkpointer = make_checkpointer(config, workdir)
         check_resumable(checkpointer, config)
         if splits is None:
             data_config = config.data
@@ -213,8 +264,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         state = build_state(config, splits.info, steps_per_epoch, model, members, per_step=per_step)
         result, stop = run_fit(config, state, splits, mesh=mesh, checkpointer=checkpointer, workdir=workdir,
                                progress=progress, members=members)
-    finally:
-        checkpointer.close()
+    except BaseException as error:
+        if checkpointer is not None:
+            checkpointer.close()
+        if isinstance(error, Exception):
+            guard.undo()
+        raise
+    checkpointer.close()
     if result.interrupted:
         # With many processes, one that got no signal itself stops because another did (as if SIGTERM).
         raise preemption.RunInterrupted(stop.signum or signal.SIGTERM, result.epochs_run, workdir)

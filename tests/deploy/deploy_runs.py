@@ -3,7 +3,7 @@ that the deploy tests predict with and export.
 
 mlp: digits (uint8 8x8x1 images); cnn: a folder of RGB 16x16 PNGs of digits resized to 8x8 (batch
 norm); rnn: a GRU reading digits row by row; table: a csv: file with a numeric, a categorical and a
-missing-value column.
+missing-value column; regression: an npz: file of float inputs (N, 4) and one float target.
 """
 
 from __future__ import annotations
@@ -109,4 +109,14 @@ def train_sweep(root) -> str:
                  "--config.sweep.learning_rate=(0.001, 0.03)", "--config.train.patience=2")
 
 
-TRAINERS = {"mlp": train_mlp, "cnn": train_cnn, "rnn": train_rnn, "table": train_table, "sweep": train_sweep}
+def train_regression(root) -> str:
+    """Float inputs (N, 4), one float target: an `npz:` regression run."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    np.savez(root / "regression.npz", x=x, y=x @ np.array([1.0, 2.0, -1.0, 0.5]) + 0.1 * rng.normal(size=300))
+    return train(root / "run", "configs/mlp.py:tiny", f"--config.data.name=npz:{root / 'regression.npz'}",
+                 f"--config.data.data_dir={root / 'tfds'}")
+
+
+TRAINERS = {"mlp": train_mlp, "cnn": train_cnn, "rnn": train_rnn, "table": train_table, "sweep": train_sweep,
+            "regression": train_regression}

@@ -204,4 +204,5 @@ def test_predict_command_bad_input_is_one_error_line(mlp_run, tmp_path):
         "finished run)"]
     np.save(tmp_path / "flat.npy", np.zeros((2, 64), np.uint8))
     result = run_cli("jaxdl.predict", "--workdir", mlp_run, str(tmp_path / "flat.npy"))
-    assert result.returncode == 2 and result.stderr.startswith("error: x: wrong input shape (got (2, 64)")
+    assert result.returncode == 2 and result.stderr.startswith(
+        f"error: inputs: {tmp_path / 'flat.npy'}: wrong input shape (got (2, 64)")

@@ -123,7 +123,8 @@ BARE = {"open", "os.path.abspath", "os.path.isdir", "os.path.isfile", "os.path.e
 WORKDIR_MODULES = ["run/pipeline.py", "train/checkpoint.py", "report/log.py", "report/build.py",
                    "report/figures.py", "report/curves.py", "report/plane.py", "report/scalars.py",
                    "deploy/drift_features.py", "deploy/run_loader.py", "deploy/drift_report.py", "deploy/serve.py",
-                   "run/compare.py", "run/cli.py", "train/preemption.py"]
+                   "run/compare.py", "run/cli.py", "train/preemption.py", "report/run_schema.py",
+                   "report/schema_checks.py"]
 # (module, function): why a bare call there does not touch a workdir path.
 ALLOWED = {
     ("report/scalars.py", "close"): "copies the event files out of the local temporary folder",
