@@ -199,7 +199,8 @@ class Predictor:
     stored forms. Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint),
     `member` (a sweep's best member, else None), `variables` (the Flax variables), `apply_fn`,
     `batched` ((variables, stored inputs) -> outputs, jitted: what `predictor(x)` runs), `jitted`
-    (stored inputs -> outputs, the parameters constants; what `jaxdl.export` writes), `compiled_batch_sizes` (the batch sizes compiled so far: powers of two up to MAX_BUCKET).
+    (stored inputs -> outputs, the parameters constants; what `jaxdl.export` writes),
+    `compiled_batch_sizes` (the batch sizes compiled so far: powers of two up to MAX_BUCKET).
     """
 
     def __init__(self, run: RunFiles, state, epoch: int, member: int | None):

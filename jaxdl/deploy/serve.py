@@ -78,8 +78,15 @@ from jaxdl.deploy.predict import prediction_rows
 from jaxdl.deploy.run_loader import Predictor, bucket, encode_table, load_run, model_input
 from jaxdl.deploy.serve_metrics import Instrument, ServeMetrics
 from jaxdl.deploy.serve_page import PAGE
-from jaxdl.deploy.serve_requests import (Parsers, RequestError, check_finite, check_headers, check_outputs,
-                                         parse_payload, read_body)
+from jaxdl.deploy.serve_requests import (
+    Parsers,
+    RequestError,
+    check_finite,
+    check_headers,
+    check_outputs,
+    parse_payload,
+    read_body,
+)
 from jaxdl.errors import InputError, check_range, parse_number
 from jaxdl.evaluate.activations import model_intermediates, named_layers
 
@@ -368,7 +375,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def number_flag(flags: dict, name: str, default: float, low: float, high: float, integer: bool = False):
+def number_flag(flags: dict, name: str, default: float, low: float, high: float, *, integer: bool = False):
     """--name's value (or `default`) through the one bounded parser of numeric flags."""
     return parse_number(f"--{name}", flags.get(name, str(default)), low=low, high=high, integer=integer)
 
@@ -419,6 +426,7 @@ def serve_command(argv: list[str]) -> int:
         if origin != "*" and not re.fullmatch(r"https?://[^/\s]+/?", origin):
             raise InputError("--allow_origin", "not an origin", got=origin,
                              expected="scheme://host[:port], e.g. https://example.org, or *")
+    paths.check_storage(flags["workdir"])
     sock = listen(host, port)  # before loading: a taken port is said at once; early clients wait in the backlog
     predictor = load_run(flags["workdir"])
     bound = sock.getsockname()

@@ -13,7 +13,6 @@ import warnings
 
 from jaxdl.errors import InputError
 
-
 # Libraries whose loggers may have a level of their own: set to CRITICAL unless --debug.
 QUIET_LOGGERS = ("absl", "urllib3", "gcsfs", "google", "google.auth", "fsspec", "matplotlib", "PIL", "jax", "orbax",
                  "tensorflow_datasets")

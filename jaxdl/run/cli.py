@@ -274,6 +274,7 @@ def main(run: Callable[..., dict], default_config: str, argv: list[str] | None =
     try:
         start_distributed(distributed_args(argv), debug)
         config, workdir, debug, quiet = parse_args(argv, default_config)
+        paths.check_storage(workdir)
         summary = run(config, workdir, progress=not quiet)
     except InputError as error:
         return report_error(error, debug)
