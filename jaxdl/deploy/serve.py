@@ -212,9 +212,9 @@ class Service:
         self.metrics.errors.labels("monitor").inc()
         if self.monitor_error is None:
             self.monitor_error = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
-            print(f"warning: the drift monitor failed ({self.monitor_error}); /metrics' jaxdl_drift_* gauges stop "
-                  "following the served inputs (counted as jaxdl_errors_total{kind=\"monitor\"})",
-                  file=sys.stderr, flush=True)
+            logging.getLogger("jaxdl").warning(  # a `warning:` line on stderr (jaxdl.report.console)
+                "the drift monitor failed (%s); /metrics' jaxdl_drift_* gauges stop following the served inputs "
+                "(counted as jaxdl_errors_total{kind=\"monitor\"})", self.monitor_error)
 
     def warm_up(self) -> list[int]:
         """Compiles every batch size a batch can run at (1, 2, 4, ... bucket(max_batch)) and the activations."""
