@@ -41,6 +41,7 @@ def configure_logging(debug: bool) -> None:
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
         logger.addHandler(handler)
     logger.propagate = False
+    logger.setLevel(logging.WARNING)  # its own: not the root's, which is CRITICAL below
     level = logging.DEBUG if debug else logging.CRITICAL
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(level)
