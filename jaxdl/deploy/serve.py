@@ -277,7 +277,12 @@ def create_app(predictor: Predictor, *, max_batch: int = 64, max_wait_ms: float 
     def answer(outputs: np.ndarray, top_k: int, extra: dict | None = None) -> Response:
         check_outputs(outputs)
         rows = prediction_rows(predictor, list(range(len(outputs))), outputs, None, top_k)
-        return JSONResponse({"predictions": rows, **(extra or {})})
+        if len(rows) <= INLINE_ROWS:
+            return JSONResponse({"predictions": rows, **(extra or {})})
+        # In slices: json's C encoder holds the GIL, and so the event loop, for the whole of one call.
+        parts = [json.dumps(rows[i:i + 1024], ensure_ascii=False, allow_nan=False, separators=(",", ":"))[1:-1]
+                 for i in range(0, len(rows), 1024)]
+        return Response(('{"predictions":[' + ",".join(parts) + "]}").encode(), media_type="application/json")
 
     async def predict(request: Request) -> Response:
         payload, x = await parsed(request)

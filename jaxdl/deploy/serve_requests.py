@@ -40,9 +40,9 @@ JSON = "application/json"
 PARSERS = 2  # bodies parsed at once (each in a worker thread)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 INPUTS_KEY = re.compile(rb'"inputs"\s*:\s*\[')
-NUMERIC = re.compile(rb"[\s\d.eE+\-,\[\]]*")
-EMPTY_LIST = re.compile(rb"\[\s*\]")
-LOOSE_NUMBER = re.compile(rb"[,\[]\s*(?:\+|0\d)")
+NOT_NUMERIC = re.compile(rb"[^\s\d.eE+\-,\[\]]")
+LOOSE = re.compile(rb"[,\[]\s*(?:\+|0\d|[\],])")  # +1, 01, [], [1,], [,1]
+SLICE = 1 << 20  # regular expressions hold the GIL (and so the event loop) for the whole text they search
 SENTINEL = "\u0000jaxdl-inputs"
 
 
@@ -115,11 +115,11 @@ def numeric_inputs(body: bytes) -> tuple[dict, np.ndarray] | None:
     if match is None:
         return None
     start = match.end() - 1
-    text = NUMERIC.match(body, start).group()
-    end = start + text.rfind(b"]") + 1
+    stop = search_in_slices(NOT_NUMERIC, body, start)  # the inputs end before the first other character
+    end = body.rfind(b"]", start, len(body) if stop is None else stop) + 1
     inputs = body[start:end]
-    if LOOSE_NUMBER.search(inputs) or EMPTY_LIST.search(inputs):
-        return None  # "+1", "01": not JSON numbers; "[]" inside: json.loads and the shape check say so
+    if search_in_slices(LOOSE, inputs, 0) is not None:
+        return None  # "+1", "01": not JSON numbers; "[]", "1,]": json.loads and the shape check say so
     try:
         rest = json.loads(body[:start] + json.dumps(SENTINEL).encode() + body[end:])
     except (ValueError, RecursionError):
@@ -141,6 +141,16 @@ def numeric_inputs(body: bytes) -> tuple[dict, np.ndarray] | None:
     if values.size != math.prod(shape):
         return None
     return rest, values.reshape(shape)
+
+
+def search_in_slices(pattern: re.Pattern, data: bytes, start: int) -> int | None:
+    """The position of `pattern`'s first match in data[start:], searched a SLICE at a time (matches are
+    at most 64 bytes long), so that another thread runs in between; None if there is none."""
+    for begin in range(start, len(data), SLICE):
+        found = pattern.search(data[begin:begin + SLICE + 64])
+        if found is not None:
+            return begin + found.start()
+    return None
 
 
 def skeleton_shape(skeleton: bytes) -> tuple[int, ...] | None:
