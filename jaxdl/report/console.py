@@ -13,7 +13,8 @@ import warnings
 
 from jaxdl.errors import InputError
 
-# Libraries whose loggers may have a level of their own: set to CRITICAL unless --debug.
+# Libraries whose loggers may have a level of their own: set to CRITICAL unless --debug (then left as they are;
+# absl's and urllib3's show everything).
 QUIET_LOGGERS = ("absl", "urllib3", "gcsfs", "google", "google.auth", "fsspec", "matplotlib", "PIL", "jax", "orbax",
                  "tensorflow_datasets")
 
@@ -42,10 +43,11 @@ def configure_logging(debug: bool) -> None:
         logger.addHandler(handler)
     logger.propagate = False
     logger.setLevel(logging.WARNING)  # its own: not the root's, which is CRITICAL below
-    level = logging.DEBUG if debug else logging.CRITICAL
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(level)
+    for name in ("absl", "urllib3"):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
     if not debug:
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         # Loggers without a level of their own take the root's: nothing of theirs reaches Python's
         # last-resort handler (stderr). jaxdl's own logger has its handler and does not propagate.
         logging.getLogger().setLevel(logging.CRITICAL)
