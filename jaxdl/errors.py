@@ -76,3 +76,23 @@ def check_range(where: str, value: Any, *, low: float | None = None, high: float
                   (False, True): f"<{'=' if high_inclusive else ''} {high}"}[(low is not None, high is not None)]
         raise InputError(where, "out of range", got=value, expected=f"{kind} {bounds}")
     return value
+
+
+def parse_number(where: str, text: Any, *, low: float, high: float, integer: bool = False) -> Any:
+    """The one parser of numeric flags: command-line `text` as a finite number (an int if `integer`)
+    within [low, high]; an InputError naming `where` otherwise (inf, nan, 1e999, huge or negative ints)."""
+    kind = "an integer" if integer else "a number"
+    expected = f"{kind} in [{bound_text(low)}, {bound_text(high)}]"
+    shown = str(text) if len(str(text)) <= 40 else str(text)[:37] + "..."
+    try:
+        value = int(str(text).strip(), 10) if integer else float(str(text).strip())
+    except (TypeError, ValueError, OverflowError):  # int(): also strings of more than 4,300 digits
+        raise InputError(where, f"not {kind}", got=shown, expected=expected) from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InputError(where, "out of range", got=shown, expected=expected)
+    return value
+
+
+def bound_text(value: float) -> str:
+    """1000000 -> "1,000,000", 0.001 -> "0.001"."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"

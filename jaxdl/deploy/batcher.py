@@ -21,7 +21,8 @@ class Batcher:
 
     function: (B, ...) -> (B, ...) numpy, B <= max_batch, called in the worker thread.
     after_batch: (inputs (B, ...), outputs (B, ...)) -> None, called in the worker thread after the
-      batch's requests have their answers (metrics, drift monitors); its exceptions go to `on_error`.
+      batch's requests have their answers (metrics, drift monitors), without the rows of requests whose
+      outputs are not all finite (the server refuses those); its exceptions go to `on_error`.
     """
 
     def __init__(self, function: Callable[[np.ndarray], np.ndarray], max_batch: int, max_wait_s: float,
@@ -106,9 +107,17 @@ class Batcher:
                     future.set_result(outputs[start:start + len(part)])
                 start += len(part)
             if self.after_batch is not None:
-                self.executor.submit(self.observe, x, outputs)
+                self.executor.submit(self.observe, x, outputs, [len(part) for part, _ in live])
 
-    def observe(self, x: np.ndarray, outputs: np.ndarray) -> None:
+    def observe(self, x: np.ndarray, outputs: np.ndarray, sizes: list[int]) -> None:
+        """after_batch on the rows of the requests whose outputs are all finite (the others are refused)."""
+        finite = np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
+        if not finite.all():
+            ends = np.cumsum(sizes)
+            keep = np.repeat([finite[end - size:end].all() for size, end in zip(sizes, ends, strict=True)], sizes)
+            if not keep.any():
+                return
+            x, outputs = x[keep], outputs[keep]
         try:
             self.after_batch(x, outputs)
         except Exception as error:

@@ -15,8 +15,10 @@ from jaxdl.report.console import configure_logging, report_error
 
 
 def parse_flags(argv: list[str], *, valued: tuple[str, ...], switches: tuple[str, ...],
-                usage: str) -> tuple[dict[str, str], list[str]]:
-    """(flags {name: value, switch: ""}, positional arguments) of `--name VALUE`, `--name=VALUE`, `--switch`."""
+                usage: str, repeated: tuple[str, ...] = ()) -> tuple[dict[str, str], list[str]]:
+    """(flags {name: value, switch: ""}, positional arguments) of `--name VALUE`, `--name=VALUE`, `--switch`.
+
+    A flag of `repeated` may be given several times: its values are joined with commas."""
     flags, positional, i = {}, [], 0
     while i < len(argv):
         arg = argv[i]
@@ -30,7 +32,7 @@ def parse_flags(argv: list[str], *, valued: tuple[str, ...], switches: tuple[str
                         raise InputError(f"--{name}", "missing value", expected=usage)
                     i += 1
                     value = argv[i]
-                flags[name] = value
+                flags[name] = f"{flags[name]},{value}" if name in repeated and name in flags else value
             else:
                 known = (*valued, *switches)
                 suggestion = did_you_mean(name, known)

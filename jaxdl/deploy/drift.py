@@ -41,6 +41,7 @@ SMOOTHING = 0.5  # added to each bin's count: an empty bin gets a finite logarit
 MIN_EXAMPLES = 30  # fewer new examples: the chi-square estimate of PSI's noise does not hold
 MOST_SHIFTED = 8  # features whose histograms drift.json keeps (all keep their PSI)
 WINDOW = 1000  # DriftMonitor's default rolling window, in examples
+MAX_WINDOW = 1_000_000  # its largest (the window's summaries are held in memory)
 
 
 def psi(reference: np.ndarray, new: np.ndarray) -> float:
@@ -264,8 +265,9 @@ class DriftMonitor:
             raise InputError("reference", "the drift reference is of another model's data",
                              got=f"{reference['task']} {tuple(reference['input_shape'])}",
                              expected=f"{info.task} {tuple(info.input_shape)}")
-        if not isinstance(window, int) or window < MIN_EXAMPLES:
-            raise InputError("window", "too small a window", got=window, expected=f"an integer >= {MIN_EXAMPLES}")
+        if not isinstance(window, int) or not MIN_EXAMPLES <= window <= MAX_WINDOW:
+            raise InputError("window", "out of range", got=window,
+                             expected=f"an integer in [{MIN_EXAMPLES}, {MAX_WINDOW:,}]")
         self.reference, self.window = reference, window
         self.lock = threading.Lock()
         self.buffers: dict[str, np.ndarray] = {}

@@ -31,6 +31,7 @@ from jaxdl.deploy.drift_features import channel_names, layout_from_record, read_
 from jaxdl.deploy.inputs import read_inputs
 from jaxdl.deploy.run_loader import load_run
 from jaxdl.errors import InputError
+from jaxdl.paths import check_storage
 from jaxdl.report.figures import margins, save
 from jaxdl.report.page import STYLE, esc, table
 
@@ -203,6 +204,7 @@ def drift_command(argv: list[str]) -> int:
     flags, paths = parse_flags(argv, valued=("workdir", "output"), switches=(), usage=USAGE)
     if not flags.get("workdir"):
         raise InputError("--workdir", "missing", expected="the workdir of a finished run")
+    check_storage(flags["workdir"])
     predictor = load_run(flags["workdir"])
     reference = read_reference(predictor.workdir)
     inputs = read_inputs(paths, predictor.info)

@@ -39,6 +39,7 @@ from jax import export as jax_export
 from jaxdl.deploy.command import parse_flags, run_command
 from jaxdl.deploy.run_loader import Predictor, load_run
 from jaxdl.errors import InputError
+from jaxdl.paths import check_storage
 
 USAGE = "usage: python -m jaxdl.export --workdir RUN --output FILE [--platforms cpu,cuda,tpu] [--debug]"
 PLATFORMS = ("cpu", "cuda", "tpu")
@@ -79,6 +80,7 @@ def export_command(argv: list[str]) -> int:
     if unknown or not platforms:
         raise InputError("--platforms", "unknown platform", got=",".join(unknown) or "",
                          expected="a comma-separated list of cpu, cuda, rocm, tpu")
+    check_storage(flags["workdir"])
     predictor = load_run(flags["workdir"])
     exported = export_predictor(predictor, platforms)
     data = exported.serialize()

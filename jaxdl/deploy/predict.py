@@ -26,8 +26,10 @@ import numpy as np
 from jaxdl.deploy.command import parse_flags, run_command
 from jaxdl.deploy.inputs import read_inputs
 from jaxdl.deploy.run_loader import Predictor, load_run
-from jaxdl.errors import InputError, check_range
+from jaxdl.errors import InputError, parse_number
+from jaxdl.paths import check_storage
 
+MAX_TOP_K = 100_000  # --top_k: 1 .. this (and at most the number of classes)
 USAGE = ("usage: python -m jaxdl.predict --workdir RUN INPUTS... [--output FILE.csv|FILE.jsonl] [--top_k K] "
          "[--debug]")
 
@@ -113,12 +115,8 @@ def predict_command(argv: list[str]) -> int:
     output = flags.get("output", "")
     if output and not output.endswith((".csv", ".jsonl")):
         raise InputError("--output", "unknown file kind", got=output, expected="a path ending in .csv or .jsonl")
-    text = flags.get("top_k", "1")
-    try:
-        top_k = int(text)
-    except ValueError:
-        raise InputError("--top_k", "not an integer", got=text, expected="an integer >= 1") from None
-    check_range("--top_k", top_k, low=1, integer=True)
+    top_k = parse_number("--top_k", flags.get("top_k", "1"), low=1, high=MAX_TOP_K, integer=True)
+    check_storage(flags["workdir"])
     predictor = load_run(flags["workdir"])
     if predictor.info.task == "classification":
         top_k = min(top_k, predictor.info.num_classes)

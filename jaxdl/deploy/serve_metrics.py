@@ -2,8 +2,11 @@
 
   jaxdl_requests_total{route, status}       every HTTP request (route: a known path, else "other")
   jaxdl_errors_total{kind}                  4xx/5xx answers by kind (malformed_json, bad_request,
-                                            bad_input, too_large, not_found, method_not_allowed,
-                                            internal, monitor)
+                                            bad_input, too_large, too_many_inputs, unsupported_media,
+                                            forbidden_origin, body_timeout, client_abort (status 499:
+                                            the client left; not the server's fault), shutting_down,
+                                            not_found, method_not_allowed, internal), and monitor (a
+                                            drift monitor that failed)
   jaxdl_request_latency_seconds{route}      histogram, from the request's arrival to its answer
   jaxdl_batch_size                          histogram of the rows of each compiled call
   jaxdl_predictions_total                   inputs answered

@@ -9,9 +9,15 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+import warnings
 
 from jaxdl.errors import InputError
 from jaxdl.train.progress import Progress  # noqa: F401 (the bar of every command, beside `fit`, which shows it too)
+
+# Libraries whose loggers may have a level of their own: set to CRITICAL unless --debug (then left as they are;
+# absl's and urllib3's show everything).
+QUIET_LOGGERS = ("absl", "urllib3", "gcsfs", "google", "google.auth", "fsspec", "matplotlib", "PIL", "jax", "orbax",
+                 "tensorflow_datasets")
 
 
 class StderrHandler(logging.StreamHandler):
@@ -27,15 +33,32 @@ class StderrHandler(logging.StreamHandler):
 
 
 def configure_logging(debug: bool) -> None:
-    """jaxdl warnings as `warning: ...` lines on stderr; other libraries' logs only with --debug."""
+    """jaxdl warnings as `warning: ...` lines on stderr; other libraries' logs and Python warnings
+    (Pillow's decompression-bomb warning, matplotlib's missing glyphs, numpy's overflow, absl's and
+    gcsfs's log lines) only with --debug. Every command calls this first (jaxdl.run.cli,
+    jaxdl.deploy.command)."""
     logger = logging.getLogger("jaxdl")
     if not any(isinstance(h, StderrHandler) for h in logger.handlers):
         handler = StderrHandler()
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
         logger.addHandler(handler)
     logger.propagate = False
+    logger.setLevel(logging.WARNING)  # its own: not the root's, which is CRITICAL below
     for name in ("absl", "urllib3"):
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    if not debug:
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        # Loggers without a level of their own take the root's: nothing of theirs reaches Python's
+        # last-resort handler (stderr). jaxdl's own logger has its handler and does not propagate.
+        logging.getLogger().setLevel(logging.CRITICAL)
+        warnings.simplefilter("ignore")
+        try:  # absl's own handler writes to stderr whatever the logger levels, once absl.app or a library sets it up
+            from absl import logging as absl_logging
+            absl_logging.set_verbosity(absl_logging.FATAL)
+            absl_logging.set_stderrthreshold(absl_logging.FATAL)
+        except ImportError:
+            pass
 
 
 def report_error(error: InputError, debug: bool) -> int:

@@ -48,6 +48,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -55,7 +56,7 @@ import jax
 import ml_collections
 
 from jaxdl import paths
-from jaxdl.errors import InputError, did_you_mean
+from jaxdl.errors import InputError, did_you_mean, parse_number
 from jaxdl.report.console import configure_logging, final_table, report_error
 from jaxdl.run import output_guard
 from jaxdl.run.config import apply_override, load_config, resolve_config, split_overrides
@@ -70,6 +71,9 @@ FLAGS = ("config", "workdir", "debug", "quiet", "help", *DISTRIBUTED_FLAGS)
 OUTPUT_GUARD = output_guard.__file__
 SHUTDOWN_SECONDS = 600
 PEER_LOST_SIGNS = ("Gloo", "Connection closed by peer", "UNAVAILABLE", "heartbeat")
+MAX_PROCESSES = 65536  # --num_processes: 1 .. this; --process_id: 0 .. --num_processes - 1
+MAX_TIMEOUT_SECONDS = 86400  # --distributed_timeout: 1 s .. one day
+RESOLVE_SECONDS = 5  # at most this long to resolve --coordinator's host name
 HEARTBEAT_SECONDS = 100  # jax.distributed's default: how long a silent process goes unnoticed, at most
 
 
@@ -122,17 +126,6 @@ def use_compilation_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
 
 
-def whole_number(name: str, text: str | None, low: int) -> int:
-    try:
-        value = int(text or "")
-    except ValueError:
-        value = None
-    if value is None or value < low:
-        raise InputError(f"--{name}", "must be a whole number" + (f" of at least {low}" if low else " >= 0"),
-                         got=text, expected=f"an integer >= {low}")
-    return value
-
-
 def distributed_args(argv: list[str]) -> dict | None:
     """The `jax.distributed.initialize` arguments the flags ask for, checked on the host; None for one process.
 
@@ -143,13 +136,14 @@ def distributed_args(argv: list[str]) -> dict | None:
     given = {name: flags[name] for name in DISTRIBUTED_FLAGS if name in flags}
     if not given:
         return {} if on_cloud_tpu_vm() else None
-    timeout = whole_number("distributed_timeout", given.get("distributed_timeout", "300"), 1)
+    timeout = parse_number("--distributed_timeout", given.get("distributed_timeout", "300"), low=1,
+                           high=MAX_TIMEOUT_SECONDS, integer=True)
     missing = [f"--{name}" for name in DISTRIBUTED_FLAGS[:3] if name not in given]
     if missing:
         raise InputError(missing[0], "missing: many processes need --coordinator, --num_processes and --process_id",
                          got=", ".join(f"--{name}" for name in given), expected="all three")
-    count = whole_number("num_processes", given["num_processes"], 1)
-    index = whole_number("process_id", given["process_id"], 0)
+    count = parse_number("--num_processes", given["num_processes"], low=1, high=MAX_PROCESSES, integer=True)
+    index = parse_number("--process_id", given["process_id"], low=0, high=MAX_PROCESSES - 1, integer=True)
     if index >= count:
         raise InputError("--process_id", f"is out of range for --num_processes={count}", got=index,
                          expected=f"0 .. {count - 1}")
@@ -201,6 +195,7 @@ def check_coordinator(address: str, process_id: int, seconds: float) -> None:
     """Process 0: the coordinator's port is free here. Others: something answers at `address` within `seconds`."""
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
+    resolve_host(host, int(port), address)
     if process_id == 0:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -222,6 +217,26 @@ def check_coordinator(address: str, process_id: int, seconds: float) -> None:
                                  got=address, expected="process 0 started with the same --coordinator (its host "
                                  "and a free port), reachable from this host") from error
             time.sleep(0.2)
+
+
+def resolve_host(host: str, port: int, address: str, seconds: float = RESOLVE_SECONDS) -> None:
+    """InputError unless `host` resolves within `seconds` (every process connects to it: a name that never
+    resolves would otherwise leave JAX retrying silently until --distributed_timeout)."""
+    found: dict = {}
+
+    def look_up() -> None:
+        try:
+            found["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as error:
+            found["error"] = getattr(error, "strerror", None) or str(error)
+
+    thread = threading.Thread(target=look_up, daemon=True)  # getaddrinfo itself takes no timeout
+    thread.start()
+    thread.join(seconds)
+    if "addresses" not in found:
+        reason = found.get("error") or f"no answer within {seconds:g} s"
+        raise InputError("--coordinator", f"cannot resolve host {host!r} ({reason})", got=address,
+                         expected="process 0's host name or IP address and a free port, e.g. localhost:12355")
 
 
 def guard_output(debug: bool, joining: str) -> None:
@@ -261,6 +276,7 @@ def main(run: Callable[..., dict], default_config: str, argv: list[str] | None =
     try:
         start_distributed(distributed_args(argv), debug)
         config, workdir, debug, quiet = parse_args(argv, default_config)
+        paths.check_storage(workdir)
         summary = run(config, workdir, progress=not quiet)
     except InputError as error:
         return report_error(error, debug)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import importlib.util
+import math
 import os
 from typing import Any
 
@@ -130,12 +131,23 @@ def parse_value(text: str, current: Any, where: str) -> Any:
             value = (value,)
         if isinstance(value, list):
             value = tuple(value)
+        for item in value if isinstance(value, tuple) else ():
+            check_finite_number(where, item, text)
         if not isinstance(value, tuple):
             raise InputError(where, "wrong type", got=text, expected="a tuple such as (64,64) or ()")
         return value
     if current is not None and not isinstance(value, type(current)):
         raise InputError(where, "wrong type", got=text, expected=type(current).__name__)
+    check_finite_number(where, value, text)
     return value
+
+
+def check_finite_number(where: str, value: Any, text: str) -> None:
+    """A number given on the command line is finite (1e999 reads as inf) and an int fits in int64."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(where, "not a finite number", got=text, expected="a finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        raise InputError(where, "too large an integer", got=text[:40], expected="an integer of at most 19 digits")
 
 
 def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:

@@ -3,7 +3,8 @@ that the deploy tests predict with and export.
 
 mlp: digits (uint8 8x8x1 images); cnn: a folder of RGB 16x16 PNGs of digits resized to 8x8 (batch
 norm); rnn: a GRU reading digits row by row; table: a csv: file with a numeric, a categorical and a
-missing-value column; regression: an npz: file of float inputs (N, 4) and one float target.
+missing-value column; arrays: an npz: file of float32 rows; regression: an npz: file of float inputs
+(N, 4) and one float target.
 """
 
 from __future__ import annotations
@@ -103,6 +104,14 @@ def train_rnn(root) -> str:
     return train(root / "run", "configs/rnn.py:tiny", f"--config.data.data_dir={root / 'tfds'}")
 
 
+def train_arrays(root) -> str:
+    """An MLP on an npz: file of float32 rows (6 features, 2 classes): a run whose inputs are floats."""
+    x = np.random.default_rng(0).normal(size=(300, 6)).astype(np.float32)
+    np.savez(root / "rows.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    return train(root / "run", "configs/mlp.py:tiny", f"--config.data.name=npz:{root / 'rows.npz'}",
+                 f"--config.data.data_dir={root / 'tfds'}")
+
+
 def train_sweep(root) -> str:
     digits_splits(str(root / "tfds"))
     return train(root / "run", "configs/mlp.py:tiny", f"--config.data.data_dir={root / 'tfds'}",
@@ -119,4 +128,4 @@ def train_regression(root) -> str:
 
 
 TRAINERS = {"mlp": train_mlp, "cnn": train_cnn, "rnn": train_rnn, "table": train_table, "sweep": train_sweep,
-            "regression": train_regression}
+            "arrays": train_arrays, "regression": train_regression}

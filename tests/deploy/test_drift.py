@@ -292,8 +292,10 @@ def test_the_monitor_takes_batches_from_many_threads(mlp):
     held = {(monitor.buffers["bins"][i].tobytes(), monitor.buffers["pooled"][i].tobytes(),
              int(monitor.buffers["predicted"][i])) for i in range(100)}
     assert held <= examples
-    with pytest.raises(InputError, match="window: too small a window"):
+    with pytest.raises(InputError, match=r"window: out of range \(got 5, expected an integer in \[30, 1,000,000\]\)"):
         DriftMonitor(reference(predictor.workdir), predictor.info, window=5)
+    with pytest.raises(InputError, match="window: out of range"):
+        DriftMonitor(reference(predictor.workdir), predictor.info, window=10**11)
     with pytest.raises(InputError, match=r"x: wrong input shape"):
         monitor.observe(x[:2, :4], probabilities[:2])
 

@@ -124,7 +124,8 @@ def test_the_command_refuses_bad_flags_with_one_error_line():
     assert result.returncode == 2 and result.stderr.strip() == \
         "error: --workdir: missing (expected the workdir of a finished run)"
     result = run_cli("jaxdl.serve", "--workdir", "nowhere", "--max_batch", "0")
-    assert result.returncode == 2 and "error: --max_batch: out of range (got 0" in result.stderr
+    assert result.returncode == 2 and "error: --max_batch: out of range (got '0', expected an integer in [1, 1,024])" \
+        in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
