@@ -20,6 +20,7 @@ compiled function (`model_input`), exactly as `jaxdl.data.load` did in training:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -37,8 +38,9 @@ from jaxdl.data import DataInfo
 from jaxdl.data import table as table_lib
 from jaxdl.errors import InputError
 from jaxdl.train.build import build_state
-from jaxdl.train.checkpoint import Checkpointer
-from jaxdl.train.digest import params_sha256
+from jaxdl.deploy import run_model
+from jaxdl.train.checkpoint import Checkpointer, CorruptCheckpoint
+from jaxdl.train.digest import leaf_specs, params_sha256
 from jaxdl.train.fit import final_state, init_fit_state
 from jaxdl.train.sweep import members_of, take_member
 
@@ -92,6 +94,11 @@ def read_run(workdir: str) -> RunFiles:
                          expected="the workdir of a finished run",
                          hint="resume the run with its own command until it finishes")
     if not folder.joinpath("data_info.json").is_file():
+        summary = read_json(paths.join(workdir, "summary.json"), "summary.json")
+        if "drift_reference" in summary:  # a field this version writes: the file went missing, not a version
+            raise InputError(WHERE, "the run has no data_info.json, which its training wrote beside summary.json",
+                             got=workdir, expected="the workdir as the run left it",
+                             hint="restore data_info.json, or train the run again")
         raise InputError(WHERE, "the run has no data_info.json (written by an older jaxdl)", got=workdir,
                          expected="a run trained with this version", hint="train the run again")
     config = ml_collections.ConfigDict(as_tuples(read_json(paths.join(workdir, "config.json"), "config.json")))
@@ -108,8 +115,9 @@ def read_run(workdir: str) -> RunFiles:
                     sizes=record["sizes"])
 
 
-def restore_kept_state(run: RunFiles):
-    """(kept TrainState, checkpoint epoch, sweep member or None) of a finished run."""
+def restore_kept_state(run: RunFiles, model=None):
+    """(kept TrainState, checkpoint epoch, sweep member or None, the kept model's epoch) of a finished run;
+    `model`: the run's own Flax module when config.json cannot rebuild it (see `jaxdl.deploy.run_model`)."""
     directory = paths.join(run.workdir, "checkpoints")
     folder = paths.as_path(directory)
     if not folder.is_dir() or not any(child.name.isdigit() for child in folder.iterdir()):
@@ -118,31 +126,42 @@ def restore_kept_state(run: RunFiles):
     config = run.config
     members = members_of(config)
     steps_per_epoch = max(run.sizes["train"] // config.train.batch_size, 1)
-    state = build_state(config, run.info, steps_per_epoch, members=members)
+    model, source = run_model.model_of_run(config, run.info, model)
+    state = build_state(config, run.info, steps_per_epoch, model, members=members)
     template = jax.vmap(init_fit_state)(state) if members else init_fit_state(state)
     checkpointer = Checkpointer(directory, every_seconds=0)
+    fit_state, whole = None, True
     try:
         epoch = checkpointer.epochs()[-1]
-        try:
-            fit_state, _ = checkpointer.restore(template, epoch)
-        except InputError as error:
-            raise InputError(WHERE, f"its newest checkpoint {checkpointer.path(epoch)} cannot be used: {error.what}",
-                             got=error.got, expected="the checkpoint as the run wrote it",
-                             hint="the run's files were changed after training; restore them or train again") \
-                from error
+        with contextlib.suppress(CorruptCheckpoint):  # a corrupted one is reported by `restore` below
+            saved = checkpointer.read_meta(epoch).get("state_leaves")
+            whole = run_model.restore_whole(saved, leaf_specs(template), checkpointer.path(epoch), source)
+        if whole:
+            try:
+                fit_state, _ = checkpointer.restore(template, epoch)
+            except InputError as error:
+                raise InputError(WHERE, f"its newest checkpoint {checkpointer.path(epoch)} cannot be used: "
+                                 f"{error.what}", got=error.got, expected="the checkpoint as the run wrote it",
+                                 hint="the run's files were changed after training; restore them or train again") \
+                    from error
     finally:
         checkpointer.close()
-    kept = final_state(fit_state, config.train.patience)
-    member = None
-    if members:
-        member = int(run.summary["best_member"])
-        kept = take_member(kept, member)
+    member = int(run.summary["best_member"]) if members else None
+    if fit_state is None:  # another optimizer state than config.json's: the model's arrays alone
+        kept = run_model.restore_model_only(directory, epoch, state, bool(members))
+        kept_epoch = run_model.kept_epoch(run.summary, config.train.patience)
+    else:
+        kept = final_state(fit_state, config.train.patience)
+        if members:
+            kept, fit_state = take_member(kept, member), take_member(fit_state, member)
+        kept_epoch = run_model.kept_epoch(run.summary, config.train.patience, int(fit_state.early.best_epoch),
+                                          int(fit_state.epoch))
     expected = run.summary.get("params_sha256")
     if expected is not None and params_sha256(kept.params) != expected:
         raise InputError(WHERE, "the restored model differs from the one summary.json describes",
                          got=f"params_sha256 {params_sha256(kept.params)[:12]}...",
                          expected=f"{expected[:12]}...", hint="the checkpoint is not the run's last one")
-    return kept, epoch, member
+    return kept, epoch, member, kept_epoch
 
 
 def table_statistics(preprocessing: dict, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -197,13 +216,17 @@ class Predictor:
     `predictor(x)` with x (N, *info.input_shape) -> class probabilities (N, K) float32
     (classification) or outputs (N, *target_shape) (regression). See the module docstring for the
     stored forms. Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint),
-    `member` (a sweep's best member, else None), `variables` (the Flax variables), `apply_fn`,
+    `kept_epoch` (the epoch of the model that answers: the best one when early stopping kept it),
+    `model_description` (that model in words: "epoch 19 (best of 39)", a sweep's member, a transfer
+    run's strategy), `member` (a sweep's best member, else None), `variables` (the Flax variables), `apply_fn`,
     `jitted` (stored inputs -> outputs, jitted, the parameters constants; what `jaxdl.export`
     writes), `compiled_batch_sizes` (the batch sizes compiled so far: powers of two up to MAX_BUCKET).
     """
 
-    def __init__(self, run: RunFiles, state, epoch: int, member: int | None):
+    def __init__(self, run: RunFiles, state, epoch: int, member: int | None, kept_epoch: int | None = None):
         self.info, self.workdir, self.epoch, self.member = run.info, run.workdir, epoch, member
+        self.kept_epoch = epoch if kept_epoch is None else kept_epoch
+        self.model_description = run_model.describe_kept(run.config, run.summary, self.kept_epoch, epoch, member)
         self.config, self.summary = run.config, run.summary
         self.class_names = run.info.class_names
         self.variables = state.variables()
@@ -289,16 +312,19 @@ def encode_table(preprocessing: dict, header: Sequence[str], rows: Sequence[Sequ
     return out
 
 
-def load_run(workdir: str) -> Predictor:
+def load_run(workdir: str, model=None) -> Predictor:
     """The `Predictor` of the finished run in `workdir` (see the module docstring).
 
-    A sweep's workdir gives its best member (summary.json's `best_member`). Raises InputError for a
-    folder without a finished run, a run without checkpoint, and a checkpoint that fails its
-    SHA-256 integrity check or differs from summary.json's `params_sha256`.
+    A sweep's workdir gives its best member (summary.json's `best_member`); a transfer run's, the
+    model its summary.json names in `kept_model`. `model`: the run's own Flax module, for a run trained
+    with one that config.json's `model_source` cannot rebuild (defined in `__main__`, fields JSON
+    cannot hold); `load_run` says so when it is needed. Raises InputError for a folder without a
+    finished run, a run without checkpoint, and a checkpoint that fails its SHA-256 integrity check or
+    differs from summary.json's `params_sha256`.
     """
     run = read_run(workdir)
-    state, epoch, member = restore_kept_state(run)
-    return Predictor(run, state, epoch, member)
+    state, epoch, member, kept_epoch = restore_kept_state(run, model)
+    return Predictor(run, state, epoch, member, kept_epoch)
 
 
 __all__ = ["Predictor", "encode_table", "load_run", "model_input", "read_run"]
