@@ -132,6 +132,39 @@ def data_info_record(splits: data_lib.Splits) -> dict:
             "sizes": splits.sizes()}
 
 
+def complete_run(config: ml_collections.ConfigDict, workdir: str, splits: data_lib.Splits, kept: TrainState,
+                 summary: dict, history: list[dict], *, mesh, review_splits: data_lib.Splits | None = None) -> dict:
+    """Writes what makes `workdir` a complete run, for an experiment with its own training loop
+    (`experiments.transfer`): data_info.json (and a table's preprocessing.json), metrics.jsonl
+    (`history`: the epochs of the kept model), report.html with the review of `kept` (`review_splits`:
+    the splits its baseline trains on, default `splits`), drift_reference.json, and summary.json last
+    (`summary` plus `params_sha256` and the review's findings). Returns that summary.
+
+    config.json, and a checkpoint from which `jaxdl.load_run` reads `kept`, are the caller's.
+    """
+    leader = parallel.is_leader()
+    if leader:
+        if splits.info.preprocessing:
+            log.write_json(paths.join(workdir, "preprocessing.json"), splits.info.preprocessing)
+        log.write_json(paths.join(workdir, "data_info.json"), data_info_record(splits))
+        metrics_log = log.MetricsLog(paths.join(workdir, "metrics.jsonl"))
+        for record in history:
+            metrics_log.append(record)
+    review = review_run(config, review_splits or splits, kept, mesh, history)
+    summary = {**summary, **review.fields, "params_sha256": params_sha256(kept.params)}
+    if config.eval.get("report", True):
+        summary["report"] = paths.join(workdir, "report.html")
+        if leader:
+            summary["files"] = write_report(workdir, config, summary, history=history, review=review,
+                                            splits=review_splits or splits)
+    reference = drift_features.reference_of_run(splits, kept, mesh=mesh, batch_size=config.eval.batch_size)
+    summary["drift_reference"] = paths.join(workdir, drift_features.FILE)
+    if leader:
+        drift_features.write_reference(workdir, reference)
+        log.write_json(paths.join(workdir, "summary.json"), summary)
+    return summary
+
+
 def check_config(config: ml_collections.ConfigDict, mesh) -> None:
     """Host-side checks of everything the pipeline reads, before data loading or compiling."""
     config_lib.check_common(config)
