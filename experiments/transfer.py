@@ -11,9 +11,13 @@ weights as ARCH:FILE with ARCH resnet18, resnet34 or resnet50 and FILE a torchvi
 trains the `strategies` on the same labelled examples: from scratch, head only (pretrained body
 frozen), and fine-tuned in two phases. All are tested on the target's test split. The workdir gets
 `summary.json` (a row per budget in `budgets`, the learning curves in `curves`, the load report in
-`transfer`), `transfer.json`, `budgets.png`, `curves.png`, the headline fine-tuned model in
-`checkpoints/` (readable as any jaxdl run's: `jaxdl.read_pretrained(WORKDIR)`, or a later
-`--config.source`), and the pretraining run, if any, in `pretrain/` (a jaxdl workdir like any other).
+`transfer`), `transfer.json`, `budgets.png`, `curves.png`, and the pretraining run, if any, in
+`pretrain/` (a jaxdl workdir like any other). It is a complete run of one model, the headline:
+`finetune` at `curves_budget` labels per class with seed `config.seed` (summary.json's
+`kept_model`), whose checkpoint is in `checkpoints/` (also readable by `jaxdl.read_pretrained` or a
+later `--config.source`), whose epochs are `metrics.jsonl`, and whose `data_info.json` (the target
+data), `report.html`, `drift_reference.json` and `params_sha256` let `jaxdl.load_run`, predict,
+export, serve and drift use it like any run's model.
 
 With imported weights the model is the source's architecture (`model.name` need not say it; a
 different ImageNet resnet there is an error), `model.input_normalization` defaults to "imagenet"
@@ -277,7 +281,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
     }
     # data_info.json of the target, metrics.jsonl and report.html of the kept model, drift_reference.json, summary.json.
     baseline_splits = data_lib.Splits(labelled_train, target.validation, target.test, target.info)
-    summary = complete_run(config, workdir, target, kept, summary, epoch_records(history), mesh=mesh,
+    summary = complete_run(config, workdir, target, kept, summary=summary, history=epoch_records(history), mesh=mesh,
                            review_splits=baseline_splits)
     if progress:
         print(budget_table(rows))

@@ -36,9 +36,9 @@ import numpy as np
 from jaxdl import paths
 from jaxdl.data import DataInfo
 from jaxdl.data import table as table_lib
+from jaxdl.deploy import run_model
 from jaxdl.errors import InputError
 from jaxdl.train.build import build_state
-from jaxdl.deploy import run_model
 from jaxdl.train.checkpoint import Checkpointer, CorruptCheckpoint
 from jaxdl.train.digest import leaf_specs, params_sha256
 from jaxdl.train.fit import final_state, init_fit_state

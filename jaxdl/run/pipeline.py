@@ -132,8 +132,8 @@ def data_info_record(splits: data_lib.Splits) -> dict:
             "sizes": splits.sizes()}
 
 
-def complete_run(config: ml_collections.ConfigDict, workdir: str, splits: data_lib.Splits, kept: TrainState,
-                 summary: dict, history: list[dict], *, mesh, review_splits: data_lib.Splits | None = None) -> dict:
+def complete_run(config: ml_collections.ConfigDict, workdir: str, splits: data_lib.Splits, kept: TrainState, *,
+                 summary: dict, history: list[dict], mesh, review_splits: data_lib.Splits | None = None) -> dict:
     """Writes what makes `workdir` a complete run, for an experiment with its own training loop
     (`experiments.transfer`): data_info.json (and a table's preprocessing.json), metrics.jsonl
     (`history`: the epochs of the kept model), report.html with the review of `kept` (`review_splits`:

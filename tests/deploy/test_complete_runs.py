@@ -111,8 +111,8 @@ def test_an_importable_module_is_rebuilt_from_its_record_and_others_say_why_not(
 
     inner = module_record(local())
     assert not inner["rebuildable"] and "inside a function" in inner["reason"]
-    with pytest.raises(InputError, match=r"^--workdir: the run was trained with its own model .*Inner, which "
-                       r"config.json's model_source cannot rebuild.*expected jaxdl.load_run\(RUN, model=.*Inner\(...\)\)"):
+    with pytest.raises(InputError, match=r"^--workdir: the run was trained with its own model .*Inner, which config"
+                       r".json's model_source cannot rebuild.*expected jaxdl.load_run\(RUN, model=.*Inner\(...\)\)"):
         rebuild(inner)
     odd = module_record(SmallNet(sizes=(np.sum,)))
     assert not odd["rebuildable"] and "field 'sizes'" in odd["reason"] and "sizes" not in odd["fields"]
@@ -229,6 +229,7 @@ def test_a_transfer_run_is_complete_and_says_which_model_it_kept(data_dir, tmp_p
     config.transfer.head_epochs = 1
     config.budgets = (2,)
     config.curves_budget = 2
+    config.strategies = ("finetune",)
     workdir = str(tmp_path / "transfer")
     summary = transfer.run(config, workdir, progress=False)
     assert summary["kept_model"] == {"strategy": "finetune", "labels_per_class": 2, "seed": 0, "epochs": 3}
@@ -278,13 +279,12 @@ def test_fine_tuning_imported_weights_on_a_folder_is_a_complete_run(tmp_path):
                      f"--config.source=resnet18:{weights}", f"--config.data.name=folder:{photos}",
                      f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.data.image_size=(32, 32)",
                      "--config.train.epochs=2", "--config.transfer.head_epochs=1", "--config.train.batch_size=8",
-                     "--workdir", str(workdir), "--quiet", timeout=900)
+                     "--config.strategies=('finetune',)", "--workdir", str(workdir), "--quiet", timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     splits = run_splits(str(workdir))
     assert splits.info.stored["kind"] == "folder"
     predictor = check_complete(str(workdir), stored(splits.test["x"]), splits.test["y"])
     assert predictor.model_description.startswith("finetune (all labels, seed 0)")
 
-    np.savez(tmp_path / "new.npz", x=stored(splits.test["x"]))
-    result = run_cli("jaxdl.predict", "--workdir", str(workdir), str(photos))
+    result = run_cli("jaxdl.predict", "--workdir", str(workdir), str(photos))  # the folder's images, any size
     assert result.returncode == 0, result.stderr
