@@ -20,6 +20,7 @@ from own_models import SmallNet, own_optimizer, smoothed_metrics
 
 import jaxdl
 from jaxdl.deploy.export import export_predictor
+from jaxdl.deploy.run_model import restore_whole
 from jaxdl.deploy.serve import create_app
 from jaxdl.errors import InputError
 from jaxdl.models.record import module_record, rebuild
@@ -288,3 +289,31 @@ def test_fine_tuning_imported_weights_on_a_folder_is_a_complete_run(tmp_path):
 
     result = run_cli("jaxdl.predict", "--workdir", str(workdir), str(photos))  # the folder's images, any size
     assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------------------------------------- errors name the real cause
+
+def test_a_missing_data_info_is_called_missing_in_a_run_of_this_version(tmp_path):
+    for name, summary in (("new", {"test": {}, "params_sha256": "0" * 64, "drift_reference": "x"}), ("old", {})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(InputError, match="no data_info.json, which its training wrote beside summary.json") as new:
+        jaxdl.load_run(str(tmp_path / "new"))
+    assert "older jaxdl" not in str(new.value) and "restore data_info.json" in str(new.value)
+    with pytest.raises(InputError, match=r"no data_info.json \(written by an older jaxdl\)"):
+        jaxdl.load_run(str(tmp_path / "old"))
+
+
+def test_a_checkpoint_of_another_optimizer_is_read_by_its_model_and_another_model_is_named():
+    model = {f".{part}['head']['kernel']": "float32[4, 3]" for part in ("train.params", "early.best_params")}
+    adam = {**model, ".train.opt_state[0].mu['head']['kernel']": "float32[4, 3]"}
+    sgd = {**model, ".train.opt_state[0].trace['head']['kernel']": "float32[4, 3]"}
+    assert restore_whole(adam, adam, "ck/3", "config.json's model section") is True
+    assert restore_whole(None, adam, "ck/3", "config.json's model section") is True  # a checkpoint without leaves
+    assert restore_whole(sgd, adam, "ck/3", "config.json's model section") is False  # the parameters alone
+    wider = {key: "float32[5, 3]" for key in adam}
+    with pytest.raises(InputError, match=r"^--workdir: its checkpoint ck/3 holds a different model than config.json's "
+                       r"model section builds \(got .*saved float32\[5, 3\], rebuilt float32\[4, 3\]") as error:
+        restore_whole(wider, adam, "ck/3", "config.json's model section")
+    assert "changed after training" not in str(error.value) and "load_run(RUN, model=...)" in str(error.value)
