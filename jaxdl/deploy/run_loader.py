@@ -218,15 +218,16 @@ class Predictor:
     stored forms. Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint),
     `kept_epoch` (the epoch of the model that answers: the best one when early stopping kept it),
     `model_description` (that model in words: "epoch 19 (best of 39)", a sweep's member, a transfer
-    run's strategy), `member` (a sweep's best member, else None), `variables` (the Flax variables), `apply_fn`,
-    `jitted` (stored inputs -> outputs, jitted, the parameters constants; what `jaxdl.export`
+    run's strategy), `member` (a sweep's best member, else None), `variables` (the Flax variables),
+    `apply_fn`, `jitted` (stored inputs -> outputs, jitted, the parameters constants; what `jaxdl.export`
     writes), `compiled_batch_sizes` (the batch sizes compiled so far: powers of two up to MAX_BUCKET).
     """
 
     def __init__(self, run: RunFiles, state, epoch: int, member: int | None, kept_epoch: int | None = None):
         self.info, self.workdir, self.epoch, self.member = run.info, run.workdir, epoch, member
         self.kept_epoch = epoch if kept_epoch is None else kept_epoch
-        self.model_description = run_model.describe_kept(run.config, run.summary, self.kept_epoch, epoch, member)
+        last = int(run.summary.get("epochs_run") or epoch)  # the kept model's own run (a sweep member's)
+        self.model_description = run_model.describe_kept(run.config, run.summary, self.kept_epoch, last, member)
         self.config, self.summary = run.config, run.summary
         self.class_names = run.info.class_names
         self.variables = state.variables()

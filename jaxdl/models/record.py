@@ -49,7 +49,7 @@ def field_value(value: Any) -> Any:
 
 def from_field_value(value: Any) -> Any:
     """The inverse of `field_value`: lists back to tuples, {"dtype": name} back to the jnp dtype."""
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):  # a config read back may hold tuples already
         return tuple(from_field_value(item) for item in value)
     if isinstance(value, dict):
         if set(value) == {"dtype"}:
