@@ -11,9 +11,13 @@ weights as ARCH:FILE with ARCH resnet18, resnet34 or resnet50 and FILE a torchvi
 trains the `strategies` on the same labelled examples: from scratch, head only (pretrained body
 frozen), and fine-tuned in two phases. All are tested on the target's test split. The workdir gets
 `summary.json` (a row per budget in `budgets`, the learning curves in `curves`, the load report in
-`transfer`), `transfer.json`, `budgets.png`, `curves.png`, the headline fine-tuned model in
-`checkpoints/` (readable as any jaxdl run's: `jaxdl.read_pretrained(WORKDIR)`, or a later
-`--config.source`), and the pretraining run, if any, in `pretrain/` (a jaxdl workdir like any other).
+`transfer`), `transfer.json`, `budgets.png`, `curves.png`, and the pretraining run, if any, in
+`pretrain/` (a jaxdl workdir like any other). It is a complete run of one model, the headline:
+`finetune` at `curves_budget` labels per class with seed `config.seed` (summary.json's
+`kept_model`), whose checkpoint is in `checkpoints/` (also readable by `jaxdl.read_pretrained` or a
+later `--config.source`), whose epochs are `metrics.jsonl`, and whose `data_info.json` (the target
+data), `report.html`, `drift_reference.json` and `params_sha256` let `jaxdl.load_run`, predict,
+export, serve and drift use it like any run's model.
 
 With imported weights the model is the source's architecture (`model.name` need not say it; a
 different ImageNet resnet there is an error), `model.input_normalization` defaults to "imagenet"
@@ -46,7 +50,7 @@ from jaxdl.models.resnet_imagenet import ARCHITECTURES
 from jaxdl.report import log
 from jaxdl.report.log import write_load_report
 from jaxdl.run import cli
-from jaxdl.run.pipeline import prepare_workdir, train_and_evaluate
+from jaxdl.run.pipeline import complete_run, prepare_workdir, train_and_evaluate
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.digest import params_sha256
 from jaxdl.train.losses import metrics_for_task
@@ -231,7 +235,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
                 if budget == config.curves_budget and strategy != "head_only":
                     curves.setdefault(strategy, []).append([(r["step"], r["val_accuracy"]) for r in history])
                 if budget == config.curves_budget and strategy == "finetune" and offset == 0:
-                    headline = (kept, results, test)
+                    headline = (kept, results, test, history, train)
                 bar.set_postfix({"budget": budget or "all", "seed": seed, strategy: f"{test['accuracy']:.3f}"},
                                     refresh=False)
                 bar.update(1)
@@ -242,7 +246,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
     plot_budgets(rows, os.path.join(workdir, "budgets.png"), title=task_title(config, target))
     plot_curves(curve_summary, os.path.join(workdir, "curves.png"), budget=config.curves_budget,
                 head_epochs=config.transfer.head_epochs)
-    kept, results, test = headline
+    kept, results, test, history, labelled_train = headline
     save_model(workdir, results, config)
     summary = {
         "experiment": config.experiment,
@@ -256,6 +260,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
         "model_dtype": config.model.get("dtype", "float32"),
         "num_params": count_params(kept.params),
         "headline": f"finetune, {config.curves_budget} labels per class, seed {config.seed}",
+        # The model of the run: what checkpoints/ holds, and what jaxdl.load_run, predict, serve and export use.
+        "kept_model": {"strategy": "finetune", "labels_per_class": config.curves_budget, "seed": config.seed,
+                       "epochs": sum(r.epochs_run for r in results)},
         "test": test,
         "epochs_run": sum(r.epochs_run for r in results),
         "best_epoch": sum(r.epochs_run for r in results[:-1]) + results[-1].best_epoch,  # phases count from 0
@@ -272,10 +279,23 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
         "runs": runs,
         "figures": ["budgets.png", "curves.png"],
     }
-    log.write_json(os.path.join(workdir, "summary.json"), summary)
+    # data_info.json of the target, metrics.jsonl and report.html of the kept model, drift_reference.json, summary.json.
+    baseline_splits = data_lib.Splits(labelled_train, target.validation, target.test, target.info)
+    summary = complete_run(config, workdir, target, kept, summary=summary, history=epoch_records(history), mesh=mesh,
+                           review_splits=baseline_splits)
     if progress:
         print(budget_table(rows))
     return summary
+
+
+def epoch_records(history: list[dict]) -> list[dict]:
+    """The kept model's epoch records (of all its phases) numbered 1.. across phases, as metrics.jsonl holds them."""
+    records, before, phase = [], 0, None
+    for record in history:
+        if record.get("phase") != phase:
+            before, phase = (records[-1]["epoch"] if records else 0), record.get("phase")
+        records.append({**record, "epoch": before + record["epoch"]})
+    return records
 
 
 def save_model(workdir: str, results: list, config: ml_collections.ConfigDict) -> None:

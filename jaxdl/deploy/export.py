@@ -56,7 +56,8 @@ def description(predictor: Predictor, exported: jax_export.Exported) -> dict:
     """FILE.json: what the exported function takes and gives, for people and for code without jaxdl."""
     info = predictor.info
     record = {
-        "workdir": predictor.workdir, "checkpoint_epoch": predictor.epoch, "sweep_member": predictor.member,
+        "workdir": predictor.workdir, "checkpoint_epoch": predictor.epoch, "kept_epoch": predictor.kept_epoch,
+        "model": predictor.model_description, "sweep_member": predictor.member,
         "task": info.task, "input": {"shape": ["batch", *info.input_shape], "dtype": str(predictor.stored_dtype),
                                      "stored": info.stored},
         "output": {"shape": ["batch", *exported.out_avals[0].shape[1:]],

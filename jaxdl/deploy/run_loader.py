@@ -20,6 +20,7 @@ compiled function (`model_input`), exactly as `jaxdl.data.load` did in training:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -34,12 +35,13 @@ import numpy as np
 from jaxdl import paths
 from jaxdl.data import DataInfo
 from jaxdl.data import table as table_lib
+from jaxdl.deploy import run_model
 from jaxdl.deploy.input_check import check_inputs, stored_dtype
 from jaxdl.errors import InputError
 from jaxdl.report import run_schema
 from jaxdl.train.build import build_state
 from jaxdl.train.checkpoint import CheckpointReader, CorruptCheckpoint, NoCompleteCheckpoint
-from jaxdl.train.digest import params_sha256
+from jaxdl.train.digest import leaf_specs, params_sha256
 from jaxdl.train.fit import final_state, init_fit_state
 from jaxdl.train.sweep import members_of, take_member
 
@@ -91,6 +93,11 @@ def read_run(workdir: str, *, allow_training: bool = False) -> RunFiles:
                                                               folder.joinpath("data_info.json").is_file()):
         raise still_training(workdir)  # (data_info.json is written just after config.json when a run starts)
     if not folder.joinpath("data_info.json").is_file():
+        summary = read_json(paths.join(workdir, "summary.json"), "summary.json")
+        if "drift_reference" in summary:  # a field this version writes: the file went missing, not a version
+            raise InputError(WHERE, "the run has no data_info.json, which its training wrote beside summary.json",
+                             got=workdir, expected="the workdir as the run left it",
+                             hint="restore data_info.json, or train the run again")
         raise InputError(WHERE, "the run has no data_info.json (written by an older jaxdl)", got=workdir,
                          expected="a run trained with this version", hint="train the run again")
     config = ml_collections.ConfigDict(as_tuples(read_json(paths.join(workdir, "config.json"), "config.json")))
@@ -143,59 +150,76 @@ def newer_than_summary(run: RunFiles, reader: CheckpointReader, epoch: int) -> b
     return written > summarized
 
 
-def restore_kept_state(run: RunFiles, *, allow_training: bool = False):
-    """(kept TrainState, checkpoint epoch, sweep member or None) of a finished run.
+def restore_kept_state(run: RunFiles, model=None, *, allow_training: bool = False):
+    """(kept TrainState, checkpoint epoch, sweep member or None, the kept model's epoch) of a finished run.
 
+    `model`: the run's own Flax module when config.json cannot rebuild it (see `jaxdl.deploy.run_model`).
     Reads the run's checkpoints with a `CheckpointReader` (read-only: a run still training on the
-    same workdir is not disturbed), the newest complete one. The kept model must be the one
-    summary.json describes (`params_sha256`); when the checkpoint is newer than summary.json (the
-    run is training again) or there is no summary.json yet, the run is still training: InputError
-    saying so, or with `allow_training` that checkpoint's kept model (a sweep's needs summary.json's
-    best member: InputError until the sweep has finished).
+    same workdir is not disturbed), the newest complete one. A checkpoint whose optimizer state is
+    not the one config.json describes (an own optimizer, transfer phases) is read by its model arrays
+    alone. The kept model must be the one summary.json describes (`params_sha256`); when the
+    checkpoint is newer than summary.json (the run is training again) or there is no summary.json
+    yet, the run is still training: InputError saying so, or with `allow_training` that checkpoint's
+    kept model (a sweep's needs summary.json's best member: InputError until the sweep has finished).
     """
     directory = paths.join(run.workdir, "checkpoints")
     reader = CheckpointReader(directory)
     training = not run.summary  # read_run gives {} only with allow_training, when there is no summary.json
-    if not reader.epochs():
+    epochs = reader.epochs()
+    if not epochs:
         if training or reader.unfinished():
             raise still_training(run.workdir)
         raise NoCompleteCheckpoint(directory, [])  # "the run has no checkpoint"
     config = run.config
     members = members_of(config)
+    if members and training:
+        raise InputError(WHERE, "a sweep has no best member before it finishes", got=run.workdir,
+                         expected="the workdir of a finished sweep", hint=TRAINING_HINT.split("; ", maxsplit=1)[0])
     steps_per_epoch = max(run.sizes["train"] // config.train.batch_size, 1)
-    state = build_state(config, run.info, steps_per_epoch, members=members)
+    model, source = run_model.model_of_run(config, run.info, model)
+    state = build_state(config, run.info, steps_per_epoch, model, members=members)
     template = jax.vmap(init_fit_state)(state) if members else init_fit_state(state)
-    try:
-        fit_state, _, epoch = reader.read_newest(template)
-    except NoCompleteCheckpoint as error:  # a finished run has one: someone deleted them while we read
-        raise still_training(run.workdir) if training else error from error
-    except CorruptCheckpoint as error:
-        raise InputError(WHERE, f"its newest checkpoint {error.path} cannot be used: checkpoint is corrupted",
-                         got=error.reason, expected="the checkpoint as the run wrote it",
-                         hint="the run's files were changed after training; restore them or train again") from error
-    except InputError as error:  # a differently shaped state
-        raise InputError(WHERE, f"its newest checkpoint {error.where} cannot be used: {error.what}", got=error.got,
-                         expected="the checkpoint as the run wrote it",
-                         hint="the run's files were changed after training; restore them or train again") from error
-    kept = final_state(fit_state, config.train.patience)
-    member = None
-    if members:
-        if training:
-            raise InputError(WHERE, "a sweep has no best member before it finishes", got=run.workdir,
-                             expected="the workdir of a finished sweep", hint=TRAINING_HINT.split("; ", maxsplit=1)[0])
-        member = int(run.summary["best_member"])
-        kept = take_member(kept, member)
+    whole, epoch = True, epochs[-1]
+    with contextlib.suppress(CorruptCheckpoint):  # a corrupted one is reported by `read_newest` below
+        saved = reader.read_meta(epoch).get("state_leaves")
+        whole = run_model.restore_whole(saved, leaf_specs(template), reader.path(epoch), source)
+    fit_state = None
+    if whole:
+        try:
+            fit_state, _, epoch = reader.read_newest(template)
+        except NoCompleteCheckpoint as error:  # a finished run has one: someone deleted them while we read
+            raise still_training(run.workdir) if training else error from error
+        except CorruptCheckpoint as error:
+            raise InputError(WHERE, f"its newest checkpoint {error.path} cannot be used: checkpoint is corrupted",
+                             got=error.reason, expected="the checkpoint as the run wrote it",
+                             hint="the run's files were changed after training; restore them or train again") \
+                from error
+        except InputError as error:  # a differently shaped state
+            raise InputError(WHERE, f"its newest checkpoint {error.where} cannot be used: {error.what}",
+                             got=error.got, expected="the checkpoint as the run wrote it",
+                             hint="the run's files were changed after training; restore them or train again") \
+                from error
+    member = int(run.summary["best_member"]) if members else None
+    if fit_state is None:  # another optimizer state than config.json's: the model's arrays alone
+        kept = run_model.restore_model_only(directory, epoch, state, bool(members))
+        kept_epoch = run_model.kept_epoch(run.summary, config.train.patience)
+    else:
+        kept = final_state(fit_state, config.train.patience)
+        if members:
+            kept, fit_state = take_member(kept, member), take_member(fit_state, member)
+        kept_epoch = run_model.kept_epoch(run.summary, config.train.patience, int(fit_state.early.best_epoch),
+                                          int(fit_state.epoch))
     expected = run.summary.get("params_sha256")
     if expected is not None and params_sha256(kept.params) != expected:
         if newer_than_summary(run, reader, epoch):
             if not allow_training:
                 raise still_training(run.workdir, epoch)
-            return kept, epoch, member
+            return kept, epoch, member, kept_epoch
         raise InputError(WHERE, "the restored model differs from the one summary.json describes",
                          got=f"params_sha256 {params_sha256(kept.params)[:12]}...",
                          expected=f"{expected[:12]}...",
                          hint="the run's files were changed after training; restore them or train again")
-    return kept, epoch, member
+    return kept, epoch, member, kept_epoch
 
 
 def table_statistics(preprocessing: dict, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -250,15 +274,20 @@ class Predictor:
     `predictor(x)` with x (N >= 1, *info.input_shape) -> class probabilities (N, K) float32
     (classification) or outputs (N, *target_shape) (regression). See the module docstring for the
     stored forms, and `jaxdl.deploy.input_check.check_inputs` for what is refused (InputError).
-    Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint),
+    Attributes: `info`, `class_names`, `workdir`, `epoch` (of the checkpoint), `kept_epoch` (the
+    epoch of the model that answers: the best one when early stopping kept it), `model_description`
+    (that model in words: "epoch 19 (best of 39)", a sweep's member, a transfer run's strategy),
     `member` (a sweep's best member, else None), `variables` (the Flax variables), `apply_fn`,
     `batched` ((variables, stored inputs) -> outputs, jitted: what `predictor(x)` runs), `jitted`
     (stored inputs -> outputs, the parameters constants; what `jaxdl.export` writes),
     `compiled_batch_sizes` (the batch sizes compiled so far: powers of two up to MAX_BUCKET).
     """
 
-    def __init__(self, run: RunFiles, state, epoch: int, member: int | None):
+    def __init__(self, run: RunFiles, state, epoch: int, member: int | None, kept_epoch: int | None = None):
         self.info, self.workdir, self.epoch, self.member = run.info, run.workdir, epoch, member
+        self.kept_epoch = epoch if kept_epoch is None else kept_epoch
+        last = int(run.summary.get("epochs_run") or epoch)  # the kept model's own run (a sweep member's)
+        self.model_description = run_model.describe_kept(run.config, run.summary, self.kept_epoch, last, member)
         self.config, self.summary = run.config, run.summary
         self.class_names = run.info.class_names
         self.variables = state.variables()
@@ -341,12 +370,15 @@ def encode_table(preprocessing: dict, header: Sequence[str], rows: Sequence[Sequ
     return out
 
 
-def load_run(workdir: str, *, allow_training: bool = False) -> Predictor:
+def load_run(workdir: str, model=None, *, allow_training: bool = False) -> Predictor:
     """The `Predictor` of the finished run in `workdir` (see the module docstring).
 
-    A sweep's workdir gives its best member (summary.json's `best_member`). Raises InputError for a
-    folder without a finished run, a run without checkpoint, and a checkpoint that fails its
-    SHA-256 integrity check or differs from summary.json's `params_sha256`.
+    A sweep's workdir gives its best member (summary.json's `best_member`); a transfer run's, the
+    model its summary.json names in `kept_model`. `model`: the run's own Flax module, for a run trained
+    with one that config.json's `model_source` cannot rebuild (defined in `__main__`, fields JSON
+    cannot hold); `load_run` says so when it is needed. Raises InputError for a folder without a
+    finished run, a run without checkpoint, and a checkpoint that fails its SHA-256 integrity check or
+    differs from summary.json's `params_sha256`.
 
     Reading never disturbs a run that is training on the same workdir (nothing is created, cleaned,
     deleted or locked). Such a run is not finished: by default InputError says so in one line ("the
@@ -357,8 +389,8 @@ def load_run(workdir: str, *, allow_training: bool = False) -> Predictor:
     the run has finished (not for a sweep, whose best member is chosen when it finishes).
     """
     run = read_run(workdir, allow_training=allow_training)
-    state, epoch, member = restore_kept_state(run, allow_training=allow_training)
-    return Predictor(run, state, epoch, member)
+    state, epoch, member, kept_epoch = restore_kept_state(run, model, allow_training=allow_training)
+    return Predictor(run, state, epoch, member, kept_epoch)
 
 
 __all__ = ["Predictor", "encode_table", "load_run", "model_input", "read_run"]

@@ -23,7 +23,9 @@ Routes (Starlette on uvicorn):
                      values}]}: the hidden layers of that input (`jaxdl.evaluate.activations`), for the page.
   GET /              a page for a person: draw a digit (or upload a picture), fill in a table's
                      fields, or type a sequence; see the probabilities and the hidden layers.
-  GET /info          the run: task, input shape, stored form, class names, a table's columns.
+  GET /info          the run: the model that answers (`model`: "epoch 19 (best of 39)", a sweep's member, a
+                     transfer run's strategy; `kept_epoch`, `member`, `epoch` of the checkpoint), task, input
+                     shape, stored form, class names, a table's columns.
   GET /health        {"status": "ok", ...} once warmed up.
   GET /metrics       Prometheus text format (`jaxdl.deploy.serve_metrics`), with the drift measure
                      of `python -m jaxdl.drift` over the last --drift_window served inputs as
@@ -184,7 +186,8 @@ def layer_view(name: str, value: np.ndarray) -> dict:
 
 def run_description(predictor: Predictor, max_batch: int) -> dict:
     info = predictor.info
-    described = {"workdir": predictor.workdir, "epoch": predictor.epoch, "task": info.task,
+    described = {"workdir": predictor.workdir, "epoch": predictor.epoch, "kept_epoch": predictor.kept_epoch,
+                 "member": predictor.member, "model": predictor.model_description, "task": info.task,
                  "input_shape": list(info.input_shape), "stored": info.stored, "class_names": list(info.class_names),
                  "max_batch": max_batch, "inputs_max": 255 if info.stored.get("dtype") == "uint8" else None}
     if info.stored.get("kind") == "table":
@@ -438,7 +441,7 @@ def serve_command(argv: list[str]) -> int:
     url = f"http://{f'[{bound[0]}]' if ':' in bound[0] else bound[0]}:{bound[1]}"
 
     def ready() -> None:
-        print(f"serving {url}  (run {predictor.workdir}, epoch {predictor.epoch}; max_batch {max_batch}, "
+        print(f"serving {url}  (run {predictor.workdir}, model {predictor.model_description}; max_batch {max_batch}, "
               f"max_wait_ms {max_wait_ms:g}; Ctrl-C stops)", flush=True)
 
     monitor = drift_monitor(predictor, drift_window)

@@ -275,7 +275,7 @@ async function start() {
   info = await (await fetch("/info")).json();
   const kind = info.stored.kind || "array";
   document.getElementById("run").textContent =
-    `${info.workdir} (epoch ${info.epoch}): ${info.task}, inputs ${info.input_shape.join(" x ")} (${kind})`;
+    `${info.workdir} (${info.model}): ${info.task}, inputs ${info.input_shape.join(" x ")} (${kind})`;
   const box = document.getElementById("input");
   const image = info.stored.dtype === "uint8" && info.input_shape.length === 3 && [1, 3].includes(info.input_shape[2]);
   makeInput = image ? imageInput(box) : kind === "table" ? tableInput(box) : valuesInput(box);

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from jaxdl import data as data_lib
 from jaxdl import parallel, paths
@@ -30,6 +31,7 @@ from jaxdl.evaluate.passes import count_params
 from jaxdl.evaluate.review import review_run
 from jaxdl.models import build_model
 from jaxdl.models.dtypes import DEFAULT as DEFAULT_DTYPE
+from jaxdl.models.record import module_record
 from jaxdl.report import console, log
 from jaxdl.report.build import write_report
 from jaxdl.report.curves import plot_curves
@@ -41,6 +43,7 @@ from jaxdl.train.build import build_state
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.digest import params_sha256
 from jaxdl.train.fit import FitResult, fit
+from jaxdl.train.losses import MetricsFn
 from jaxdl.train.optimizer import LENGTH_DEPENDENT_SCHEDULES, check_optimizer_config
 from jaxdl.train.state import TrainState
 
@@ -178,6 +181,39 @@ def data_info_record(splits: data_lib.Splits) -> dict:
             "sizes": splits.sizes()}
 
 
+def complete_run(config: ml_collections.ConfigDict, workdir: str, splits: data_lib.Splits, kept: TrainState, *,
+                 summary: dict, history: list[dict], mesh, review_splits: data_lib.Splits | None = None) -> dict:
+    """Writes what makes `workdir` a complete run, for an experiment with its own training loop
+    (`experiments.transfer`): data_info.json (and a table's preprocessing.json), metrics.jsonl
+    (`history`: the epochs of the kept model), report.html with the review of `kept` (`review_splits`:
+    the splits its baseline trains on, default `splits`), drift_reference.json, and summary.json last
+    (`summary` plus `params_sha256` and the review's findings). Returns that summary.
+
+    config.json, and a checkpoint from which `jaxdl.load_run` reads `kept`, are the caller's.
+    """
+    leader = parallel.is_leader()
+    if leader:
+        if splits.info.preprocessing:
+            log.write_json(paths.join(workdir, "preprocessing.json"), splits.info.preprocessing)
+        log.write_json(paths.join(workdir, "data_info.json"), data_info_record(splits))
+        metrics_log = log.MetricsLog(paths.join(workdir, "metrics.jsonl"))
+        for record in history:
+            metrics_log.append(record)
+    review = review_run(config, review_splits or splits, kept, mesh, history)
+    summary = {**summary, **review.fields, "params_sha256": params_sha256(kept.params)}
+    if config.eval.get("report", True):
+        summary["report"] = paths.join(workdir, "report.html")
+        if leader:
+            summary["files"] = write_report(workdir, config, summary, history=history, review=review,
+                                            splits=review_splits or splits)
+    reference = drift_features.reference_of_run(splits, kept, mesh=mesh, batch_size=config.eval.batch_size)
+    summary["drift_reference"] = paths.join(workdir, drift_features.FILE)
+    if leader:
+        drift_features.write_reference(workdir, reference)
+        log.write_json(paths.join(workdir, "summary.json"), summary)
+    return summary
+
+
 def check_config(config: ml_collections.ConfigDict, mesh) -> None:
     """Host-side checks of everything the pipeline reads, before data loading or compiling."""
     config_lib.check_common(config)
@@ -209,8 +245,24 @@ def make_checkpointer(config: ml_collections.ConfigDict, workdir: str) -> Checkp
                         every_seconds=checkpoint.get("every_seconds", 30.0), keep=checkpoint.get("keep", 2))
 
 
+def own_parts(model: nn.Module | None, optimizer, metrics) -> dict:
+    """What config.json adds when the caller passed its own model, optimizer or metrics function: what
+    rebuilds the model (`model_source`), and that the optimizer or metrics are not the config's."""
+    own = {}
+    if model is not None:
+        own["model_source"] = module_record(model)
+    if optimizer is not None:
+        own["optimizer_source"] = ("own: an optax optimizer passed to train_and_evaluate; config.optimizer does "
+                                   "not describe it (predicting needs only the parameters)")
+    if metrics is not None:
+        name = getattr(metrics, "__qualname__", type(metrics).__qualname__)
+        own["metrics_source"] = f"{getattr(metrics, '__module__', '?')}.{name}"
+    return own
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, splits: data_lib.Splits | None = None,
-                       model: nn.Module | None = None, progress: bool = True,
+                       model: nn.Module | None = None, optimizer: optax.GradientTransformation | None = None,
+                       metrics: MetricsFn | None = None, progress: bool = True,
                        return_state: bool = False) -> dict | tuple[dict, TrainState]:
     """Runs the whole cycle and returns the summary (also written to `workdir/summary.json`).
 
@@ -223,7 +275,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
       workdir: where config.json, metrics.jsonl, summary.json and checkpoints/ go; a workdir with
         checkpoints is resumed.
       splits: data to use instead of loading `config.data` (e.g. data an experiment built itself).
-      model: a module to use instead of building `config.model`.
+      model: a module to use instead of building `config.model`; config.json records what rebuilds it
+        (`model_source`, see `jaxdl.models.record`), so that `jaxdl.load_run` can.
+      optimizer: an optax optimizer to use instead of building `config.optimizer` (not for a sweep);
+        config.json says so (`optimizer_source`). Predicting needs only the parameters.
+      metrics: a metrics function `(outputs, labels) -> {"loss": (batch,), ...}` to use instead of the
+        task's (`jaxdl.metrics_for_task`); config.json names it (`metrics_source`).
       progress: show the per-epoch progress bar on stderr.
       return_state: also return the kept model: (summary, state); a stack for a sweep.
 
@@ -236,6 +293,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     check_config(config, mesh)
     members = sweep_lib.members_of(config)
     check_pipeline(config, given_splits=splits is not None, members=members)
+    if optimizer is not None and members:
+        raise InputError("optimizer", "a sweep builds each member's optimizer from config.optimizer (its own rates)",
+                         got=type(optimizer).__name__, expected="optimizer=None for a config with a sweep section")
+    own = own_parts(model, optimizer, metrics)
     guard = WorkdirGuard(workdir)
     workdir = prepare_workdir(workdir)
     checkpointer = None
@@ -257,11 +318,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         model = model if model is not None else build_model(config.model, splits.info)
         per_step = check_model_fits_data(model, splits.info)
         if leader:
-            log.write_config(workdir, config)
+            log.write_json(paths.join(workdir, "config.json"), {**json.loads(config.to_json()), **own})
             if splits.info.preprocessing:  # what prediction on new data must repeat (a table's training statistics)
                 log.write_json(paths.join(workdir, "preprocessing.json"), splits.info.preprocessing)
             log.write_json(paths.join(workdir, "data_info.json"), data_info_record(splits))
-        state = build_state(config, splits.info, steps_per_epoch, model, members, per_step=per_step)
+        state = build_state(config, splits.info, steps_per_epoch, model, members, per_step=per_step, tx=optimizer,
+                            metrics_fn=metrics)
         result, stop = run_fit(config, state, splits, mesh=mesh, checkpointer=checkpointer, workdir=workdir,
                                progress=progress, members=members)
     except BaseException as error:
@@ -275,9 +337,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         # With many processes, one that got no signal itself stops because another did (as if SIGTERM).
         raise preemption.RunInterrupted(stop.signum or signal.SIGTERM, result.epochs_run, workdir)
     history = run_history(workdir, result)
+    kept = result.state
     if members:
         outcome = sweep_summary(members, result, splits, mesh=mesh, batch_size=config.eval.batch_size)
         best = outcome["best_member"]
+        kept = sweep_lib.take_member(result.state, best)
         summary = summarize(config, workdir, splits, sweep_lib.member_result(result, best),
                             outcome["members"][best]["test"], mesh=mesh, total_seconds=time.perf_counter() - started,
                             member=best, history=history)
@@ -285,19 +349,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         if leader:
             plot_curves(history, paths.join(workdir, "validation_curves.png"),
                         labels=dict(enumerate(sweep_lib.member_labels(members))), title=f"{len(members)} members")
+        # The report of the model the run kept: the best member, with its own epochs.
+        own_history = [{k: v for k, v in r.items() if k != "member"} for r in history if r.get("member") == best]
     else:
-        review = review_run(config, splits, result.state, mesh, history)
-        summary = summarize(config, workdir, splits, result, review.test, mesh=mesh,
+        summary = summarize(config, workdir, splits, result, None, mesh=mesh,
                             total_seconds=time.perf_counter() - started, history=history)
-        summary.update(review.fields)
-        if config.eval.get("report", True):
-            summary["report"] = paths.join(workdir, "report.html")
-            if leader:
-                summary["files"] = write_report(workdir, config, summary, history=history, review=review,
-                                                splits=splits)
+        own_history = history
+    if "model_source" in own:
+        summary["model"] = own["model_source"]["qualname"]
+    review = review_run(config, splits, kept, mesh, own_history)
+    if not members:
+        summary["test"] = review.test
+    summary.update(review.fields)
+    if config.eval.get("report", True):
+        summary["report"] = paths.join(workdir, "report.html")
+        if leader:
+            summary["files"] = write_report(workdir, config, summary, history=own_history, review=review,
+                                            splits=splits)
     # Before summary.json: a run that counts as finished always has its drift reference. Every process
     # takes part in its prediction pass; process 0 writes it.
-    kept = sweep_lib.take_member(result.state, summary["best_member"]) if members else result.state
     reference = drift_features.reference_of_run(splits, kept, mesh=mesh, batch_size=config.eval.batch_size)
     summary["drift_reference"] = paths.join(workdir, drift_features.FILE)
     if leader:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 import ml_collections
+import optax
 
 from jaxdl import data as data_lib
 from jaxdl.models import build_model
@@ -20,12 +21,15 @@ def metrics_for(config: ml_collections.ConfigDict, info: data_lib.DataInfo, per_
 
 def build_state(config: ml_collections.ConfigDict, info: data_lib.DataInfo, steps_per_epoch: int,
                 model: nn.Module | None = None, members: list[sweep_lib.Member] | None = None,
-                *, per_step: bool = False) -> TrainState:
+                *, per_step: bool = False, tx: optax.GradientTransformation | None = None,
+                metrics_fn: MetricsFn | None = None) -> TrainState:
     """Model and optimizer from the config, initialised from `config.seed`; a stack for sweep `members`.
-    `per_step`: the model predicts every step of a sequence (see `jaxdl.run.pipeline.check_model_fits_data`)."""
+    `per_step`: the model predicts every step of a sequence (see `jaxdl.run.pipeline.check_model_fits_data`).
+    `model`, `tx`, `metrics_fn`: the caller's own, instead of those the config describes."""
     model = model if model is not None else build_model(config.model, info)
-    tx = build_optimizer(config.optimizer, steps_per_epoch=steps_per_epoch, epochs=config.train.epochs)
-    metrics_fn = metrics_for(config, info, per_step)
+    if tx is None:
+        tx = build_optimizer(config.optimizer, steps_per_epoch=steps_per_epoch, epochs=config.train.epochs)
+    metrics_fn = metrics_fn if metrics_fn is not None else metrics_for(config, info, per_step)
     if members:
         return sweep_lib.create_states(model, tx, info.input_shape, members, metrics_fn)
     return create_state(model, tx, info.input_shape, config.seed, metrics_fn)
