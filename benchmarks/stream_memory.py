@@ -139,7 +139,7 @@ def main() -> None:
                 write_set(folder, count, args.side)
             run_child("--child", "prepare", "--set", folder, "--data_dir", data_dir, "--pipeline", "memory")
         runs = [("memory", "large"), ("stream", "large"), ("stream", "half")]
-        print(f"one epoch of an MLP (32,) on {args.side}x{args.side}x3 uint8 images, batch 256; "
+        print(f"{args.epochs} epochs of an MLP (32,) on {args.side}x{args.side}x3 uint8 images, batch 256; "
               f"validation and test {HELD_OUT} images each, held in memory by both pipelines")
         for pipeline, name in runs:
             folder, count = sets[name]
