@@ -86,7 +86,7 @@ def jaxdl_model(name: str, info):
     return jaxdl.build_model(config, info)
 
 
-def run_jaxdl(name: str, splits, train, epochs: int, batch: int, seed: int, fit_options: dict) -> dict:
+def run_jaxdl(name: str, splits, train, *, epochs: int, batch: int, seed: int, fit_options: dict) -> dict:
     jax.clear_caches()
     tick = time.perf_counter()
     model = jaxdl_model(name, splits.info)
@@ -126,7 +126,7 @@ def keras_model(name: str, info):
     return keras.Sequential([keras.Input(info.input_shape), *body, layers.Dense(classes)])
 
 
-def run_keras(name: str, splits, train, epochs: int, batch: int, seed: int) -> dict:
+def run_keras(name: str, splits, train, *, epochs: int, batch: int, seed: int) -> dict:
     import keras  # noqa: PLC0415
 
     class EpochTimes(keras.callbacks.Callback):
@@ -201,7 +201,7 @@ def torch_layout(name: str, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def run_torch(name: str, splits, train, epochs: int, batch: int, seed: int) -> dict:
+def run_torch(name: str, splits, train, *, epochs: int, batch: int, seed: int) -> dict:
     import torch  # noqa: PLC0415
 
     torch.manual_seed(seed)
@@ -300,13 +300,15 @@ def main() -> None:
         whole = len(splits.train["y"]) // args.batch * args.batch
         data[name] = (splits, {key: value[:whole] for key, value in splits.train.items()})
     runs = {name: {framework: [] for framework in frameworks} for name in models}
-    runners = {"jaxdl": lambda *a: run_jaxdl(*a, options), "keras": run_keras, "torch": run_torch}
+    runners = {"jaxdl": lambda *a, **k: run_jaxdl(*a, **k, fit_options=options), "keras": run_keras,
+               "torch": run_torch}
     for repeat in range(args.repeats):
         order = frameworks[repeat % len(frameworks):] + frameworks[:repeat % len(frameworks)]
         for name in models:
             splits, train = data[name]
             for framework in order:
-                runs[name][framework].append(runners[framework](name, splits, train, args.epochs, args.batch, repeat))
+                runs[name][framework].append(runners[framework](name, splits, train, epochs=args.epochs,
+                                                                batch=args.batch, seed=repeat))
     versions = ", ".join(f"{module} {sys.modules[module].__version__}" for module in ("jax", "keras", "torch")
                          if module in sys.modules)
     print(f"{machine()}; {versions}; "
@@ -323,7 +325,8 @@ def main() -> None:
                   f"{row['val_accuracy']:>8.3f}{chosen}")
         for other in ("keras", "torch"):
             if "jaxdl" in summary and other in summary:
-                print(f"{'':<8} jaxdl / {other}: steady epoch {summary['jaxdl']['epoch'] / summary[other]['epoch']:.2f}x,"
+                epoch = summary["jaxdl"]["epoch"] / summary[other]["epoch"]
+                print(f"{'':<8} jaxdl / {other}: steady epoch {epoch:.2f}x,"
                       f" whole fit {summary['jaxdl']['fit'] / summary[other]['fit']:.2f}x   ({steps} steps an epoch)")
     if args.json:
         with open(args.json, "w") as f:

@@ -18,14 +18,13 @@ ArrayRecord's own compression, a memory copy to decode): `digits`, `digit_sequen
 
 from __future__ import annotations
 
-import zlib
 import dataclasses
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
-
 
 
 @dataclasses.dataclass(frozen=True)
