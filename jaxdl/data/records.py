@@ -3,10 +3,11 @@
 TFDS's data source decodes one example at a time through its generic feature machinery (about
 40 us an example on top of the protobuf parse, whatever the example's size). For a split whose
 wanted features are flat fixed-shape `Tensor`s or `ClassLabel`s, `batch_reader` reads the raw
-records and decodes them here instead: each record is parsed once as a `tf.train.Example`; the
-bytes of a tensor stored as bytes (`Encoding.BYTES`, or `ZLIB` after decompressing) are joined and
-viewed with `np.frombuffer`; a tensor stored as a value list (`Encoding.NONE`: int64 varints or
-floats) is converted with `np.array(values, dtype)`, as TFDS's `ExampleParserNp` converts it. The
+records and decodes them here instead, into one preallocated array per feature: each record is
+parsed once as a `tf.train.Example`; the bytes of a tensor stored as bytes (`Encoding.BYTES`, or
+`ZLIB` after decompressing) are viewed with `np.frombuffer` and copied into their row; a tensor
+stored as a value list (`Encoding.NONE`: int64 varints or floats) is converted with
+`np.array(values, dtype)`, as TFDS's `ExampleParserNp` converts it. The
 values are the ones TFDS's own decoding gives, bit for bit (tests/data/test_records.py). Anything
 else (an encoded `Image`, nested or ragged features, the mock sources of `tfds.testing.mock_data`)
 is read through TFDS as before.

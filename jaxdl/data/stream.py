@@ -69,8 +69,8 @@ class StreamSplit:
 
     @functools.cached_property
     def reader(self) -> Callable[[list[int]], dict[str, np.ndarray]]:
-        """rows -> {input_key, label_key: stacked arrays} (`jaxdl.data.records`: raw bytes joined, not
-        decoded one example at a time)."""
+        """rows -> {input_key, label_key: stacked arrays}, decoded from the raw records a chunk at a time
+        (`jaxdl.data.records`), in the Grain thread that reads the chunk."""
         return records.batch_reader(self.source, (self.input_key, self.label_key))
 
     def chunks(self, order: Callable[[int], np.ndarray], *, batch_size: int, chunk_steps: int,
