@@ -2,17 +2,20 @@
 
 Writes a folder of .npy arrays (`npz:DIR`: x (N, side, side, 3) uint8, y, and fixed 512-image
 validation and test splits), prepares it once into ArrayRecord in a temporary data_dir, then
-trains one epoch of a small MLP (hidden (32,), batch 256) on it through `train_and_evaluate`, each
-run in a fresh subprocess that reports its own peak resident memory (`resource.getrusage` maxrss).
-The memory pipeline runs on the large set; the streamed one on the large set and on a set half as
-large, to show that its peak does not grow with the set's size.
+trains `--epochs` epochs (default 2) of a small MLP (hidden (32,), batch 256) on it through
+`train_and_evaluate`, each run in a fresh subprocess that reports its own peak resident memory
+(`resource.getrusage` maxrss). The memory pipeline runs on the large set; the streamed one on the
+large set and on a set half as large, to show that its peak does not grow with the set's size.
+Speed: the first epoch holds the compilation; images/s and the time the loop waited for the next
+streamed chunk ("waited") are those of the epochs after it.
 
 Preparing: TFDS sorts a split's serialized examples in memory up to 1000 MiB and spills larger
 ones to disk through TensorFlow (tf.io.gfile), which jaxdl does not install; uint8 tensors are
-serialized as int64 varints (about 1.5 bytes a pixel here). The preparing child (not measured)
+stored as raw bytes (jaxdl's `npz:` builder, `Encoding.BYTES`; before, int64 varints of about 1.5
+bytes a pixel, decoded one example at a time). The preparing child (not measured)
 therefore raises that in-memory limit, so the set is prepared without TensorFlow.
 
-    python benchmarks/stream_memory.py [--gb 1.0] [--side 64] [--dir DIR] [--keep]
+    python benchmarks/stream_memory.py [--gb 1.0] [--side 64] [--epochs 2] [--dir DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def write_set(folder: str, count: int, side: int, seed: int = 0) -> None:
         np.save(os.path.join(folder, f"y{suffix}.npy"), labels)
 
 
-def config_for(folder: str, data_dir: str, pipeline: str) -> ml_collections.ConfigDict:
+def config_for(folder: str, data_dir: str, pipeline: str, epochs: int) -> ml_collections.ConfigDict:
     from jaxdl.run.config import load_config  # noqa: PLC0415 (the parent process needs no JAX)
 
     config = load_config(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
@@ -63,7 +66,7 @@ def config_for(folder: str, data_dir: str, pipeline: str) -> ml_collections.Conf
         config.data.data_dir = data_dir
         config.data.pipeline = pipeline
         config.model.hidden_sizes = (32,)
-        config.train.epochs = 1
+        config.train.epochs = epochs
         config.train.batch_size = 256
         config.eval.baseline = False
         config.eval.report = False
@@ -74,9 +77,16 @@ def config_for(folder: str, data_dir: str, pipeline: str) -> ml_collections.Conf
 def child(args) -> None:
     """One run in this process; prints a JSON line with its peak resident memory."""
     from jaxdl.data.loader import open_dataset  # noqa: PLC0415
-    from jaxdl.run.pipeline import train_and_evaluate  # noqa: PLC0415
+    from jaxdl.run import pipeline  # noqa: PLC0415
 
-    config = config_for(args.set, args.data_dir, args.pipeline)
+    results = []
+
+    def fit(*fit_args, **kwargs):  # the run's FitResult, for its per-epoch times and waits
+        results.append(pipeline_fit(*fit_args, **kwargs))
+        return results[-1]
+
+    pipeline_fit, pipeline.fit = pipeline.fit, fit
+    config = config_for(args.set, args.data_dir, args.pipeline, args.epochs)
     tick = time.perf_counter()
     if args.child == "prepare":
         from tensorflow_datasets.core import shuffle  # noqa: PLC0415
@@ -86,9 +96,11 @@ def child(args) -> None:
         out = {}
     else:
         with tempfile.TemporaryDirectory() as workdir:
-            summary = train_and_evaluate(config, workdir, progress=False)
+            summary = pipeline.train_and_evaluate(config, workdir, progress=False)
+        result = results[-1]
         out = {"pipeline": summary["data"]["pipeline"], "train": summary["data"]["train"],
-               "train_seconds": summary["train_seconds"], "wait_seconds": summary["data"].get("wait_seconds")}
+               "epoch_seconds": [record["seconds"] for record in result.history],
+               "wait_seconds": result.data_wait_seconds}
     out.update(seconds=time.perf_counter() - tick, peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(out))
 
@@ -106,6 +118,7 @@ def main() -> None:
     parser.add_argument("--gb", type=float, default=1.0, help="size of the large training set's pixels (10^9 bytes)")
     parser.add_argument("--side", type=int, default=64, help="images are side x side x 3 uint8")
     parser.add_argument("--dir", default="", help="where to write the sets (default: a temporary folder)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of each run (the first compiles)")
     parser.add_argument("--keep", action="store_true", help="keep the sets and their ArrayRecord files")
     parser.add_argument("--child", choices=("prepare", "train"), help=argparse.SUPPRESS)
     parser.add_argument("--set", help=argparse.SUPPRESS)
@@ -126,15 +139,21 @@ def main() -> None:
                 write_set(folder, count, args.side)
             run_child("--child", "prepare", "--set", folder, "--data_dir", data_dir, "--pipeline", "memory")
         runs = [("memory", "large"), ("stream", "large"), ("stream", "half")]
-        print(f"one epoch of an MLP (32,) on {args.side}x{args.side}x3 uint8 images, batch 256; "
+        print(f"{args.epochs} epochs of an MLP (32,) on {args.side}x{args.side}x3 uint8 images, batch 256; "
               f"validation and test {HELD_OUT} images each, held in memory by both pipelines")
         for pipeline, name in runs:
             folder, count = sets[name]
-            out = run_child("--child", "train", "--set", folder, "--data_dir", data_dir, "--pipeline", pipeline)
+            out = run_child("--child", "train", "--set", folder, "--data_dir", data_dir, "--pipeline", pipeline,
+                            "--epochs", str(args.epochs))
             assert out["pipeline"] == pipeline and out["train"] == count
-            wait = f", waited on data {out['wait_seconds']:.1f} s" if out.get("wait_seconds") is not None else ""
+            seconds, waits = out["epoch_seconds"], out["wait_seconds"]
+            steady = seconds[1:] or seconds
+            speed = f"epoch 1 {seconds[0]:.1f} s, then {count * len(steady) / sum(steady):>7,.0f} images/s"
+            if waits:
+                steady_waits = waits[1:] or waits
+                speed += f", waited on data {100 * sum(steady_waits) / sum(steady):.0f}%"
             print(f"  {pipeline:<7} {count:>7,} images ({count * per_image / 1e9:.2f} GB uint8): "
-                  f"peak resident {out['peak_mb']:>7,.0f} MB   epoch {out['train_seconds']:.1f} s{wait}")
+                  f"peak resident {out['peak_mb']:>7,.0f} MB   {speed}")
     finally:
         if not args.keep and not args.dir:
             shutil.rmtree(root, ignore_errors=True)

@@ -7,7 +7,8 @@ without its own arrays is carved from train by `load`. Files are read with
 `allow_pickle=False`: object arrays are an error, never unpickled.
 
 Inputs: uint8 `x` stays uint8 on disk (images; `load` scales it to [0, 1]); any other numeric
-`x` is stored as float32. Every split's `x` has the same shape after the first axis.
+`x` is stored as float32; either as raw bytes (`Encoding.BYTES`). Every split's `x` has the same
+shape after the first axis.
 
 Labels: under `data.task` "auto", integer (or bool) `y` of shape (N,) is classification with
 classes 0..K-1, K = the largest label in any split + 1, named "0".."K-1"; float `y` (or integer
@@ -30,7 +31,7 @@ from jaxdl.errors import InputError, check_choice
 
 SPLITS = {"train": "", "validation": "_validation", "test": "_test"}  # split -> suffix of x / y
 TASKS = ("auto", "classification", "regression")
-FORMAT = 1  # bump when the prepared examples change
+FORMAT = 2  # bump when the prepared examples change (2: x stored as raw bytes, Encoding.BYTES)
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # inputs and targets are stored as float32
 MAX_CLASS = 2**31 - 1  # class labels are stored as int64 but counted in int32 on the devices
 
@@ -202,7 +203,8 @@ class NpzArrays(OwnFilesBuilder, skip_registration=True):
             builder=self,
             description="The user's arrays " + ", ".join(source["files"]),
             features=tfds.features.FeaturesDict({
-                "x": tfds.features.Tensor(shape=x.shape[1:], dtype=source["input_dtype"]),
+                "x": tfds.features.Tensor(shape=x.shape[1:], dtype=source["input_dtype"],
+                                          encoding=tfds.features.Encoding.BYTES),
                 "y": label,
             }),
             supervised_keys=("x", "y"),

@@ -40,8 +40,9 @@ def draw_sequences(labels: np.ndarray, length: int, count: int, seed: list[int])
 class DigitSequences(SequenceBuilder):
     """frames (length, 8, 8, 1) uint8, label = sum of the digits (9 * length + 1 classes)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Frames drawn with replacement from disjoint image pools per split."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Frames drawn with replacement from disjoint image pools per split.",
+                     "1.1.0": "Pixels stored as raw bytes (Encoding.BYTES), not int64 varints; the same values."}
     BUILDER_CONFIGS = [length_config(n) for n in (4, 2, 8)]
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -49,7 +50,8 @@ class DigitSequences(SequenceBuilder):
             builder=self,
             description=__doc__,
             features=tfds.features.FeaturesDict({
-                "frames": tfds.features.Tensor(shape=(self.length, 8, 8, 1), dtype=np.uint8),
+                "frames": tfds.features.Tensor(shape=(self.length, 8, 8, 1), dtype=np.uint8,
+                                               encoding=tfds.features.Encoding.BYTES),
                 "label": tfds.features.ClassLabel(num_classes=9 * self.length + 1),
             }),
             supervised_keys=("frames", "label"),

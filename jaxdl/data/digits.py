@@ -29,15 +29,17 @@ def stratified_test_mask(labels: np.ndarray, fraction: float, seed: int) -> np.n
 class Digits(tfds.core.GeneratorBasedBuilder):
     """8x8 grey handwritten digits: image (8, 8, 1) uint8, label 0..9."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "scikit-learn's bundled copy of the UCI optical digits test set."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "scikit-learn's bundled copy of the UCI optical digits test set.",
+                     "1.1.0": "Pixels stored as raw bytes (Encoding.BYTES), not int64 varints; the same values."}
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
             features=tfds.features.FeaturesDict({
-                "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
+                "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8,
+                                              encoding=tfds.features.Encoding.BYTES),
                 "label": tfds.features.ClassLabel(names=[str(d) for d in range(10)]),
             }),
             supervised_keys=("image", "label"),

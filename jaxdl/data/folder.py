@@ -14,8 +14,8 @@ channel) or RGB (3 channels): RGBA and other modes with alpha drop the alpha (no
 set that mixes grayscale and colour images is all RGB. Resize rule: the whole image is resized to
 `data.image_size` = (height, width) with Pillow's bilinear filter (antialiased when shrinking), no
 crop, so the aspect ratio is not kept. `data.image_size = ()` (the default) keeps the images' own
-size, which must then be the same for all. Examples are stored as uint8 (height, width, channels)
-with a ClassLabel label.
+size, which must then be the same for all. Examples are stored as uint8 (height, width, channels),
+raw bytes (`Encoding.BYTES`), with a ClassLabel label.
 
 A corrupt image (one Pillow cannot decode) among readable ones is skipped with a `warning:` line
 that names it, printed when the folder is prepared; a class folder without any readable image is
@@ -46,7 +46,7 @@ WHERE = "config.data.name"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SPLITS = ("train", "validation", "test")
 # Bumped when the way files become examples changes, so old prepared copies are not reused.
-FORMAT = "folder-1"
+FORMAT = "folder-2"  # 2: pixels stored as raw bytes (Encoding.BYTES), not int64 varints
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 
 
@@ -78,7 +78,8 @@ class Folder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _info(self) -> tfds.core.DatasetInfo:
         config = self.builder_config
         features = config.features or tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=config.image_shape, dtype=np.uint8),
+            "image": tfds.features.Tensor(shape=config.image_shape, dtype=np.uint8,
+                                          encoding=tfds.features.Encoding.BYTES),
             "label": tfds.features.ClassLabel(names=list(config.class_names)),
         })
         return tfds.core.DatasetInfo(builder=self, description=f"Image folder {config.root}",

@@ -22,7 +22,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxdl.data import loader, tfds_door
+from jaxdl.data import loader, records, tfds_door
 from jaxdl.data.splits import DataInfo, Splits, carve, check_arrays
 from jaxdl.errors import InputError, check_choice, check_range
 
@@ -62,11 +62,16 @@ class StreamSplit:
 
         Labels come as the memory pipeline's: int32 classes or float32 targets.
         """
-        examples = self.source.__getitems__(self.rows[np.asarray(indices)].tolist())
-        x = np.stack([np.asarray(e[self.input_key]) for e in examples]).astype(self.input_dtype, copy=False)
-        y = np.stack([np.asarray(e[self.label_key]) for e in examples])
-        y = y.astype(np.int32 if self.info.task == "classification" else np.float32)
+        arrays = self.reader(self.rows[np.asarray(indices)].tolist())
+        x = arrays[self.input_key].astype(self.input_dtype, copy=False)
+        y = arrays[self.label_key].astype(np.int32 if self.info.task == "classification" else np.float32)
         return {"x": x, "y": y}
+
+    @functools.cached_property
+    def reader(self) -> Callable[[list[int]], dict[str, np.ndarray]]:
+        """rows -> {input_key, label_key: stacked arrays}, decoded from the raw records a chunk at a time
+        (`jaxdl.data.records`), in the Grain thread that reads the chunk."""
+        return records.batch_reader(self.source, (self.input_key, self.label_key))
 
     def chunks(self, order: Callable[[int], np.ndarray], *, batch_size: int, chunk_steps: int,
                rows: slice, first: int, last: int, threads: int = 2, prefetch: int = 2) -> Iterator[dict]:
@@ -177,8 +182,8 @@ def load_streamed(config: ml_collections.ConfigDict, builder, wanted: list[str],
 def read_labels(source, label_key: str, info: DataInfo) -> np.ndarray:
     """(N,) labels of every row of `source`, as `load` types them, read a batch at a time."""
     dtype = np.int32 if info.task == "classification" else np.float32
+    read = records.batch_reader(source, (label_key,))
     parts = []
     for start in range(0, len(source), READ_BATCH):
-        examples = source.__getitems__(list(range(start, min(start + READ_BATCH, len(source)))))
-        parts.append(np.stack([np.asarray(e[label_key]) for e in examples]).astype(dtype))
+        parts.append(read(range(start, min(start + READ_BATCH, len(source))))[label_key].astype(dtype))
     return np.concatenate(parts) if parts else np.zeros((0,), dtype)

@@ -1,0 +1,97 @@
+"""`jaxdl.data.records`: batches decoded from raw records hold TFDS's own decoded values, bit for bit,
+for every encoding a prepared set may hold (raw bytes, zlib, int64 varints / float lists of older
+sets); the project's image builders store raw bytes; a set prepared by an older version is
+prepared again."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxdl.data import records, tfds_door
+
+DTYPES = (np.uint8, np.int32, np.int64, np.float32, np.bool_)
+ENCODINGS = ("none", "bytes", "zlib")
+
+
+@st.composite
+def feature_sets(draw):
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    shape = tuple(draw(st.lists(st.integers(1, 4), max_size=3)))
+    encoding = draw(st.sampled_from(ENCODINGS))
+    n = draw(st.integers(0, 5))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    if dtype.kind == "f":
+        values = rng.normal(0, 1e3, (n, *shape)).astype(dtype)
+    elif dtype.kind == "b":
+        values = rng.integers(0, 2, (n, *shape)).astype(bool)
+    else:
+        info = np.iinfo(dtype)
+        values = rng.integers(info.min, info.max, (n, *shape), dtype=dtype, endpoint=True)
+    return dtype, shape, encoding, values, rng.integers(0, 7, n)
+
+
+@settings(max_examples=40, deadline=None)
+@given(feature_sets())
+def test_decoded_batches_hold_tfds_own_values(case):
+    dtype, shape, encoding, values, labels = case
+    if encoding != "none" and not shape:
+        shape, values = (1,), values.reshape(-1, 1)  # TFDS encodes only tensors of rank >= 1 as bytes
+    features = tfds.features.FeaturesDict({
+        "x": tfds.features.Tensor(shape=shape, dtype=dtype, encoding=encoding),
+        "y": tfds.features.ClassLabel(num_classes=7),
+    })
+    serialized = [features.serialize_example({"x": x, "y": int(y)}) for x, y in zip(values, labels, strict=True)]
+    decoders = {key: records.feature_decoder(features[key]) for key in ("x", "y")}
+    decoded = records.decode_records(list(serialized), decoders)
+    expected = [features.deserialize_example_np(s) for s in serialized]
+    want_x = np.stack([np.asarray(e["x"]) for e in expected]) if expected else np.zeros((0, *shape), dtype)
+    if not shape:  # TFDS gives a scalar as a Python number (`.item()`) of the stored dtype
+        want_x = want_x.astype(dtype)
+    assert decoded["x"].dtype == want_x.dtype and decoded["x"].shape == (len(values), *shape)
+    assert decoded["x"].tobytes() == want_x.tobytes()
+    np.testing.assert_array_equal(decoded["y"], np.asarray([e["y"] for e in expected], np.int64))
+
+
+def test_features_it_cannot_decode_are_left_to_tfds():
+    assert records.feature_decoder(tfds.features.Image(shape=(4, 4, 3))) is None
+    assert records.feature_decoder(tfds.features.Tensor(shape=(None, 2), dtype=np.float32)) is None
+    assert records.feature_decoder(tfds.features.Text()) is None
+
+
+def test_digits_stores_raw_bytes_and_an_older_prepared_copy_is_prepared_again(tmp_path):
+    data_dir = str(tmp_path)
+    old = os.path.join(data_dir, "digits", "1.0.0")
+    os.makedirs(old)  # what an older jaxdl left behind (int64 varints): never read by this version
+    builder = tfds_door.get_builder("digits", data_dir)
+    assert str(builder.version) != "1.0.0"
+    source = tfds_door.data_sources(builder, ["train"])["train"]
+    assert builder.info.features["image"].get_serialized_info().np_dtype == np.object_  # one bytes value
+    read = records.batch_reader(source, ("image", "label"))
+    batch = read([0, 5, 3])
+    direct = [source[i] for i in (0, 5, 3)]
+    np.testing.assert_array_equal(batch["image"], np.stack([d["image"] for d in direct]))
+    np.testing.assert_array_equal(batch["label"], [d["label"] for d in direct])
+    assert batch["image"].dtype == np.uint8 and batch["image"].shape == (3, 8, 8, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_npz_stores_x_as_raw_bytes(tmp_path, dtype):
+    import ml_collections  # noqa: PLC0415
+
+    from jaxdl.data.loader import open_dataset  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "set.npz"
+    np.savez(path, x=rng.integers(0, 255, (30, 3, 2)).astype(dtype), y=np.arange(30) % 3)
+    config = ml_collections.ConfigDict({"name": f"npz:{path}", "data_dir": str(tmp_path / "tfds"),
+                                        "validation_fraction": 0.1, "split_seed": 0, "download": False})
+    builder, _, _ = open_dataset(config)
+    feature = builder.info.features["x"]
+    assert feature.get_serialized_info().np_dtype == np.object_ and records.feature_decoder(feature) is not None
