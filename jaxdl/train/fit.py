@@ -35,7 +35,7 @@ from jaxdl import parallel
 from jaxdl.data.splits import size
 from jaxdl.data.stream import StreamSplit
 from jaxdl.errors import InputError, check_choice, check_range
-from jaxdl.train import feed, nonfinite
+from jaxdl.train import calls, feed, nonfinite
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.early_stopping import EarlyStopping, update_early_stopping
 from jaxdl.train.state import TrainState
@@ -166,6 +166,8 @@ class FitResult:
       pipeline: "memory" (the training split was on the devices) or "stream" (read in chunks).
       data_wait_seconds: streamed: per epoch run in this call, the time the loop waited for chunks to
         be read (an upper bound of the time the devices waited on data); [] in memory.
+      steps_per_call: {"chosen": K or "epoch", "ms_per_step": {candidate: median ms per step}} ("auto"
+        measured them; {} when K was given); None when no epoch was left to run.
     """
 
     state: TrainState
@@ -180,6 +182,7 @@ class FitResult:
     diverged: bool | list[bool] = False
     pipeline: str = "memory"
     data_wait_seconds: list[float] = dataclasses.field(default_factory=list)
+    steps_per_call: dict | None = None
 
 
 def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, np.ndarray], *, epochs: int,
@@ -187,7 +190,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         checkpointer: Checkpointer | None = None, checkpoint_meta: dict | None = None,
         on_epoch: Callable[[dict], None] | None = None, nan_policy: str = "halt",
         max_consecutive_nonfinite: int = 20, stop_requested: Callable[[], bool] | None = None,
-        members: int = 0, chunk_steps: int = 0) -> FitResult:
+        members: int = 0, chunk_steps: int = 0, steps_per_call: int | str = "auto", quiet: bool = True) -> FitResult:
     """Trains `state` on `train` for up to `epochs`, validating after each epoch.
 
     Args:
@@ -219,7 +222,13 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         clock is saved by all).
       members: 0 for one run; M to train a stack of M runs as one vmapped program, each member
         with its own data order and early stopping (the loop ends when all have stopped).
-      chunk_steps: streamed: steps per compiled chunk (0: chunks of about `feed.CHUNK_BYTES` of inputs).
+      chunk_steps: streamed: steps per chunk read from disk (0: chunks of about `feed.CHUNK_BYTES` of
+        inputs); a multiple of the steps per call is used.
+      steps_per_call: training steps per compiled call (`jaxdl.train.calls`): an int K >= 1 (1: one
+        jitted step per call), "epoch" (the whole epoch as one loop), or "auto": the fastest of
+        `calls.AUTO_CANDIDATES`, timed on copies of the state before the first epoch. The trained
+        bits are the same whatever it is; `FitResult.steps_per_call` says what ran.
+      quiet: no stderr line saying what "auto" chose.
 
     The checkpoint meta holds "input": the position of the data feed after the saved epoch
     ({"epoch", "step", "examples"}), where a resumed run's feed starts.
@@ -229,6 +238,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
     check_range("batch_size", batch_size, low=1, integer=True)
     check_range("patience", patience, low=0, integer=True)
     check_choice("nan_policy", nan_policy, nonfinite.POLICIES)
+    steps_per_call = calls.check_steps_per_call("steps_per_call", steps_per_call)
     parallel.check_batch_size("batch_size", batch_size, mesh)
     eval_batch_size = eval_batch_size_for(len(validation["y"]), eval_batch_size, mesh)
     streamed = isinstance(train, StreamSplit)
@@ -254,25 +264,26 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
     data_epoch = start_step // steps_per_epoch
 
     skip_nonfinite = nan_policy == "skip"
+    batch_sharding = None if members and parallel.splits_members(mesh, members) else parallel.batch_sharded(mesh)
+    finish = functools.partial(finish_epoch, patience=patience, eval_sharding=batch_sharding,
+                               freeze_stopped=bool(members), skip_nonfinite=skip_nonfinite,
+                               max_consecutive_nonfinite=max_consecutive_nonfinite)
     if streamed:
-        finish = functools.partial(finish_streamed, patience=patience, eval_sharding=parallel.batch_sharded(mesh),
-                                   skip_nonfinite=skip_nonfinite, max_consecutive_nonfinite=max_consecutive_nonfinite)
         epochs_fed = feed.StreamedEpochs(train, mesh=mesh, batch_size=batch_size,
                                          chunk_steps=feed.chunk_steps_for(train, batch_size, chunk_steps),
                                          first_epoch=data_epoch, epochs=data_epoch + epochs - resumed_from,
                                          order_key=feed.order_key_of(fit_state.train), finish=finish,
-                                         skip_nonfinite=skip_nonfinite)
-
-        def epoch_fn(fit_state):
-            return epochs_fed.run(fit_state, val_batches)
+                                         skip_nonfinite=skip_nonfinite, steps_per_call=steps_per_call)
     else:
-        train_data = jax.device_put(train, replicated)
-        compiled = jax.jit(epoch_function(mesh, batch_size=batch_size, patience=patience, members=members,
-                                          skip_nonfinite=skip_nonfinite,
-                                          max_consecutive_nonfinite=max_consecutive_nonfinite), donate_argnums=0)
+        epochs_fed = calls.MemoryEpochs(jax.device_put(train, replicated), batch_size=batch_size, members=members,
+                                        batch_sharding=batch_sharding,
+                                        finish=jax.vmap(finish, in_axes=(0, 0, 0, None)) if members else finish,
+                                        skip_nonfinite=skip_nonfinite, steps_per_call=steps_per_call,
+                                        replicated=replicated, stacked=parallel.stacked(mesh, members))
+    choice = epochs_fed.prepare(fit_state.train, epochs=epochs - resumed_from, quiet=quiet) if resumed_from < epochs else None
 
-        def epoch_fn(fit_state):
-            return compiled(fit_state, train_data, val_batches)
+    def epoch_fn(fit_state):
+        return epochs_fed.run(fit_state, val_batches)
     history = []
     start = time.perf_counter()
     halted = parallel.host_get(fit_state.early.stopped | fit_state.diverged)
@@ -311,13 +322,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
                      epochs_run=epochs_run, best_epoch=best_epoch, stopped_early=stopped_early,
                      resumed_from=resumed_from, train_seconds=train_seconds, interrupted=interrupted,
                      diverged=diverged, pipeline="stream" if streamed else "memory",
-                     data_wait_seconds=epochs_fed.waits if streamed else [])
-
-
-def finish_streamed(fit_state: FitState, step_metrics: list[dict], val_batches: dict, **options):
-    """`finish_epoch` of a streamed epoch: `fit_state.train` is already the trained state, and the
-    per-step metrics come as one dict per chunk."""
-    return finish_epoch(fit_state, fit_state.train, feed.concatenated(step_metrics), val_batches, **options)
+                     data_wait_seconds=epochs_fed.waits if streamed else [],
+                     steps_per_call=choice.summary() if choice is not None else None)
 
 
 def check_position(position: dict | None, epoch: int, step: np.ndarray) -> None:
