@@ -46,9 +46,12 @@ AUTO_ROUNDS = 3  # timed trials per candidate, interleaved, after one untimed tr
 
 
 def check_steps_per_call(where: str, value: Any) -> int | str:
-    """An int >= 1, "epoch" or "auto"; anything else is an InputError naming `where`."""
+    """An int >= 1 (or its digits, as a config's string holds it), "epoch" or "auto"; anything else is
+    an InputError naming `where`."""
     if value in (AUTO, EPOCH):
         return value
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1:
         return int(value)
     raise InputError(where, "is not a number of steps per compiled call", got=value,
