@@ -1,10 +1,12 @@
 """`fit`: epochs of training, validation, early stopping and checkpoints.
 
-Each epoch is one compiled program (`fit_epoch`): a `lax.scan` over the training batches, a scan
-over the validation batches, and the early-stopping update, all on device. The host syncs once
-per epoch to read a handful of scalars, report them, and maybe checkpoint. A streamed training
-split (`jaxdl.data.stream.StreamSplit`) runs each epoch as compiled chunks of steps read while the
-devices train, then the same end of epoch (`finish_epoch`; see `jaxdl.train.feed`).
+An epoch is compiled calls of K training steps (`steps_per_call`: 1, K, the whole epoch, or "auto",
+timed; `jaxdl.train.calls`), then one end-of-epoch program (`finish_epoch`: epoch means, a scan over
+the validation batches, the early-stopping update), all on device. The host syncs once per epoch to
+read a handful of scalars, report them, and maybe checkpoint. A streamed training split
+(`jaxdl.data.stream.StreamSplit`) runs the same calls on pieces of chunks read while the devices
+train (`jaxdl.train.feed`). `fit_epoch` is the same epoch as one function (one `lax.scan`), for
+callers that jit a whole epoch themselves.
 
 Early stopping is state too (`EarlyStopping`), updated with `jnp.where` rather than Python
 branches, so a stack of runs can be `vmap`-ed and each member stops on its own: a member that
@@ -264,22 +266,19 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
     data_epoch = start_step // steps_per_epoch
 
     skip_nonfinite = nan_policy == "skip"
-    batch_sharding = None if members and parallel.splits_members(mesh, members) else parallel.batch_sharded(mesh)
-    finish = functools.partial(finish_epoch, patience=patience, eval_sharding=batch_sharding,
-                               freeze_stopped=bool(members), skip_nonfinite=skip_nonfinite,
-                               max_consecutive_nonfinite=max_consecutive_nonfinite)
     if streamed:
+        finish = functools.partial(finish_epoch, patience=patience, eval_sharding=parallel.batch_sharded(mesh),
+                                   skip_nonfinite=skip_nonfinite, max_consecutive_nonfinite=max_consecutive_nonfinite)
         epochs_fed = feed.StreamedEpochs(train, mesh=mesh, batch_size=batch_size,
                                          chunk_steps=feed.chunk_steps_for(train, batch_size, chunk_steps),
                                          first_epoch=data_epoch, epochs=data_epoch + epochs - resumed_from,
                                          order_key=feed.order_key_of(fit_state.train), finish=finish,
                                          skip_nonfinite=skip_nonfinite, steps_per_call=steps_per_call)
     else:
-        epochs_fed = calls.MemoryEpochs(jax.device_put(train, replicated), batch_size=batch_size, members=members,
-                                        batch_sharding=batch_sharding,
-                                        finish=jax.vmap(finish, in_axes=(0, 0, 0, None)) if members else finish,
-                                        skip_nonfinite=skip_nonfinite, steps_per_call=steps_per_call,
-                                        replicated=replicated, stacked=parallel.stacked(mesh, members))
+        epochs_fed = epochs_in_memory(jax.device_put(train, replicated), mesh, batch_size=batch_size,
+                                      patience=patience, members=members, skip_nonfinite=skip_nonfinite,
+                                      max_consecutive_nonfinite=max_consecutive_nonfinite,
+                                      steps_per_call=steps_per_call)
     choice = epochs_fed.prepare(fit_state.train, epochs=epochs - resumed_from, quiet=quiet) if resumed_from < epochs else None
 
     def epoch_fn(fit_state):
@@ -368,19 +367,23 @@ def place_fit_state(state: TrainState, mesh: Mesh, members: int) -> FitState:
     return jax.jit(lambda given: init(jax.tree.map(jnp.copy, given)), out_shardings=sharding)(state)
 
 
-def epoch_function(mesh: Mesh, *, batch_size: int, patience: int, members: int,
-                   skip_nonfinite: bool = False, max_consecutive_nonfinite: int = 20) -> Callable:
-    """(fit state, train data, validation batches) -> (fit state, metrics), to be jitted.
+def epochs_in_memory(train_data: dict, mesh: Mesh, *, batch_size: int, patience: int, members: int,
+                     skip_nonfinite: bool = False, max_consecutive_nonfinite: int = 20,
+                     steps_per_call: int | str = calls.AUTO) -> calls.MemoryEpochs:
+    """The epochs `fit` runs over `train_data` (on the devices): `run(fit_state, val_batches)`.
 
-    One run shards each batch over the devices. A stack is `fit_epoch` vmapped over the members:
-    when the members are split over the devices, each device trains its own members on whole
-    batches; when they are replicated, batches are split as for one run.
+    One run shards each batch over the devices. A stack runs the steps and `finish_epoch` vmapped over
+    the members: when the members are split over the devices, each device trains its own members on
+    whole batches; when they are replicated, batches are split as for one run.
     """
     batch_sharding = None if members and parallel.splits_members(mesh, members) else parallel.batch_sharded(mesh)
-    epoch = functools.partial(fit_epoch, batch_size=batch_size, patience=patience,
-                              batch_sharding=batch_sharding, eval_sharding=batch_sharding, freeze_stopped=bool(members),
-                              skip_nonfinite=skip_nonfinite, max_consecutive_nonfinite=max_consecutive_nonfinite)
-    return jax.vmap(epoch, in_axes=(0, None, None)) if members else epoch
+    finish = functools.partial(finish_epoch, patience=patience, eval_sharding=batch_sharding,
+                               freeze_stopped=bool(members), skip_nonfinite=skip_nonfinite,
+                               max_consecutive_nonfinite=max_consecutive_nonfinite)
+    return calls.MemoryEpochs(train_data, batch_size=batch_size, members=members, batch_sharding=batch_sharding,
+                              finish=jax.vmap(finish, in_axes=(0, 0, 0, None)) if members else finish,
+                              skip_nonfinite=skip_nonfinite, steps_per_call=steps_per_call,
+                              replicated=parallel.replicated(mesh), stacked=parallel.stacked(mesh, members))
 
 
 def epoch_record(metrics: dict[str, np.ndarray], epochs_done: np.ndarray, seconds: float) -> dict:
