@@ -204,7 +204,7 @@ class MemoryEpochs:
                       for key, value in data.items()}
         self.skip_nonfinite, self.steps_per_call = skip_nonfinite, steps_per_call
         self.call = functools.partial(memory_call, batch_sharding=batch_sharding, skip_nonfinite=skip_nonfinite)
-        self.finish = jax.jit(finish, donate_argnums=(0, 1))
+        self.finish = jax.jit(finish, donate_argnums=(0,) if members else (0, 1))  # a stack keeps one of two states
         self.copy = jax.jit(copy_state)
         self.programs, self.choice, self.k = {}, None, None
 
