@@ -16,6 +16,7 @@ from jaxdl.data.splits import size
 from jaxdl.errors import InputError
 from jaxdl.models import MLP
 from jaxdl.models.cnn import CNN
+from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.digest import params_sha256
 from jaxdl.train.fit import fit
 from jaxdl.train.losses import classification_metrics
@@ -91,3 +92,21 @@ def test_a_config_string_of_digits_is_a_number_of_steps(digits):
     result = fit(state, digits.train, digits.validation, epochs=1, batch_size=64, steps_per_call="5")
     assert result.steps_per_call == {"chosen": 5, "ms_per_step": {}}
     assert np.isfinite(result.history[0]["val_loss"])
+
+
+@pytest.mark.slow
+def test_a_run_resumed_with_another_steps_per_call_ends_with_the_uninterrupted_bits(digits, tmp_path):
+    def start():
+        return create_state(MODELS["cnn"], optax.adam(3e-3), (8, 8, 1), 0, classification_metrics)
+
+    straight = fit(start(), digits.train, digits.validation, epochs=2, batch_size=64, steps_per_call="epoch")
+    checkpointer = Checkpointer(str(tmp_path / "ck"), every_epochs=1, every_seconds=0)
+    fit(start(), digits.train, digits.validation, epochs=1, batch_size=64, checkpointer=checkpointer, steps_per_call=1)
+    checkpointer.close()
+    checkpointer = Checkpointer(str(tmp_path / "ck"), every_epochs=1, every_seconds=0)
+    resumed = fit(start(), digits.train, digits.validation, epochs=2, batch_size=64, checkpointer=checkpointer,
+                  steps_per_call=3)
+    checkpointer.close()
+    assert resumed.resumed_from == 1
+    assert params_sha256(resumed.state.params) == params_sha256(straight.state.params)
+    assert resumed.history[-1]["val_loss"] == straight.history[-1]["val_loss"]
