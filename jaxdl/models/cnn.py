@@ -20,6 +20,7 @@ from jaxdl.data import DataInfo
 from jaxdl.errors import InputError, check_choice, check_range
 from jaxdl.models import augment
 from jaxdl.models.activations import get_activation
+from jaxdl.models.conv import Conv
 from jaxdl.models.dtypes import compute_dtype
 from jaxdl.models.layers import POOLINGS, check_per_axis, check_sizes, dense_layers, per_axis, pool, spatial_rank
 
@@ -70,7 +71,7 @@ class CNN(nn.Module):
         if train and self.random_shift:
             x = augment.random_shift(x, self.random_shift, self.make_rng("dropout"))
         for i, width in enumerate(self.channels):
-            x = nn.Conv(width, per_axis(self.kernel_size, rank), strides=per_axis(self.strides, rank),
+            x = Conv(width, per_axis(self.kernel_size, rank), strides=per_axis(self.strides, rank),
                         padding="SAME", use_bias=not self.batch_norm, dtype=self.dtype, name=f"conv_{i}")(x)
             if self.batch_norm:
                 name = f"norm_{i}"

@@ -20,6 +20,7 @@ from jaxdl.data import DataInfo
 from jaxdl.errors import check_range
 from jaxdl.models import augment
 from jaxdl.models.activations import get_activation
+from jaxdl.models.conv import Conv
 from jaxdl.models.cnn import BATCH_NORM_MOMENTUM
 from jaxdl.models.dtypes import compute_dtype
 from jaxdl.models.layers import check_input_rank, check_sizes, dense_layers, frozen_within
@@ -44,7 +45,7 @@ class ResidualBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         act = get_activation(self.activation)
-        conv = functools.partial(nn.Conv, self.channels, use_bias=not self.batch_norm, padding="SAME",
+        conv = functools.partial(Conv, self.channels, use_bias=not self.batch_norm, padding="SAME",
                                  dtype=self.dtype)
 
         def norm(name, **kwargs):
@@ -93,7 +94,7 @@ class ResNet(nn.Module):
         act = get_activation(self.activation)
         if train and self.random_shift:
             x = augment.random_shift(x, self.random_shift, self.make_rng("dropout"))
-        x = nn.Conv(self.channels[0], (3, 3), padding="SAME", use_bias=not self.batch_norm, dtype=self.dtype,
+        x = Conv(self.channels[0], (3, 3), padding="SAME", use_bias=not self.batch_norm, dtype=self.dtype,
                     name="stem")(x)
         if self.batch_norm:
             x = nn.BatchNorm(use_running_average=not train or "stem_norm" in self.frozen_norms,

@@ -31,6 +31,7 @@ import ml_collections
 
 from jaxdl.data import DataInfo
 from jaxdl.errors import InputError, check_choice
+from jaxdl.models.conv import Conv
 from jaxdl.models.dtypes import compute_dtype
 from jaxdl.models.layers import check_input_rank, frozen_within
 
@@ -49,10 +50,10 @@ NORMALIZATIONS = ("imagenet", "none")
 CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def padded_conv(features: int, size: int, strides: int, name: str, dtype: Any = jnp.float32) -> nn.Conv:
+def padded_conv(features: int, size: int, strides: int, name: str, dtype: Any = jnp.float32) -> nn.Module:
     """A bias-free convolution padded by size // 2 on every side, as PyTorch's, computing in `dtype`."""
     pad = size // 2
-    return nn.Conv(features, (size, size), strides=(strides, strides), padding=((pad, pad), (pad, pad)),
+    return Conv(features, (size, size), strides=(strides, strides), padding=((pad, pad), (pad, pad)),
                    use_bias=False, kernel_init=CONV_INIT, dtype=dtype, name=name)
 
 

@@ -21,7 +21,7 @@ from jaxdl.data.stream import PIPELINES
 from jaxdl.errors import InputError, check_choice, check_range, did_you_mean
 from jaxdl.models.dtypes import DEFAULT as DEFAULT_DTYPE
 from jaxdl.models.dtypes import DTYPES
-from jaxdl.train import nonfinite
+from jaxdl.train import calls, nonfinite
 
 # Flags that take no value.
 BARE_FLAGS = ("debug", "quiet", "help")
@@ -31,6 +31,7 @@ BARE_FLAGS = ("debug", "quiet", "help")
 # else must match the checkpoint's config. train.epochs may change only under a schedule that does
 # not decay over the run (`jaxdl.run.pipeline.check_epochs_keep_schedule`).
 RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.max_consecutive_nonfinite",
+                  "train.steps_per_call",
                   "eval.*", "checkpoint.*", "data.data_dir", "data.download", "data.pipeline", "data.memory_budget_mb",
                   "data.chunk_steps")
 # Keys added to the configs after runs were saved without them, with the value such a run had
@@ -263,6 +264,7 @@ def check_common(config: ml_collections.ConfigDict) -> None:
     check_choice("config.train.nan_policy", config.train.get("nan_policy", "halt"), nonfinite.POLICIES)
     check_range("config.train.max_consecutive_nonfinite", config.train.get("max_consecutive_nonfinite", 20),
                 low=1, integer=True)
+    calls.check_steps_per_call("config.train.steps_per_call", config.train.get("steps_per_call", calls.AUTO))
 
 
 def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, batch_size: int, patience: int = 0,
@@ -274,6 +276,9 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
     train.patience: epochs without a better validation loss before stopping (0: off, keep the last model).
     train.nan_policy: "halt" (stop at a NaN or infinite loss or gradient) or "skip" (drop that update).
     train.max_consecutive_nonfinite: under "skip", stop after this many non-finite steps in a row.
+    train.steps_per_call: training steps per compiled call: "auto" (time the candidates on the run's
+    first steps, keep the fastest), "epoch" (the whole epoch as one loop), or a number K as a string
+    ("1": one jitted step per call). The same bits whatever it is (`jaxdl.train.calls`).
     eval.batch_size: evaluation batch (rounded to the device count, capped at the split size).
     checkpoint.every_epochs: save every this many epochs (0: by time only).
     checkpoint.every_seconds: save when this many seconds passed since the last save (0: off).
@@ -281,7 +286,7 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
     """
     config.train = ml_collections.ConfigDict({
         "epochs": epochs, "batch_size": batch_size, "patience": patience,
-        "nan_policy": "halt", "max_consecutive_nonfinite": 20,
+        "nan_policy": "halt", "max_consecutive_nonfinite": 20, "steps_per_call": "auto",
     })
     config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size})
     config.checkpoint = ml_collections.ConfigDict({"every_epochs": 0, "every_seconds": 30.0, "keep": 2})

@@ -37,7 +37,7 @@ from jaxdl.report.build import write_report
 from jaxdl.report.curves import plot_curves
 from jaxdl.report.scalars import ScalarLog
 from jaxdl.run import config as config_lib
-from jaxdl.train import preemption
+from jaxdl.train import calls, preemption
 from jaxdl.train import sweep as sweep_lib
 from jaxdl.train.build import build_state
 from jaxdl.train.checkpoint import Checkpointer
@@ -403,7 +403,10 @@ def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_l
                          nan_policy=config.train.get("nan_policy", "halt"),
                          max_consecutive_nonfinite=config.train.get("max_consecutive_nonfinite", 20),
                          stop_requested=stop, members=len(members),
-                         chunk_steps=config.data.get("chunk_steps", 0))
+                         chunk_steps=config.data.get("chunk_steps", 0),
+                         steps_per_call=calls.check_steps_per_call("config.train.steps_per_call",
+                                                                   config.train.get("steps_per_call", calls.AUTO)),
+                         quiet=not (progress and leader))
     finally:
         bar.close()
         scalars.close()
@@ -433,6 +436,7 @@ def summarize(config, workdir: str, splits: data_lib.Splits, result: FitResult, 
         "task": splits.info.task,
         "data": {"name": splits.info.name, **splits.sizes(), "pipeline": result.pipeline,
                  **({"wait_seconds": sum(result.data_wait_seconds)} if result.pipeline == "stream" else {})},
+        "steps_per_call": result.steps_per_call,
         "model": config.model.name,
         "model_dtype": config.model.get("dtype", DEFAULT_DTYPE),
         "num_params": count_params(result.state.params),

@@ -1,10 +1,12 @@
 """`fit`: epochs of training, validation, early stopping and checkpoints.
 
-Each epoch is one compiled program (`fit_epoch`): a `lax.scan` over the training batches, a scan
-over the validation batches, and the early-stopping update, all on device. The host syncs once
-per epoch to read a handful of scalars, report them, and maybe checkpoint. A streamed training
-split (`jaxdl.data.stream.StreamSplit`) runs each epoch as compiled chunks of steps read while the
-devices train, then the same end of epoch (`finish_epoch`; see `jaxdl.train.feed`).
+An epoch is compiled calls of K training steps (`steps_per_call`: 1, K, the whole epoch, or "auto",
+timed; `jaxdl.train.calls`), then one end-of-epoch program (`finish_epoch`: epoch means, a scan over
+the validation batches, the early-stopping update), all on device. The host syncs once per epoch to
+read a handful of scalars, report them, and maybe checkpoint. A streamed training split
+(`jaxdl.data.stream.StreamSplit`) runs the same calls on pieces of chunks read while the devices
+train (`jaxdl.train.feed`). `fit_epoch` is the same epoch as one function (one `lax.scan`), for
+callers that jit a whole epoch themselves.
 
 Early stopping is state too (`EarlyStopping`), updated with `jnp.where` rather than Python
 branches, so a stack of runs can be `vmap`-ed and each member stops on its own: a member that
@@ -35,7 +37,7 @@ from jaxdl import parallel
 from jaxdl.data.splits import size
 from jaxdl.data.stream import StreamSplit
 from jaxdl.errors import InputError, check_choice, check_range
-from jaxdl.train import feed, nonfinite
+from jaxdl.train import calls, feed, nonfinite
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.early_stopping import EarlyStopping, update_early_stopping
 from jaxdl.train.progress import Progress
@@ -167,6 +169,8 @@ class FitResult:
       pipeline: "memory" (the training split was on the devices) or "stream" (read in chunks).
       data_wait_seconds: streamed: per epoch run in this call, the time the loop waited for chunks to
         be read (an upper bound of the time the devices waited on data); [] in memory.
+      steps_per_call: {"chosen": K or "epoch", "ms_per_step": {candidate: median ms per step}} ("auto"
+        measured them; {} when K was given); None when no epoch was left to run.
     """
 
     state: TrainState
@@ -181,6 +185,7 @@ class FitResult:
     diverged: bool | list[bool] = False
     pipeline: str = "memory"
     data_wait_seconds: list[float] = dataclasses.field(default_factory=list)
+    steps_per_call: dict | None = None
 
 
 def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, np.ndarray], *, epochs: int,
@@ -188,7 +193,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         checkpointer: Checkpointer | None = None, checkpoint_meta: dict | None = None,
         on_epoch: Callable[[dict], None] | None = None, nan_policy: str = "halt",
         max_consecutive_nonfinite: int = 20, stop_requested: Callable[[], bool] | None = None,
-        members: int = 0, chunk_steps: int = 0, progress: bool = False) -> FitResult:
+        members: int = 0, chunk_steps: int = 0, steps_per_call: int | str = "auto", quiet: bool = True,
+        progress: bool = False) -> FitResult:
     """Trains `state` on `train` for up to `epochs`, validating after each epoch.
 
     Args:
@@ -220,7 +226,13 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         clock is saved by all).
       members: 0 for one run; M to train a stack of M runs as one vmapped program, each member
         with its own data order and early stopping (the loop ends when all have stopped).
-      chunk_steps: streamed: steps per compiled chunk (0: chunks of about `feed.CHUNK_BYTES` of inputs).
+      chunk_steps: streamed: steps per chunk read from disk (0: chunks of about `feed.CHUNK_BYTES` of
+        inputs); a multiple of the steps per call is used.
+      steps_per_call: training steps per compiled call (`jaxdl.train.calls`): an int K >= 1 (1: one
+        jitted step per call), "epoch" (the whole epoch as one loop), or "auto": the fastest of
+        `calls.AUTO_CANDIDATES`, timed on copies of the state before the first epoch. The trained
+        bits are the same whatever it is; `FitResult.steps_per_call` says what ran.
+      quiet: no stderr line saying what "auto" chose.
       progress: show the command line's progress bar over epochs on stderr (process 0 only).
 
     The checkpoint meta holds "input": the position of the data feed after the saved epoch
@@ -231,6 +243,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
     check_range("batch_size", batch_size, low=1, integer=True)
     check_range("patience", patience, low=0, integer=True)
     check_choice("nan_policy", nan_policy, nonfinite.POLICIES)
+    steps_per_call = calls.check_steps_per_call("steps_per_call", steps_per_call)
     parallel.check_batch_size("batch_size", batch_size, mesh)
     eval_batch_size = eval_batch_size_for(len(validation["y"]), eval_batch_size, mesh)
     streamed = isinstance(train, StreamSplit)
@@ -257,24 +270,22 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
 
     skip_nonfinite = nan_policy == "skip"
     if streamed:
-        finish = functools.partial(finish_streamed, patience=patience, eval_sharding=parallel.batch_sharded(mesh),
+        finish = functools.partial(finish_epoch, patience=patience, eval_sharding=parallel.batch_sharded(mesh),
                                    skip_nonfinite=skip_nonfinite, max_consecutive_nonfinite=max_consecutive_nonfinite)
         epochs_fed = feed.StreamedEpochs(train, mesh=mesh, batch_size=batch_size,
                                          chunk_steps=feed.chunk_steps_for(train, batch_size, chunk_steps),
                                          first_epoch=data_epoch, epochs=data_epoch + epochs - resumed_from,
                                          order_key=feed.order_key_of(fit_state.train), finish=finish,
-                                         skip_nonfinite=skip_nonfinite)
-
-        def epoch_fn(fit_state):
-            return epochs_fed.run(fit_state, val_batches)
+                                         skip_nonfinite=skip_nonfinite, steps_per_call=steps_per_call)
     else:
-        train_data = jax.device_put(train, replicated)
-        compiled = jax.jit(epoch_function(mesh, batch_size=batch_size, patience=patience, members=members,
-                                          skip_nonfinite=skip_nonfinite,
-                                          max_consecutive_nonfinite=max_consecutive_nonfinite), donate_argnums=0)
+        epochs_fed = epochs_in_memory(jax.device_put(train, replicated), mesh, batch_size=batch_size,
+                                      patience=patience, members=members, skip_nonfinite=skip_nonfinite,
+                                      max_consecutive_nonfinite=max_consecutive_nonfinite,
+                                      steps_per_call=steps_per_call)
+    choice = epochs_fed.prepare(fit_state.train, epochs=epochs - resumed_from, quiet=quiet) if resumed_from < epochs else None
 
-        def epoch_fn(fit_state):
-            return compiled(fit_state, train_data, val_batches)
+    def epoch_fn(fit_state):
+        return epochs_fed.run(fit_state, val_batches)
     bar = Progress(epochs, initial=resumed_from, enabled=progress and parallel.is_leader())
     on_epoch = shown_by(bar, on_epoch)
     history = []
@@ -316,7 +327,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
                      epochs_run=epochs_run, best_epoch=best_epoch, stopped_early=stopped_early,
                      resumed_from=resumed_from, train_seconds=train_seconds, interrupted=interrupted,
                      diverged=diverged, pipeline="stream" if streamed else "memory",
-                     data_wait_seconds=epochs_fed.waits if streamed else [])
+                     data_wait_seconds=epochs_fed.waits if streamed else [],
+                     steps_per_call=choice.summary() if choice is not None else None)
 
 
 def shown_by(bar: Progress, on_epoch: Callable[[dict], None] | None) -> Callable[[dict], None]:
@@ -327,12 +339,6 @@ def shown_by(bar: Progress, on_epoch: Callable[[dict], None] | None) -> Callable
         bar.update(record)
 
     return both
-
-
-def finish_streamed(fit_state: FitState, step_metrics: list[dict], val_batches: dict, **options):
-    """`finish_epoch` of a streamed epoch: `fit_state.train` is already the trained state, and the
-    per-step metrics come as one dict per chunk."""
-    return finish_epoch(fit_state, fit_state.train, feed.concatenated(step_metrics), val_batches, **options)
 
 
 def check_position(position: dict | None, epoch: int, step: np.ndarray) -> None:
@@ -377,19 +383,23 @@ def place_fit_state(state: TrainState, mesh: Mesh, members: int) -> FitState:
     return jax.jit(lambda given: init(jax.tree.map(jnp.copy, given)), out_shardings=sharding)(state)
 
 
-def epoch_function(mesh: Mesh, *, batch_size: int, patience: int, members: int,
-                   skip_nonfinite: bool = False, max_consecutive_nonfinite: int = 20) -> Callable:
-    """(fit state, train data, validation batches) -> (fit state, metrics), to be jitted.
+def epochs_in_memory(train_data: dict, mesh: Mesh, *, batch_size: int, patience: int, members: int,
+                     skip_nonfinite: bool = False, max_consecutive_nonfinite: int = 20,
+                     steps_per_call: int | str = calls.AUTO) -> calls.MemoryEpochs:
+    """The epochs `fit` runs over `train_data` (on the devices): `run(fit_state, val_batches)`.
 
-    One run shards each batch over the devices. A stack is `fit_epoch` vmapped over the members:
-    when the members are split over the devices, each device trains its own members on whole
-    batches; when they are replicated, batches are split as for one run.
+    One run shards each batch over the devices. A stack runs the steps and `finish_epoch` vmapped over
+    the members: when the members are split over the devices, each device trains its own members on
+    whole batches; when they are replicated, batches are split as for one run.
     """
     batch_sharding = None if members and parallel.splits_members(mesh, members) else parallel.batch_sharded(mesh)
-    epoch = functools.partial(fit_epoch, batch_size=batch_size, patience=patience,
-                              batch_sharding=batch_sharding, eval_sharding=batch_sharding, freeze_stopped=bool(members),
-                              skip_nonfinite=skip_nonfinite, max_consecutive_nonfinite=max_consecutive_nonfinite)
-    return jax.vmap(epoch, in_axes=(0, None, None)) if members else epoch
+    finish = functools.partial(finish_epoch, patience=patience, eval_sharding=batch_sharding,
+                               freeze_stopped=bool(members), skip_nonfinite=skip_nonfinite,
+                               max_consecutive_nonfinite=max_consecutive_nonfinite)
+    return calls.MemoryEpochs(train_data, batch_size=batch_size, members=members, batch_sharding=batch_sharding,
+                              finish=jax.vmap(finish, in_axes=(0, 0, 0, None)) if members else finish,
+                              skip_nonfinite=skip_nonfinite, steps_per_call=steps_per_call,
+                              replicated=parallel.replicated(mesh), stacked=parallel.stacked(mesh, members))
 
 
 def epoch_record(metrics: dict[str, np.ndarray], epochs_done: np.ndarray, seconds: float) -> dict:

@@ -5,7 +5,7 @@ decides on `jax.jit`, donation and shardings (see `jaxdl.train.fit`).
 
 Shapes: a training dataset is {"x": (N, *input_shape), "y": (N, ...)}; a batch is the same with
 N = batch size; evaluation batches carry a "mask" (B,) of 1.0 for real and 0.0 for padding rows.
-A streamed chunk (`train_chunk`) is {"x": (K, B, *input_shape) in the stored dtype, "y": (K, B, ...)}.
+How `fit` runs these steps, K per compiled call, in memory or streamed: `jaxdl.train.calls`.
 """
 
 from __future__ import annotations
@@ -142,19 +142,6 @@ def train_steps(state: TrainState, data: dict[str, jax.Array], batch_size: int,
         return train_step(state, batch, skip_nonfinite=skip_nonfinite)
 
     return jax.lax.scan(body, state, order)
-
-
-def train_chunk(state: TrainState, chunk: dict[str, jax.Array],
-                batch_sharding: jax.sharding.Sharding | None = None, *,
-                skip_nonfinite: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
-    """K steps over a streamed chunk {"x": (K, B, ...) stored dtype, "y": (K, B, ...)} as one
-    `lax.scan` of `train_step` -> (state, per-step metrics (K,)). Inputs are scaled here, on the device."""
-
-    def body(state, batch):
-        batch = constrain({**batch, "x": device_inputs(batch["x"])}, batch_sharding)
-        return train_step(state, batch, skip_nonfinite=skip_nonfinite)
-
-    return jax.lax.scan(body, state, chunk)
 
 
 def train_epoch(state: TrainState, data: dict[str, jax.Array], batch_size: int,

@@ -1,5 +1,6 @@
-"""The compiled-program promises: one compilation of the epoch program per fit, none per epoch or
-per repeated evaluation, and no host transfer inside an epoch."""
+"""The compiled-program promises: one compilation of each program an epoch runs (the step call, the
+end of epoch) per fit, none per epoch or per repeated evaluation, and no host transfer inside an
+epoch, also with one jitted step per call."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from jaxdl import parallel
 from jaxdl.evaluate.passes import evaluate_split
 from jaxdl.models import MLP
-from jaxdl.train.fit import epoch_function, eval_batch_size_for, fit, place_fit_state
+from jaxdl.train.fit import epochs_in_memory, eval_batch_size_for, fit, place_fit_state
 from jaxdl.train.losses import classification_metrics
 from jaxdl.train.state import create_state
 from jaxdl.train.step import eval_batches
@@ -53,14 +54,19 @@ def test_the_listener_sees_a_compilation():
     assert counts == {"jit(<lambda>)": 1}
 
 
-def test_fit_compiles_the_epoch_program_once_not_per_epoch(digits):
+@pytest.mark.parametrize("steps_per_call", [1, 3])
+def test_fit_compiles_each_program_once_not_per_epoch(digits, steps_per_call):
+    """1: a step per call (20 calls an epoch); 3: a loop of 3 steps, and of 2 for the epoch's last call
+    (the same program)."""
     first, second = mlp_state(), mlp_state(1)
     with compilations() as short:
-        fit(first, digits.train, digits.validation, epochs=2, batch_size=64, patience=3)
+        fit(first, digits.train, digits.validation, epochs=2, batch_size=64, patience=3, steps_per_call=steps_per_call)
     with compilations() as long:
-        result = fit(second, digits.train, digits.validation, epochs=10, batch_size=64, patience=10)
+        result = fit(second, digits.train, digits.validation, epochs=10, batch_size=64, patience=10,
+                     steps_per_call=steps_per_call)
     assert result.epochs_run == 10
-    assert short["jit(fit_epoch)"] == 1 and long["jit(fit_epoch)"] == 1, (dict(short), dict(long))
+    for counts in (short, long):
+        assert counts["jit(memory_call)"] == 1 and counts["jit(finish_epoch)"] == 1, dict(counts)
     # Nothing else is compiled per epoch either: 8 more epochs compile no program more often.
     assert all(count <= short[name] for name, count in long.items()), (dict(short), dict(long))
 
@@ -75,8 +81,9 @@ def test_evaluating_the_same_shapes_again_compiles_nothing(digits):
 
 
 @pytest.mark.parametrize("members", [0, pytest.param(2, marks=pytest.mark.slow)])
-def test_an_epoch_makes_no_host_transfer(digits, members):
-    """The epoch program fit runs, on inputs placed as fit places them, under a transfer guard."""
+def test_an_epoch_of_single_steps_makes_no_host_transfer(digits, members):
+    """The epochs fit runs, with one jitted step per call, on inputs placed as fit places them, under a
+    transfer guard: only the host's one read per epoch (outside the guard here) leaves the devices."""
     mesh = parallel.make_mesh()
     if members:  # a stack, as jaxdl.train.sweep.create_states makes it
         keys = jnp.stack([jax.random.PRNGKey(seed) for seed in range(members)])
@@ -84,27 +91,32 @@ def test_an_epoch_makes_no_host_transfer(digits, members):
     else:
         state = mlp_state()
     replicated = parallel.replicated(mesh)
-    train = jax.device_put(digits.train, replicated)
     size = eval_batch_size_for(len(digits.validation["y"]), 256, mesh)
     validation = jax.device_put(eval_batches(digits.validation, size), replicated)
     fit_state = place_fit_state(state, mesh, members)
-    epoch_fn = jax.jit(epoch_function(mesh, batch_size=64, patience=2, members=members, skip_nonfinite=True),
-                       donate_argnums=0)
+    epochs = epochs_in_memory(jax.device_put(digits.train, replicated), mesh, batch_size=64, patience=2,
+                              members=members, skip_nonfinite=True, steps_per_call=1)
+    epochs.prepare(fit_state.train, epochs=2)
 
-    with jax.transfer_guard("disallow"):
-        for _ in range(2):  # the first call compiles, the second only runs
-            fit_state, metrics = epoch_fn(fit_state, train, validation)
+    for _ in range(2):  # the first epoch compiles, the second only runs
+        with jax.transfer_guard("disallow"):
+            fit_state, metrics = epochs.run(fit_state, validation)
+        assert np.all(np.isfinite(jax.device_get(metrics["val_loss"])))  # the one read per epoch
     assert np.all(jax.device_get(fit_state.epoch) == 2)
-    assert np.all(np.isfinite(jax.device_get(metrics["val_loss"])))
+
+    # Host callbacks (jax.debug.print, pure_callback, io_callback) and infeed/outfeed pass the guard
+    # unseen, so the programs are read for them too.
+    copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
+    step = epochs.programs[True].lower(copy(fit_state.train), epochs.metrics, epochs.position, epochs.order,
+                                       epochs.data, epochs.k_device).as_text()
+    end = epochs.finish.lower(fit_state, fit_state.train, epochs.metrics, validation).as_text()
+    for program in (step, end):
+        assert not re.findall(r"callback|stablehlo\.(?:send|recv|infeed|outfeed)", program)
 
     # The guard does see an implicit host-to-device transfer: host training data.
     with jax.transfer_guard("disallow"), pytest.raises(jax.errors.JaxRuntimeError, match="Disallowed host-to-device"):
-        epoch_fn(fit_state, digits.train, validation)
-
-    # Host callbacks (jax.debug.print, pure_callback, io_callback) and infeed/outfeed pass the guard
-    # unseen, so the program is read for them too.
-    program = epoch_fn.lower(fit_state, train, validation).as_text()
-    assert not re.findall(r"callback|stablehlo\.(?:send|recv|infeed|outfeed)", program)
+        epochs.programs[True](copy(fit_state.train), epochs.metrics, epochs.position, epochs.order, digits.train,
+                              epochs.k_device)
 
 
 def test_a_host_callback_shows_in_the_program_text():
