@@ -58,14 +58,17 @@ def _backward(strides, pads, dilation, residuals, g):
     x, w = residuals
     n = x.ndim - 2
     spatial = range(n)
-    kernel = [(k - 1) * d + 1 for k, d in zip(w.shape[:n], dilation)]  # the dilated window
-    strided = [(o - 1) * s + 1 for o, s in zip(g.shape[1:-1], strides)]  # the output, dilated by the strides
+    kernel = [(k - 1) * d + 1 for k, d in zip(w.shape[:n], dilation, strict=False)]  # the dilated window
+    # The output, dilated by the strides.
+    strided = [(o - 1) * s + 1 for o, s in zip(g.shape[1:-1], strides, strict=False)]
     # Input: the output's gradient, dilated by the strides, convolved with the reversed kernel (in/out swapped).
     flipped = jnp.swapaxes(jnp.flip(w, tuple(spatial)), n, n + 1)
-    input_pads = [(k - lo - 1, size + lo - o) for k, (lo, _), size, o in zip(kernel, pads, x.shape[1:-1], strided)]
+    input_pads = [(k - lo - 1, size + lo - o)
+                  for k, (lo, _), size, o in zip(kernel, pads, x.shape[1:-1], strided, strict=False)]
     dx = canonical_conv(g, flipped, (1,) * n, input_pads, lhs_dilation=strides, rhs_dilation=dilation)
     # Kernel: the input's features as the batch, its batch as the features; the output's gradient as the kernel.
-    kernel_pads = [(lo, o - size + k - lo - 1) for k, (lo, _), size, o in zip(kernel, pads, x.shape[1:-1], strided)]
+    kernel_pads = [(lo, o - size + k - lo - 1)
+                   for k, (lo, _), size, o in zip(kernel, pads, x.shape[1:-1], strided, strict=False)]
     dw = canonical_conv(jnp.moveaxis(x, (0, n + 1), (n + 1, 0)), jnp.moveaxis(g, 0, n), dilation, kernel_pads,
                         rhs_dilation=strides)  # (in, *window, out)
     return dx.astype(x.dtype), jnp.moveaxis(dw, 0, n).astype(w.dtype)
@@ -87,7 +90,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
                                         dimension_numbers, feature_group_count, batch_group_count, precision,
                                         preferred_element_type)
     if isinstance(padding, str):
-        window = [(k - 1) * d + 1 for k, d in zip(rhs.shape[:n], dilation)]
+        window = [(k - 1) * d + 1 for k, d in zip(rhs.shape[:n], dilation, strict=False)]
         padding = lax.padtype_to_pads(lhs.shape[1:-1], window, window_strides, padding)
     pads = tuple((int(lo), int(hi)) for lo, hi in padding)
     return conv_with_canonical_grads(lhs, rhs, tuple(window_strides), pads, dilation)

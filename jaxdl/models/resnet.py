@@ -20,8 +20,8 @@ from jaxdl.data import DataInfo
 from jaxdl.errors import check_range
 from jaxdl.models import augment
 from jaxdl.models.activations import get_activation
-from jaxdl.models.conv import Conv
 from jaxdl.models.cnn import BATCH_NORM_MOMENTUM
+from jaxdl.models.conv import Conv
 from jaxdl.models.dtypes import compute_dtype
 from jaxdl.models.layers import check_input_rank, check_sizes, dense_layers, frozen_within
 

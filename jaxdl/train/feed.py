@@ -22,8 +22,8 @@ from jax.sharding import Mesh
 
 from jaxdl import parallel
 from jaxdl.data.stream import StreamSplit, chunks_per_epoch
-from jaxdl.train.state import stream_keys
 from jaxdl.train import calls
+from jaxdl.train.state import stream_keys
 from jaxdl.train.step import host_epoch_order
 
 CHUNK_BYTES = 16 * 2**20  # inputs of one chunk when the caller does not choose K: small on the host, whole steps
@@ -87,7 +87,8 @@ class StreamedEpochs:
     def prepare(self, state, *, epochs: int, quiet: bool = True) -> calls.Choice:
         """Settles K (timing the candidates on the epoch's first steps when "auto") and starts reading."""
         first = self.split.read(self.order(self.first_epoch)[:calls.trial_steps(self.steps) * self.batch_size])
-        first = {key: value.reshape(-1, self.batch_size, *value.shape[1:])[:, self.rows] for key, value in first.items()}
+        first = {key: value.reshape(-1, self.batch_size, *value.shape[1:])[:, self.rows]
+                 for key, value in first.items()}
         batch = {"x": jax.ShapeDtypeStruct((self.batch_size, *first["x"].shape[2:]), jnp.float32),
                  "y": jax.ShapeDtypeStruct((self.batch_size, *first["y"].shape[2:]), first["y"].dtype)}
         dtypes = calls.metric_dtypes(state, batch, members=0, skip_nonfinite=self.skip_nonfinite)

@@ -282,7 +282,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
                                       patience=patience, members=members, skip_nonfinite=skip_nonfinite,
                                       max_consecutive_nonfinite=max_consecutive_nonfinite,
                                       steps_per_call=steps_per_call)
-    choice = epochs_fed.prepare(fit_state.train, epochs=epochs - resumed_from, quiet=quiet) if resumed_from < epochs else None
+    choice = (epochs_fed.prepare(fit_state.train, epochs=epochs - resumed_from, quiet=quiet)
+              if resumed_from < epochs else None)
 
     def epoch_fn(fit_state):
         return epochs_fed.run(fit_state, val_batches)

@@ -29,7 +29,7 @@ def test_values_and_gradients_are_laxs_bit_for_bit(rank, stride, kernel, dilatio
     args = ((stride,) * rank, [(1, 2)] * rank if padding == "pairs" else padding, (dilation,) * rank, SPECS[rank])
     ours = jax.jit(jax.value_and_grad(loss(conv_general_dilated, *args), (0, 1)))(x, w)
     theirs = jax.jit(jax.value_and_grad(loss(jax.lax.conv_general_dilated, *args), (0, 1)))(x, w)
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=False):
         np.testing.assert_array_equal(a, b)
 
 
@@ -39,5 +39,5 @@ def test_gradients_in_a_loop_are_the_top_levels_bits():
     grads = jax.grad(loss(conv_general_dilated, (1, 1), "SAME", (1, 1), SPECS[2]), (0, 1))
     top = jax.jit(grads)(x, w)
     looped = jax.jit(lambda x, w, n: jax.lax.fori_loop(0, n, lambda _, carry: grads(x, w), top))(x, w, 1)
-    for a, b in zip(top, looped):
+    for a, b in zip(top, looped, strict=False):
         np.testing.assert_array_equal(a, b)

@@ -66,7 +66,7 @@ def test_every_steps_per_call_trains_the_same_bits_in_memory_and_streamed(data_d
         for value in values:
             runs[(pipeline, value)] = trained(splits, MODELS[name], value)
     reference = runs[("memory", 1)]
-    for key, (sha, history, result) in runs.items():
+    for key, (sha, history, _result) in runs.items():
         assert (sha, history) == reference[:2], key
     assert reference[1][-1]["train_loss"] < reference[1][0]["train_loss"]
     auto = runs[("memory", "auto")][2].steps_per_call
