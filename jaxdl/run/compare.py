@@ -18,7 +18,9 @@ import sys
 
 from jaxdl import paths as path_lib
 from jaxdl.errors import InputError
+from jaxdl.report import run_schema
 from jaxdl.report.curves import plot_curves
+from jaxdl.report.schema_checks import Obj
 from jaxdl.run.config import IMPLIED_KEYS, flatten
 
 USAGE = "usage: python -m jaxdl.compare RUN_DIR [RUN_DIR ...] [--out PLOT.png]"
@@ -34,12 +36,14 @@ class Run:
     history: list[dict]
 
 
-def read_json(path: str, where: str):
+def read_json(path, where: str, name: str):
+    """Workdir file `name` at `path` through the run door (`jaxdl.report.run_schema`): UTF-8 JSON of
+    an object (compare shows whatever keys a run has, also a run of an older jaxdl, so no field is
+    required), its errors named by the run folder `where` as given on the command line."""
     try:
-        return json.loads(path_lib.as_path(path).read_text())
-    except json.JSONDecodeError as error:
-        raise InputError(where, f"{path_lib.as_path(path).name} is not valid JSON ({error.msg})",
-                         got=os.fspath(path)) from error
+        return run_schema.read_file(path, name, Obj())
+    except InputError as error:
+        raise InputError(where, error.what, got=error.got, expected=error.expected, hint=error.hint) from None
 
 
 def load_run(path: str, name: str) -> Run:
@@ -50,13 +54,17 @@ def load_run(path: str, name: str) -> Run:
         raise InputError(path, "no such run folder", expected="a workdir written by an experiment")
     if not folder.joinpath("config.json").is_file():
         raise InputError(path, "not a run folder (no config.json)", expected="a workdir written by an experiment")
-    config = read_json(folder / "config.json", path)
+    config = read_json(folder / "config.json", path, "config.json")
     summary_path = folder / "summary.json"
-    summary = read_json(summary_path, path) if summary_path.is_file() else {}
+    summary = read_json(summary_path, path, "summary.json") if summary_path.is_file() else {}
     history = []
     metrics_path = folder / "metrics.jsonl"
     if metrics_path.is_file():
-        history = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+        lines = [line for line in metrics_path.read_text().splitlines() if line.strip()]
+        try:
+            history = run_schema.parse_lines(lines, "metrics.jsonl", run_schema.METRICS_RECORD)
+        except InputError as error:
+            raise InputError(path, error.what, got=error.got, expected=error.expected) from None
     if any("member" in record for record in history):  # a sweep: its best member stands for it
         best = summary.get("best_member", 0)
         history = [{k: v for k, v in r.items() if k != "member"} for r in history if r.get("member") == best]

@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO, run_cli
 from PIL import Image
 
+from jaxdl.errors import InputError
 from jaxdl.run.compare import comparison_table, differing_keys, flatten, load_run, main
 
 
@@ -113,7 +114,7 @@ def test_a_broken_summary_is_one_error_line(runs, capsys):
     with open(f"{runs[0]}/summary.json", "w") as f:
         f.write("{not json")
     assert main([runs[0]]) == 2
-    assert "summary.json is not valid JSON" in capsys.readouterr().err
+    assert "summary.json: not valid JSON" in capsys.readouterr().err
 
 
 def test_a_run_saved_before_model_dtype_compares_as_float32(tmp_path):
@@ -125,3 +126,18 @@ def test_a_run_saved_before_model_dtype_compares_as_float32(tmp_path):
     assert differing_keys([load_run(old, "old"), load_run(same, "same")]) == []
     assert differing_keys([load_run(old, "old"), load_run(half, "half")]) == ["model.dtype"]
     assert load_run(old, "old").config["model.dtype"] == "float32"
+
+
+@pytest.mark.parametrize(("name", "content", "words"), [
+    ("summary.json", b"[]", "summary.json"),
+    ("summary.json", b"\xff\xfe garbage", "summary.json: not a text file"),
+    ("config.json", b"[1, 2]", "config.json"),
+    ("metrics.jsonl", b'{"epoch": "one"}\n', "metrics.jsonl"),
+])
+def test_a_damaged_workdir_file_is_an_input_error_naming_the_run_and_the_file(runs, name, content, words):
+    a, _, _ = runs
+    with open(f"{a}/{name}", "wb") as f:
+        f.write(content)
+    with pytest.raises(InputError) as caught:
+        load_run(a, "a")
+    assert caught.value.where == a and words in caught.value.what
