@@ -320,9 +320,14 @@ def main() -> None:
         steps = len(data[name][1]["y"]) // args.batch
         results[name] = summary = summarize(runs[name])
         for framework, row in summary.items():
-            chosen = f"   (steps_per_call: {row['chosen']})" if row.get("chosen") is not None else ""
             print(f"{name:<8} {framework:<6} {1e3 * row['epoch']:>10.1f} ms {row['fit']:>8.2f} s "
-                  f"{row['val_accuracy']:>8.3f}{chosen}")
+                  f"{row['val_accuracy']:>8.3f}")
+            chosen = row.get("chosen")
+            if isinstance(chosen, dict):  # FitResult.steps_per_call: what ran, and what "auto" measured
+                timed = ", ".join(f"{k}: {v:.2f}" for k, v in chosen.get("ms_per_step", {}).items())
+                print(f"{'':<8} jaxdl steps_per_call {chosen.get('chosen')} (ms per step: {timed or 'not timed'})")
+            elif chosen is not None:
+                print(f"{'':<8} jaxdl steps_per_call {chosen}")
         for other in ("keras", "torch"):
             if "jaxdl" in summary and other in summary:
                 epoch = summary["jaxdl"]["epoch"] / summary[other]["epoch"]

@@ -72,7 +72,8 @@ class WorkdirGuard:
 
     Made before `prepare_workdir`: remembers which folders up to the workdir did not exist (so
     without --workdir, a failed attempt leaves no `runs/<experiment>-<timestamp>/`) and which of
-    EARLY_FILES the workdir held. `undo()` (process 0 only; never once a checkpoint exists): a
+    EARLY_FILES the workdir held. `undo()` (process 0 only; never once a checkpoint exists or an
+    epoch was recorded in metrics.jsonl, as by a run that diverged before its first checkpoint): a
     workdir this run created is removed with the folders made for it; in a workdir that existed,
     only the entries this run added are removed, so a workdir that held a run is never touched.
     """
@@ -90,11 +91,16 @@ class WorkdirGuard:
         folder = self.path.joinpath("checkpoints")
         return folder.is_dir() and any(child.name.isdigit() for child in folder.iterdir())
 
+    def trained(self) -> bool:
+        """Whether an epoch was recorded (a run that diverged in its first epoch keeps that record)."""
+        log_file = self.path.joinpath("metrics.jsonl")
+        return log_file.is_file() and bool(log_file.read_text().strip())
+
     def undo(self) -> None:
         if not parallel.is_leader():
             return
         try:
-            if self.saved_checkpoint():
+            if self.saved_checkpoint() or self.trained():
                 return
             if self.created:
                 if self.path.exists():
