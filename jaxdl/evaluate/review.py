@@ -27,6 +27,7 @@ from jaxdl.evaluate.analysis import (
 )
 from jaxdl.evaluate.baseline import baseline_name, fit_baseline, is_baseline_model
 from jaxdl.evaluate.passes import Predictions, predict_split
+from jaxdl.train import scores
 from jaxdl.train.state import TrainState
 
 WORST_EXAMPLES = 16
@@ -73,6 +74,7 @@ def review_run(config: ml_collections.ConfigDict, splits: Splits, state: TrainSt
     info = splits.info
     predictions = predict_split(state, splits.test, num_classes=info.num_classes, mesh=mesh,
                                          batch_size=eval_config.get("batch_size", 1024))
+    predictions.metrics.update(scores.compute(scores.of_config(config), predictions.outputs, splits.test["y"]))
     fields = findings_on_test(predictions, splits.test, info)
     examples = activations_lib.representative_examples(splits.test["y"], info.num_classes)
     activations = activations_lib.capture(state, splits.test["x"][examples])
