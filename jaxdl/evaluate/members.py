@@ -20,7 +20,7 @@ from jaxdl.train.fit import FitResult, eval_batch_size_for
 from jaxdl.train.losses import batch_metrics
 from jaxdl.train.state import TrainState, apply_model
 from jaxdl.train.step import eval_batches, evaluate_batches, masked_sum
-from jaxdl.train.sweep import Member, take_member
+from jaxdl.train.sweep import Member, member_labels, take_member
 
 
 def member_and_ensemble_metrics(states: TrainState, batches: dict[str, jax.Array], include: jax.Array, *,
@@ -118,8 +118,10 @@ def sweep_summary(members: list[Member], result: FitResult, splits, *, mesh: Mes
     best = int(np.argmin(np.where(kept & np.isfinite(watched), watched, np.inf)))
     test, ensemble = evaluate_members(result.state, splits.test, task=task, mesh=mesh, batch_size=batch_size,
                                       include=kept, metrics=metrics)
+    labels = member_labels(members)
     entries = [{
         "member": member.index,
+        "label": labels[member.index],
         "seed": member.seed,
         "hyperparameters": member.hyperparameters,
         "test": test[member.index],

@@ -80,6 +80,8 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, summary: dict,
     """Draws the figures and writes report.html; returns the file names written (report.html last)."""
     kind = input_kind(splits.info.input_shape, config.model)
     names = draw_figures(workdir, summary, history, review, splits, kind=kind)
+    if "members" in summary and paths.as_path(workdir).joinpath("validation_curves.png").exists():
+        names.append("validation_curves.png")  # drawn by the pipeline: a sweep's members
     images = {}
     for name in names:
         images[name] = paths.as_path(workdir).joinpath(name).read_bytes()

@@ -69,11 +69,29 @@ def report_error(error: InputError, debug: bool) -> int:
     return 2
 
 
+def member_setting(member: dict) -> str:
+    """A sweep member's hyperparameters and seed, e.g. "lr=0.01 wd=0 seed=0"."""
+    short = {"learning_rate": "lr", "weight_decay": "wd"}
+    values = [f"{short.get(name, name)}={value:g}" for name, value in member.get("hyperparameters", {}).items()]
+    return " ".join([*values, f"seed={member.get('seed', '?')}"])
+
+
+def member_line(member: dict, best: int) -> str:
+    """One row of a sweep's members: its setting, test figures and epochs."""
+    test = " ".join(f"{k} {v:.4f}" for k, v in member.get("test", {}).items() if k != "count")
+    epochs = f"epochs {member.get('epochs_run')} (best {member.get('best_epoch')})"
+    state = "diverged" if member.get("diverged") else epochs
+    return f"{member_setting(member)}: test {test}, {state}" + ("  <- best" if member["member"] == best else "")
+
+
 def final_table(summary: dict) -> str:
     """A short plain-text table of a run's outcome."""
     rows = [(f"test {name}", f"{value:.4f}") for name, value in summary["test"].items() if name != "count"]
     if "members" in summary:  # a sweep: the figures above are the best member's
-        rows.insert(0, ("sweep", f"{len(summary['members'])} members, best: member {summary['best_member']}"))
+        best = summary["best_member"]
+        rows.insert(0, ("sweep", f"{len(summary['members'])} members, best: member {best} "
+                                 f"({member_setting(summary['members'][best])})"))
+        rows[1:1] = [(f"member {m['member']}", member_line(m, best)) for m in summary["members"]]
         rows += [(f"ensemble test {k}", f"{v:.4f}") for k, v in summary["ensemble"]["test"].items() if k != "count"]
     baseline = summary.get("baseline") or {}
     if "test" in baseline:

@@ -8,6 +8,8 @@ import json
 
 import numpy as np
 
+from jaxdl.train.scores import NAMES as SCORE_NAMES
+
 # Tabular inputs: the features shown as columns of a row (the rest are summarised in a note).
 MAX_FEATURE_COLUMNS = 16
 
@@ -69,6 +71,7 @@ def headline(summary: dict) -> str:
     cards.append(card(f"{test[main]:.4f}", f"test {main} ({test.get('count', '?')} examples)"))
     if test.get("loss") != test[main]:
         cards.append(card(f"{test['loss']:.4f}", "test loss"))
+    cards += [card(f"{test[name]:.4f}", f"test {name} (eval.metrics)") for name in SCORE_NAMES if name in test]
     baseline = summary.get("baseline") or {}
     if "test" in baseline:
         ours, theirs = test[main], baseline["test"][main]
@@ -178,6 +181,28 @@ def activation_file(layer: str) -> str:
     return f"activations_{safe}.png"
 
 
+def sweep_section(summary: dict, images: dict[str, bytes]) -> str:
+    """A sweep: every member's setting, epochs and figures, and the validation curves of all; the rest of
+    the page is the best member's report."""
+    members = summary.get("members")
+    if not members:
+        return ""
+    best = summary["best_member"]
+    names = [k for k in members[best].get("test", {}) if k != "count"]
+    rows = [[m["member"], m.get("label", ""), f"{m.get('seed', '')}", m.get("epochs_run", ""), m.get("best_epoch", ""),
+             *(f"{m['validation'].get(k, float('nan')):.4f}" for k in names),
+             *(f"{m['test'].get(k, float('nan')):.4f}" for k in names),
+             "diverged" if m.get("diverged") else ("best" if m["member"] == best else "")] for m in members]
+    header = ["member", "setting", "seed", "epochs", "best epoch", *(f"val {k}" for k in names),
+              *(f"test {k}" for k in names), ""]
+    parts = [f"<h2>Sweep: {len(members)} members trained as one program</h2>",
+             f'<p class="note">The rest of this page is the report of the best member, member {best} '
+             f'({esc(members[best].get("label", ""))}), chosen on the validation split.</p>', table(header, rows)]
+    if "validation_curves.png" in images:
+        parts.append(image(images["validation_curves.png"], "validation curves of every member"))
+    return "".join(parts)
+
+
 def render(summary: dict, config: dict, images: dict[str, bytes], *, features: dict | None = None) -> str:
     """The whole page. `images` maps file names (learning_curves.png, ...) to PNG bytes. For tabular
     data, `features` holds the inputs of the worst errors and of the activation examples,
@@ -189,7 +214,7 @@ def render(summary: dict, config: dict, images: dict[str, bytes], *, features: d
             f'<div class="sub">{esc(summary.get("workdir", ""))} · {summary["task"]} · train {data["train"]}, '
             f'validation {data["validation"]}, test {data["test"]} examples · {devices.get("count", "?")} × '
             f'{esc(devices.get("kind", "?"))}</div>',
-            headline(summary), curves_section(summary, images)]
+            headline(summary), sweep_section(summary, images), curves_section(summary, images)]
     if summary["task"] == "classification":
         body.append(classification_sections(summary, images, features))
     else:
