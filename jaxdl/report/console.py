@@ -12,6 +12,7 @@ import traceback
 import warnings
 
 from jaxdl.errors import InputError
+from jaxdl.models.summary import format_layers
 from jaxdl.train.progress import Progress  # noqa: F401 (the bar of every command, beside `fit`, which shows it too)
 
 # Libraries whose loggers may have a level of their own: set to CRITICAL unless --debug (then left as they are;
@@ -85,7 +86,9 @@ def member_line(member: dict, best: int) -> str:
 
 
 def final_table(summary: dict) -> str:
-    """A short plain-text table of a run's outcome."""
+    """A short plain-text table of a run's outcome (of a `model.summary_only` dry run: the model's layers)."""
+    if summary.get("summary_only"):
+        return format_layers(summary["model_summary"])
     rows = [(f"test {name}", f"{value:.4f}") for name, value in summary["test"].items() if name != "count"]
     if "members" in summary:  # a sweep: the figures above are the best member's
         best = summary["best_member"]

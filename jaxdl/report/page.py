@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 
+from jaxdl.models.summary import shape_text
 from jaxdl.train.scores import NAMES as SCORE_NAMES
 
 # Tabular inputs: the features shown as columns of a row (the rest are summarised in a note).
@@ -203,6 +204,16 @@ def sweep_section(summary: dict, images: dict[str, bytes]) -> str:
     return "".join(parts)
 
 
+def model_section(summary: dict) -> str:
+    """The model's layers: output shape (for one input) and parameter count of each (`jaxdl.models.summary`)."""
+    rows = summary.get("model_summary")
+    if not rows:
+        return ""
+    return (f"<h2>Model: {summary.get('num_params', rows[0]['params']):,} parameters</h2>"
+            + table(["layer", "module", "output shape", "parameters"],
+                    [[r["layer"], r["module"], shape_text(r["output"]), f"{r['params']:,}"] for r in rows]))
+
+
 def render(summary: dict, config: dict, images: dict[str, bytes], *, features: dict | None = None) -> str:
     """The whole page. `images` maps file names (learning_curves.png, ...) to PNG bytes. For tabular
     data, `features` holds the inputs of the worst errors and of the activation examples,
@@ -220,6 +231,7 @@ def render(summary: dict, config: dict, images: dict[str, bytes], *, features: d
     else:
         body.append(regression_sections(summary, images))
     body.append(activation_section(summary, images, features))
+    body.append(model_section(summary))
     body.append("<h2>Config</h2><pre>" + esc(json.dumps(config, indent=2)) + "</pre>")
     body.append("<h2>summary.json</h2><details><summary>show</summary><pre>"
                 + esc(json.dumps(summary, indent=2)) + "</pre></details>")

@@ -37,7 +37,7 @@ RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.m
 # Keys added to the configs after runs were saved without them, with the value such a run had
 # implicitly: a config (saved or given) that lacks one reads as having this value when resuming.
 IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE, "train.monitor": "val_loss", "train.monitor_mode": "auto",
-                "sweep.seeds": 1, "sweep.learning_rate": [], "sweep.weight_decay": []}
+                "sweep.seeds": 1, "sweep.learning_rate": [], "sweep.weight_decay": [], "model.summary_only": False}
 # Tuple keys whose items are words: `--config.eval.metrics=f1_macro,roc_auc` needs no quotes or brackets.
 WORD_TUPLE_KEYS = ("eval.metrics",)
 # The config files that come with jaxdl: the repository's configs/ folder, installed beside the package.

@@ -30,8 +30,10 @@ from jaxdl.evaluate.members import sweep_summary
 from jaxdl.evaluate.passes import count_params
 from jaxdl.evaluate.review import review_run
 from jaxdl.models import build_model
+from jaxdl.models import summary as summary_lib
 from jaxdl.models.dtypes import DEFAULT as DEFAULT_DTYPE
 from jaxdl.models.record import module_record
+from jaxdl.models.train_argument import with_train_argument
 from jaxdl.report import console, log
 from jaxdl.report.build import write_report
 from jaxdl.report.curves import plot_curves
@@ -333,6 +335,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         raise InputError("optimizer", "a sweep builds each member's optimizer from config.optimizer (its own rates)",
                          got=type(optimizer).__name__, expected="optimizer=None for a config with a sweep section")
     own = own_parts(model, optimizer, metrics)
+    if config.model.get("summary_only", False):
+        return model_summary_only(config, splits, model)
     guard = WorkdirGuard(workdir)
     workdir = prepare_workdir(workdir)
     checkpointer = None
@@ -352,8 +356,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
                              got=config.train.batch_size, expected=f"at most {data_lib.size(splits.train)}")
         check_eval_config(config.get("eval", ml_collections.ConfigDict()), splits.info.task)
         monitor = monitor_of_config(config, splits.info.task, own_metrics=metrics is not None)
-        model = model if model is not None else build_model(config.model, splits.info)
+        model = with_train_argument(model) if model is not None else build_model(config.model, splits.info)
         per_step = check_model_fits_data(model, splits.info)
+        model_summary = summary_lib.layers(model, splits.info.input_shape)
         if leader:
             log.write_json(paths.join(workdir, "config.json"), {**json.loads(config.to_json()), **own})
             if splits.info.preprocessing:  # what prediction on new data must repeat (a table's training statistics)
@@ -395,6 +400,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         own_history = history
     if "model_source" in own:
         summary["model"] = own["model_source"]["qualname"]
+    summary["model_summary"] = model_summary
     review = review_run(config, splits, kept, mesh, own_history)
     if not members:
         summary["test"] = review.test
@@ -413,6 +419,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         log.write_json(paths.join(workdir, "summary.json"), summary)
         ScalarLog(workdir).final(summary)
     return (summary, result.state) if return_state else summary
+
+
+def model_summary_only(config: ml_collections.ConfigDict, splits: data_lib.Splits | None,
+                       model: nn.Module | None) -> dict:
+    """`model.summary_only`: a dry run that builds the model for the data, lists its layers and trains
+    nothing; no workdir is made. Returns {"summary_only": True, "model", "model_summary", "num_params"}."""
+    if splits is None:
+        splits, _ = data_lib.load_for_pipeline(config.data)
+    model = with_train_argument(model) if model is not None else build_model(config.model, splits.info)
+    check_model_fits_data(model, splits.info)
+    rows = summary_lib.layers(model, splits.info.input_shape)
+    return {"summary_only": True, "model": rows[0]["module"], "model_summary": rows, "num_params": rows[0]["params"]}
 
 
 def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_lib.Splits, *, mesh,
