@@ -294,7 +294,8 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
     checkpoint.every_epochs: save every this many epochs (0: by time only).
     checkpoint.every_seconds: save when this many seconds passed since the last save (0: off).
     checkpoint.keep: how many of the latest checkpoints to keep (each holds the best model too).
-    sweep.*: see `jaxdl.train.sweep.default_config` (one member, no sweep, until a field is set).
+
+    The `sweep` section is `jaxdl.train.sweep.default_config()`: one member (no sweep) until a field is set.
     """
     config.train = ml_collections.ConfigDict({
         "epochs": epochs, "batch_size": batch_size, "patience": patience,
