@@ -137,7 +137,7 @@ def surfaces(params: dict, hyper: Hyper, data: Data) -> tuple[jax.Array, jax.Arr
     output = network.output_value(outputs, data.regression).reshape(OUTPUT_GRID, OUTPUT_GRID)
     points = grid(TILE_GRID)
     _, hidden = network.forward(params, hyper.arch, hyper.activation, points)
-    features = network.features_of(points) * hyper.arch.feature_mask
+    features = network.features_of(points) * hyper.arch.feature_mask[None]
     tiles = jnp.concatenate([features, hidden.reshape(-1, MAX_LAYERS * MAX_WIDTH)], axis=1)
     tiles = tiles.T.reshape(-1, TILE_GRID, TILE_GRID)
     # Features span more than [-1, 1] (x1 up to 6, x1² up to 36): shown scaled by their largest value.

@@ -92,13 +92,13 @@ def forward(params: dict, arch: Arch, activation: jax.Array, points: jax.Array) 
     """(B, 2) points -> (outputs (B, 2), hidden (B, L, W): each neuron's output, 0 where switched off)."""
     def layer(h, inputs):
         kernel, bias, mask, index = inputs
-        a = activate(h @ kernel + bias, activation) * mask
+        a = activate(h @ kernel + bias[None], activation) * mask[None]
         return jnp.where(index < arch.depth, a, h), a
 
     layers = (params["hidden_kernel"], params["hidden_bias"], arch.neuron_mask, jnp.arange(MAX_LAYERS))
-    h, hidden = jax.lax.scan(layer, features_of(points) * arch.feature_mask, layers)
+    h, hidden = jax.lax.scan(layer, features_of(points) * arch.feature_mask[None], layers)
     hidden = jnp.moveaxis(hidden, 0, 1)
-    return h @ params["out_kernel"] + params["out_bias"], hidden
+    return h @ params["out_kernel"] + params["out_bias"][None], hidden
 
 
 def output_value(outputs: jax.Array, regression: jax.Array) -> jax.Array:
