@@ -6,7 +6,7 @@ sign and thickness the size), the output surface with the points and the loss cu
 right. The script is `jaxdl.playground.page_script`. Elements the browser test reads: `#epoch`,
 `#test_loss`, `#train_loss`, `#rate` (updates per second, measured in the page over the last
 UPDATE_WINDOW updates), `#updates` (views drawn), `#output` (the surface canvas), `.neuron`
-tiles, `#members .member` (compare), `#save_status`.
+tiles, `#members .member` (compare), `#save_status`, `body[data-pending]` (settings changes on their way).
 """
 
 from jaxdl.playground.page_script import SCRIPT

@@ -79,13 +79,17 @@ function settingsFromHash() {
   for (const [key, value] of query) fields[key] = value;  // the server checks and completes them
   return fields;
 }
+let pending = 0;  // requests that change the settings, on their way (the browser test waits for 0)
+function busy(delta) { pending += delta; document.body.dataset.pending = pending; }
 async function apply(fields) {
   const wasPlaying = playing;
+  busy(+1);
   await pause();
   try {
     opened(await api(session ? `/api/session/${session}/settings` : "/api/session", fields));
     showError(null);
   } catch (error) { showError(error); }
+  busy(-1);
   if (wasPlaying) play();
 }
 function change(field, value) { apply({...settings, [field]: value}); }
@@ -291,8 +295,10 @@ $("add_layer").onclick = () => { if (settings.hidden.length < 6) change("hidden"
 $("remove_layer").onclick = () => { if (settings.hidden.length) change("hidden", settings.hidden.slice(0, -1)); };
 async function compare(body) {
   const wasPlaying = playing;
+  busy(+1);
   await pause();
   try { opened(await api(`/api/session/${session}/compare`, body)); showError(null); } catch (e) { showError(e); }
+  busy(-1);
   if (wasPlaying) play();
 }
 $("compare").onclick = () => compare({vary: $("compare_vary").value, values: $("compare_values").value});
