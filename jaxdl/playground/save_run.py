@@ -77,9 +77,21 @@ def splits_of(settings: Settings, points: np.ndarray, targets: np.ndarray, in_tr
 def save_run(workdir: str, settings: Settings, params: dict, epochs: int, points: tuple, *,
              seconds: float = 0.0) -> dict:
     """Writes the network `params` (padded, one member) trained `epochs` epochs on `points` (points,
-    targets, in_train) as a complete run in `workdir`; returns its summary."""
+    targets, in_train) as a complete run in `workdir`, a new folder; returns its summary."""
     if epochs < 1:
         raise InputError("save", "the network has not trained yet", got="epoch 0", expected="at least one epoch")
+    folder = paths.as_path(workdir)
+    if folder.exists():
+        raise InputError("workdir", "exists already", got=workdir, expected="a new folder")
+    try:
+        return write_run(workdir, settings, params, epochs, points, seconds)
+    except BaseException:
+        if folder.exists():  # a save that fails leaves nothing behind
+            folder.rmtree()
+        raise
+
+
+def write_run(workdir: str, settings: Settings, params: dict, epochs: int, points: tuple, seconds: float) -> dict:
     started = time.perf_counter()
     splits = splits_of(settings, *points)
     config = run_config(settings, epochs, len(points[0]))
