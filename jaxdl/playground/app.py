@@ -8,7 +8,7 @@ Routes (JSON in, JSON out; a bad message gets a 4xx and {"error": "..."}, never 
   GET  /health                    {"status": "ok", "sessions": N, ...}
   POST /api/session               {settings} -> {"session", "settings", "query", "points", "view"}
   POST /api/session/ID/settings   {settings} -> the same, for new settings (fresh points and weights)
-  POST /api/session/ID/step       {"epochs": N (0..1000) or null: as many as fit in ~40 ms} -> {"view"}
+  POST /api/session/ID/step       {"epochs": N (0..100) or null: as many as fit in ~40 ms} -> {"view"}
   POST /api/session/ID/reset      {} -> {"view"}: fresh weights
   POST /api/session/ID/compare    {"vary": FIELD, "values": [...]} (2..8) or {"vary": null} -> {"points", "view"}
   POST /api/session/ID/save       {"name": NAME} -> {"workdir", "test"}: a complete run in RUNS_DIR/NAME
@@ -49,7 +49,7 @@ from jaxdl.playground.session import Session, SessionError, Sessions
 USAGE = ("usage: python -m jaxdl.playground [--host 127.0.0.1] [--port 8000] [--max_sessions 16] "
          "[--idle_minutes 10] [--runs_dir runs] [--debug]")
 MAX_BODY = 1 << 16  # settings fit in a few hundred bytes
-MAX_EPOCHS = 1000
+MAX_EPOCHS = 100  # per call: no call holds the worker (and the other tabs) for long
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

@@ -66,6 +66,7 @@ def test_bad_step_compare_and_save_messages_of_a_session(server):
     status, opened = request(server, "POST", "/api/session", {"hidden": [2]})
     path = f"/api/session/{opened['session']}"
     cases = [("/step", {"epochs": -1}, 422, "epochs"), ("/step", {"epochs": 1.5}, 422, "epochs"),
+             ("/step", {"epochs": 101}, 422, "epochs"),
              ("/compare", {"vary": "dataset", "values": ["xor", "spiral"]}, 422, "vary"),
              ("/compare", {"vary": "learning_rate", "values": [0.1]}, 422, "values: wrong count"),
              ("/compare", {"vary": "learning_rate", "values": [0.1] * 9}, 422, "values: wrong count"),
