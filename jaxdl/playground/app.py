@@ -18,7 +18,9 @@ Settings: see `jaxdl.playground.settings`. A view: see `jaxdl.playground.session
 Fair sharing: every training call (a chunk of about 40 ms, see `jaxdl.playground.session`) runs
 in one worker thread, first come first served; each tab asks for its next chunk only when the last
 one came back, so tabs take turns chunk by chunk and none holds the others up for longer than
-a chunk. Saving a run runs in a second worker, so it does not stop the training of other tabs.
+a chunk. Starting a comparison (whose first call compiles the program of that many members, a
+few seconds, if no tab used that many yet) and saving a run run in a second worker, so they do not
+stop the training of other tabs.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def create_app(*, max_sessions: int = 16, idle_seconds: float = 600.0, runs_dir:
     """The app (routes in the module docstring). `warm_up` compiles the one-member program before serving."""
     sessions = Sessions(max_sessions, idle_seconds)
     train_pool = ThreadPoolExecutor(1, thread_name_prefix="playground-train")
-    save_pool = ThreadPoolExecutor(1, thread_name_prefix="playground-save")
+    slow_pool = ThreadPoolExecutor(1, thread_name_prefix="playground-slow")  # compiling a compare, saving a run
 
     async def in_pool(pool, session: Session, work):
         def locked():
@@ -129,8 +131,8 @@ def create_app(*, max_sessions: int = 16, idle_seconds: float = 600.0, runs_dir:
 
         def work():
             session.configure(session.settings, vary, values)
-            return opened(session)
-        return JSONResponse(await in_pool(train_pool, session, work))
+            return opened(session)  # its first chunk compiles the program of this many members, if new
+        return JSONResponse(await in_pool(slow_pool, session, work))
 
     async def save(request: Request) -> Response:
         session = sessions.get(request.path_params["id"])
@@ -144,7 +146,7 @@ def create_app(*, max_sessions: int = 16, idle_seconds: float = 600.0, runs_dir:
         params, epoch = await in_pool(train_pool, session, session.host_state)
         settings, points = session.settings, session.points
         summary = await asyncio.get_running_loop().run_in_executor(
-            save_pool, lambda: save_run(str(workdir), settings, params, epoch, points))
+            slow_pool, lambda: save_run(str(workdir), settings, params, epoch, points))
         return JSONResponse({"workdir": summary["workdir"], "test": summary["test"], "epochs": epoch})
 
     async def close(request: Request) -> Response:
@@ -179,7 +181,7 @@ def create_app(*, max_sessions: int = 16, idle_seconds: float = 600.0, runs_dir:
             yield
         finally:
             train_pool.shutdown(wait=False, cancel_futures=True)
-            save_pool.shutdown(wait=False, cancel_futures=True)
+            slow_pool.shutdown(wait=False, cancel_futures=True)
 
     if warm_up:  # compiles the program every one-member session runs (once per process)
         Session(settings_lib.Settings()).step(1)
