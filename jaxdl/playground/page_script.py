@@ -13,7 +13,7 @@ const MEMBER_COLOURS = ["#183d4e", "#f59322", "#0877bd", "#5a9e3a", "#b0306a", "
 const UPDATE_WINDOW = 20, W = 8;
 const $ = id => document.getElementById(id);
 let settings = null, session = null, playing = false, loopDone = null, regression = false;
-let points = [], labels = [""], curve = [], memberCurves = [], updates = 0, stamps = [], wires = [];
+let points = [], labels = [""], curve = [], memberCurves = [], updates = 0, stamps = [], wires = [], lastView = null;
 
 function colour(v) {  // v in [-1, 1]: orange (negative) - white - blue (positive), as the playground
   const t = Math.min(1, Math.abs(v)), c = v < 0 ? [245, 147, 34] : [8, 119, 189];
@@ -206,6 +206,14 @@ function layoutWires() {
     svg.appendChild(line);
     wire.line = line;
   }
+  if (lastView) paintWires(lastView);  // after a resize, with the weights last shown
+}
+function paintWires(view) {
+  for (const wire of wires) {
+    const w = wire.weight(view);
+    wire.line.setAttribute("stroke", `rgb(${colour(Math.max(-1, Math.min(1, w)))})`);
+    wire.line.setAttribute("stroke-width", Math.min(4, 0.3 + 0.8 * Math.abs(w)).toFixed(2));
+  }
 }
 function resize(layer, delta) {
   const hidden = [...settings.hidden];
@@ -241,11 +249,8 @@ function render(view) {
     if (canvas.dataset.tile === "output") paint(canvas, output, 0, view.grid);
     else paint(canvas, tiles, Number(canvas.dataset.tile) * size, view.tile_grid);
   }
-  for (const wire of wires) {
-    const w = wire.weight(view);
-    wire.line.setAttribute("stroke", `rgb(${colour(Math.max(-1, Math.min(1, w)))})`);
-    wire.line.setAttribute("stroke-width", Math.min(4, 0.3 + 0.8 * Math.abs(w)).toFixed(2));
-  }
+  lastView = view;
+  paintWires(view);
   drawCurves($("curve"), [curve.map(p => [p[0], p[2]]), curve.map(p => [p[0], p[1]])], ["#333", "#aaa"]);
   if (labels.length > 1) {
     const canvases = document.querySelectorAll("#members canvas"), losses = document.querySelectorAll("#members .loss");
