@@ -6,7 +6,7 @@ input door (`Predictor.check`); they are turned into the model's inputs as in tr
 respect to those. They have the stored input's shape, so `attributions[i][...]` belongs to the same
 pixel, step or feature as the input's value there. The explained output is the logit of the
 predicted class (classification) or output 0 (regression); the baseline is zeros in the model's
-input space (`jaxdl.evaluate.attributions.BASELINE`).
+input space (`jaxdl.evaluate.attributions.baseline_words`).
 
 Used by `python -m jaxdl.explain` and the server's /explain route.
 """
@@ -20,10 +20,10 @@ import numpy as np
 from jaxdl.deploy.run_loader import Predictor
 from jaxdl.errors import InputError
 from jaxdl.evaluate.attributions import (
-    BASELINE,
     DEFAULT_STEPS,
     MAX_CHUNK,
     Attributions,
+    baseline_words,
     integrated_gradients,
     not_attributable,
 )
@@ -52,7 +52,7 @@ class Explainer:
     def describe(self) -> dict:
         """How the attributions are made (the header of `jaxdl.explain`'s JSON)."""
         return {"workdir": self.predictor.workdir, "model": self.predictor.model_description,
-                "method": "integrated gradients", "steps": self.steps, "baseline": BASELINE,
+                "method": "integrated gradients", "steps": self.steps, "baseline": baseline_words(self.info.stored),
                 "explained": self.explained,
                 "attributions": "per value of the stored input (same shape), in units of the explained output; "
                                 "they sum to its change from the baseline (completeness_gap: the relative error)"}

@@ -36,8 +36,15 @@ MAX_STEPS = 1024
 # Examples per compiled call: chunks are padded to a power of two up to this, so at most
 # log2(MAX_CHUNK) + 1 shapes are compiled; memory grows with chunk x (steps + 1) model passes.
 MAX_CHUNK = 8
-BASELINE = ("zeros in the model's input space: a black image, a silent signal, a table row with every numeric "
-            "column at its training mean and no category set")
+
+
+def baseline_words(stored: dict) -> str:
+    """What the zero baseline is for a run whose data source stores inputs as `stored` (`DataInfo.stored`)."""
+    if stored.get("dtype") == "uint8":
+        return "zeros in the model's input space: a black image (every pixel 0)"
+    if stored.get("kind") == "table":
+        return "zeros in the model's input space: every numeric column at its training mean, no category set"
+    return "zeros in the model's input space: every input value 0"
 
 
 @dataclasses.dataclass

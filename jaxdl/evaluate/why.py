@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxdl.data import DataInfo
 from jaxdl.data import table as table_lib
-from jaxdl.evaluate.attributions import BASELINE, DEFAULT_STEPS, Attributions, attribute, not_attributable
+from jaxdl.evaluate.attributions import DEFAULT_STEPS, Attributions, attribute, baseline_words, not_attributable
 from jaxdl.evaluate.passes import Predictions
 from jaxdl.train.state import TrainState
 
@@ -127,6 +127,20 @@ def example_fields(index: int, role: str, k: int, found: Attributions, labels: n
     return fields
 
 
+def completeness_words(found: Attributions, indices: np.ndarray, explained: str) -> str:
+    """The completeness check in words: how many examples' attributions sum to the change of the explained
+    output within 1%, and where not, how small that change (and the absolute gap) was."""
+    gaps, within = found.relative_gap, found.relative_gap <= COMPLETENESS
+    words = f"Their attributions add up to the change of {explained} from the baseline within 1% for " \
+            f"{int(within.sum())} of {len(gaps)} examples (largest gap {100 * gaps.max():.2g}%)"
+    if within.all():
+        return words + "."
+    k = int(np.argmax(gaps))
+    change = float(found.at_input[k]) - float(found.at_baseline[k])
+    return words + f"; test #{int(indices[k])} has that gap on a change of only {change:+.3g} (an absolute gap of " \
+                   f"{abs(float(found.gap[k])):.2g}): more steps shrink it."
+
+
 def why_section(state: TrainState, test: dict[str, np.ndarray], predictions: Predictions, info: DataInfo,
                 model_config: ml_collections.ConfigDict | dict, *, steps: int = DEFAULT_STEPS,
                 errors: int = ERRORS, right: int = RIGHT) -> Why:
@@ -159,15 +173,15 @@ def why_section(state: TrainState, test: dict[str, np.ndarray], predictions: Pre
             fields.update(top_features=contributions[:TOP_FEATURES],
                           sentence=explanation_sentence(answer, contributions))
         examples.append(fields)
-    worst_gap = float(found.relative_gap.max())
     explained = "the logit of the predicted class" if info.task == "classification" else "regression output 0"
     wrong = sum(role == "error" for _, role in chosen)
     answer = (f"Integrated gradients attribute {explained} to each input {'feature' if tabular else 'value'}: "
-              f"{wrong} of the worst test errors and {len(chosen) - wrong} right answers are explained below. "
-              f"Their attributions add up to the change of {explained} from the baseline within "
-              f"{100 * worst_gap:.2g}% ({'within' if worst_gap <= COMPLETENESS else 'not within'} the 1% completeness "
-              "check). Use `python -m jaxdl.explain` or the server's /explain for new inputs.")
+              f"the {wrong} worst test errors and {len(chosen) - wrong} right answers are explained below. "
+              + completeness_words(found, indices, explained)
+              + " Use `python -m jaxdl.explain` or the server's /explain for new inputs.")
+    completeness = {"max_relative_gap": float(found.relative_gap.max()), "max_abs_gap": float(np.abs(found.gap).max()),
+                    "within_1_percent": bool(found.relative_gap.max() <= COMPLETENESS)}
     return Why({"question": QUESTION, "answer": answer, "method": "integrated gradients", "steps": steps,
-                "baseline": BASELINE, "explained": explained,
-                "completeness": {"max_relative_gap": worst_gap, "within_1_percent": bool(worst_gap <= COMPLETENESS)},
+                "baseline": baseline_words(info.stored), "explained": explained,
+                "completeness": completeness,
                 "examples": examples, "seconds": time.perf_counter() - started}, found, indices)
