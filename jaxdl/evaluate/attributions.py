@@ -16,8 +16,9 @@ reports. Gradient x input is df/dx(x) * (x - b). The default baseline is zeros i
 input space: a black image, a silent signal, or a table row with each numeric column at its
 training mean and no category set (the standardised mean is 0).
 
-One compiled program per (model, chunk shape, steps) computes everything: `jax.vmap` over the
-examples of a chunk and, inside, over the steps of each path.
+One compiled program per (model, chunk shape, steps) computes everything for a chunk of examples:
+the points of every path (`jax.vmap` over the examples and the steps), the model's outputs and
+their gradients at all of them (one forward and one backward pass), and the trapezoid sums.
 """
 
 from __future__ import annotations
@@ -91,29 +92,29 @@ def trapezoid_weights(steps: int) -> jax.Array:
 def attribution_program(apply_fn, variables, x: jax.Array, baseline: jax.Array, targets: jax.Array, *, steps: int):
     """The compiled body: x, baseline (c, *S) float32, targets (c,) int32 (-1: the largest output at x).
 
+    The points of every path, (c, steps + 1, *S), are made by `jax.vmap` over the examples and the
+    steps, and go through the model as one batch of c * (steps + 1) inputs with one `jax.vjp`: the
+    same as vmapping the model over both (a model in evaluation mode treats each example alone),
+    but it compiles faster (the default CNN on digits, 8 examples: 2.1 s of CPU time against 3.1 s).
+
     Returns (integrated gradients (c, *S), gradient x input (c, *S), targets (c,), f(x) (c,),
     f(baseline) (c,), outputs at x (c, ...)).
     """
-    outputs = apply_fn(variables, x, train=False).astype(jnp.float32)
-    flat = outputs.reshape(len(x), -1)
-    targets = jnp.where(targets < 0, jnp.argmax(flat, axis=-1).astype(jnp.int32), targets)
-    alphas = jnp.linspace(0.0, 1.0, steps + 1, dtype=jnp.float32)
-    weights = trapezoid_weights(steps)
-
-    def explained(point, target):  # one input (*S) -> the explained output, a scalar
-        return apply_fn(variables, point[None], train=False).astype(jnp.float32).reshape(-1)[target]
-
-    along_path = jax.vmap(jax.value_and_grad(explained), in_axes=(0, None))  # over the steps of one path
-
-    def one_example(xi, bi, target):
-        delta = xi - bi
-        points = bi[None] + alphas.reshape((-1,) + (1,) * xi.ndim) * delta[None]  # (steps + 1, *S)
-        values, gradients = along_path(points, target)
-        mean_gradient = jnp.tensordot(weights, gradients, axes=1)
-        return delta * mean_gradient, gradients[-1] * delta, values[-1], values[0]
-
-    integrated, times_input, at_input, at_baseline = jax.vmap(one_example)(x, baseline, targets)
-    return integrated, times_input, targets, at_input, at_baseline, outputs
+    count, points = len(x), steps + 1
+    alphas = jnp.linspace(0.0, 1.0, points, dtype=jnp.float32)
+    paths = jax.vmap(lambda xi, bi: jax.vmap(lambda a: bi + a * (xi - bi))(alphas))(x, baseline)  # (c, points, *S)
+    raw, pullback = jax.vjp(lambda inputs: apply_fn(variables, inputs, train=False).astype(jnp.float32),
+                            paths.reshape((count * points, *x.shape[1:])))
+    outputs = raw.reshape((count, points, -1))
+    targets = jnp.where(targets < 0, jnp.argmax(outputs[:, -1], axis=-1).astype(jnp.int32), targets)
+    chosen = jnp.broadcast_to(jax.nn.one_hot(targets, outputs.shape[-1], dtype=jnp.float32)[:, None], outputs.shape)
+    (gradients,) = pullback(chosen.reshape(raw.shape))
+    gradients = gradients.reshape(paths.shape)
+    delta = x - baseline
+    integrated = delta * jnp.tensordot(trapezoid_weights(steps), jnp.moveaxis(gradients, 1, 0), axes=1)
+    values = jnp.sum(outputs * chosen, axis=-1)  # (c, points): the explained output along each path
+    return (integrated, gradients[:, -1] * delta, targets, values[:, -1], values[:, 0],
+            raw.reshape((count, points, *raw.shape[1:]))[:, -1])
 
 
 # Compiled once per (model, variables' structure, chunk shape, steps); the cache lives with this object.

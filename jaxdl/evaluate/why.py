@@ -132,7 +132,7 @@ def completeness_words(found: Attributions, indices: np.ndarray, explained: str)
     output within 1%, and where not, how small that change (and the absolute gap) was."""
     gaps, within = found.relative_gap, found.relative_gap <= COMPLETENESS
     words = f"Their attributions add up to the change of {explained} from the baseline within 1% for " \
-            f"{int(within.sum())} of {len(gaps)} examples (largest gap {100 * gaps.max():.2g}%)"
+            f"{int(within.sum())} of {len(gaps)} examples (largest gap {100 * gaps.max():.3g}%)"
     if within.all():
         return words + "."
     k = int(np.argmax(gaps))
