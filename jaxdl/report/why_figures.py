@@ -4,7 +4,8 @@ Images get a heat map over the input (`heat_overlay`: the input in grey, ink dar
 by the attribution of each pixel, summed over its channels); signals and sequences get a strip of
 per-step attributions under their curve. Colours are scaled per example by its largest |attribution|.
 `overlay_png` writes one overlay with Pillow alone (for `python -m jaxdl.explain`);
-`attribution_figure` draws the report's figure with matplotlib, imported only when it is called.
+`attribution_figure` draws the report's figure with matplotlib (`jaxdl.report.figures`), imported
+only when it is called.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from jaxdl import paths
 
 UP, DOWN = np.array([0.84, 0.15, 0.16]), np.array([0.12, 0.47, 0.71])  # red: towards the answer; blue: against
 STRENGTH = 0.85  # the opacity of the largest |attribution|
-DPI = 100
 
 
 def per_position(attribution: np.ndarray, image: bool) -> np.ndarray:
@@ -71,8 +71,9 @@ def attribution_figure(inputs: np.ndarray, attributions: np.ndarray, rows: list[
     """The report's figure: per explained example (`rows`: summary.json's `questions.why.examples`), the
     model input and its attributions, (n, *S) each; images side by side with their overlay, other
     inputs as a curve over a strip of per-step attributions."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 (only when a report is drawn)
-    from matplotlib.figure import Figure  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415 (matplotlib: only when a report is drawn)
+
+    from jaxdl.report import figures  # noqa: PLC0415
 
     count, columns = len(rows), 4
     grid = max(1, -(-count // columns))
@@ -102,6 +103,4 @@ def attribution_figure(inputs: np.ndarray, attributions: np.ndarray, rows: list[
             strip.tick_params(labelsize=7)
         fig.text(left + 0.5 * width, bottom + 0.7 * height, title_of(row), ha="center", va="bottom", fontsize=8,
                  color=colour)
-    FigureCanvasAgg(fig)
-    paths.save_figure(fig, path, dpi=DPI)
-    return path
+    return figures.save(fig, path)
