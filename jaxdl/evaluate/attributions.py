@@ -37,6 +37,9 @@ MAX_STEPS = 1024
 # Examples per compiled call: chunks are padded to a power of two up to this, so at most
 # log2(MAX_CHUNK) + 1 shapes are compiled; memory grows with chunk x (steps + 1) model passes.
 MAX_CHUNK = 8
+# ... and fewer for large inputs: one call holds at most this many input values, chunk x (steps + 1)
+# x input size (a 224x224x3 image: one example of 65 points per call; the model's activations grow alike).
+MAX_POINT_VALUES = 1 << 22
 
 
 def baseline_words(stored: dict) -> str:
@@ -141,12 +144,15 @@ def integrated_gradients(apply_fn, variables, x: np.ndarray, *, targets: np.ndar
     baseline: (*S) or (n, *S); None: zeros (see the module docstring).
     steps: trapezoid intervals from the baseline to x (64 keeps completeness within 1% for the
       project's models; more for sharper models).
+    max_chunk: examples per compiled call (padded to a power of two; fewer for large inputs, see
+      MAX_POINT_VALUES), so memory is bounded whatever n is.
     """
     x = np.asarray(x, np.float32)
     n, shape = len(x), x.shape[1:]
     base = np.zeros_like(x) if baseline is None else np.broadcast_to(np.asarray(baseline, np.float32), x.shape)
     wanted = np.full((n,), -1, np.int32) if targets is None else np.asarray(targets, np.int32).reshape(n)
-    size = chunk_size(n, max_chunk)
+    fits = MAX_POINT_VALUES // ((steps + 1) * max(int(np.prod(shape)), 1))
+    size = chunk_size(n, max(1, min(max_chunk, fits)))
     parts = []
     for start in range(0, n, size):
         rows = slice(start, min(start + size, n))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jaxdl.data import DataInfo
+from jaxdl.evaluate import attributions
 from jaxdl.evaluate.attributions import chunk_size, integrated_gradients
 from jaxdl.evaluate.passes import Predictions
 from jaxdl.evaluate.why import chosen_examples, explanation_sentence, feature_contributions, why_section
@@ -78,6 +79,20 @@ def test_chunks_padded_to_a_power_of_two_give_the_attributions_of_one_call_per_e
         alone = integrated_gradients(model.apply, variables, IMAGES[i:i + 1], targets=targets[i:i + 1], steps=16)
         np.testing.assert_allclose(together.integrated_gradients[i], alone.integrated_gradients[0], atol=1e-6)
         assert together.targets[i] == targets[i]
+
+
+def test_large_inputs_take_fewer_examples_per_call(monkeypatch):
+    model, variables = model_and_variables(MLP(num_outputs=4, hidden_sizes=(16,)), (8, 8, 1))
+    sizes, compiled = [], attributions.attribution_compiled
+
+    def spy(apply_fn, variables, x, *rest, **options):
+        sizes.append(len(x))
+        return compiled(apply_fn, variables, x, *rest, **options)
+
+    monkeypatch.setattr(attributions, "attribution_compiled", spy)
+    monkeypatch.setattr(attributions, "MAX_POINT_VALUES", 3 * 17 * 64)  # three examples of 17 points of 64 values
+    integrated_gradients(model.apply, variables, IMAGES, steps=16)
+    assert sizes == [2, 2, 2]  # a power of two at most 3
 
 
 def test_a_regression_output_is_explained_by_its_index():
