@@ -2,5 +2,6 @@
 
 passes (one compiled pass per split) -> analysis (per-class scores, worst errors, overfitting),
 activations (sown layer outputs), baseline (softmax regression under the same budget), members
-(sweeps and ensembles), review (all of it for the run report).
+(sweeps and ensembles), attributions (integrated gradients) and why (a few test answers explained),
+review (all of it for the run report).
 """

@@ -27,6 +27,7 @@ from jaxdl.evaluate.analysis import (
 )
 from jaxdl.evaluate.baseline import baseline_name, fit_baseline, is_baseline_model
 from jaxdl.evaluate.passes import Predictions, predict_split
+from jaxdl.evaluate.why import QUESTION, Why, why_section
 from jaxdl.train import scores
 from jaxdl.train.state import TrainState
 
@@ -43,12 +44,14 @@ class Review:
       predictions: the test pass (outputs and per-example losses of every test example).
       activations: {layer name: (n, ...)} for the test examples at `examples`.
       examples: (n,) test indices the activations belong to (one per class, in class order).
+      why: the attributions of a few test answers (`jaxdl.evaluate.why`), also in fields["questions"]["why"].
     """
 
     fields: dict
     predictions: Predictions
     activations: dict[str, np.ndarray]
     examples: np.ndarray
+    why: Why | None = None
 
     @property
     def test(self) -> dict[str, float]:
@@ -95,4 +98,8 @@ def review_run(config: ml_collections.ConfigDict, splits: Splits, state: TrainSt
     target = target_verdict(eval_config.get("target_accuracy", None), predictions.metrics)
     if target is not None:
         fields["target"] = target
-    return Review(fields=fields, predictions=predictions, activations=activations, examples=examples)
+    # The attributions of a few answers: drawn in the report, so computed with it.
+    why = why_section(state, splits.test, predictions, info, config.model) if eval_config.get("report", True) \
+        else Why({"question": QUESTION, "skipped": "turned off with the report (eval.report=false)"})
+    fields.setdefault("questions", {})["why"] = why.fields
+    return Review(fields=fields, predictions=predictions, activations=activations, examples=examples, why=why)

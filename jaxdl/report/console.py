@@ -109,6 +109,11 @@ def final_table(summary: dict) -> str:
         evidence = summary.get("overfitting_evidence", {})
         rows.append(("overfitting", f"yes (validation loss up since epoch {evidence.get('best_epoch')})"
                      if summary["overfitting"] else "no"))
+    why = (summary.get("questions") or {}).get("why") or {}
+    if "completeness" in why:  # the answer to "why did it decide so?" (jaxdl.evaluate.why)
+        rows.append(("why", f"{len(why['examples'])} test answers attributed in the report (completeness "
+                     + ("within 1%)" if why["completeness"]["within_1_percent"] else
+                        f"gap up to {100 * why['completeness']['max_relative_gap']:.3g}%)")))
     rows += [
         ("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                    + (", stopped early)" if summary.get("stopped_early") else ")")),

@@ -214,10 +214,12 @@ def model_section(summary: dict) -> str:
                     [[r["layer"], r["module"], shape_text(r["output"]), f"{r['params']:,}"] for r in rows]))
 
 
-def render(summary: dict, config: dict, images: dict[str, bytes], *, features: dict | None = None) -> str:
+def render(summary: dict, config: dict, images: dict[str, bytes], *, features: dict | None = None,
+           sections: tuple[str, ...] = ()) -> str:
     """The whole page. `images` maps file names (learning_curves.png, ...) to PNG bytes. For tabular
     data, `features` holds the inputs of the worst errors and of the activation examples,
-    {"worst_errors": (k, F), "activations": (n, F)}, shown as table rows."""
+    {"worst_errors": (k, F), "activations": (n, F)}, shown as table rows. `sections`: more HTML
+    sections, placed after the activations (e.g. `jaxdl.report.why_page`)."""
     title = f"{summary.get('experiment') or 'run'} report: {summary.get('model', '')} on {summary['data']['name']}"
     data = summary["data"]
     devices = summary.get("devices", {})
@@ -232,6 +234,7 @@ def render(summary: dict, config: dict, images: dict[str, bytes], *, features: d
         body.append(regression_sections(summary, images))
     body.append(activation_section(summary, images, features))
     body.append(model_section(summary))
+    body.extend(sections)
     body.append("<h2>Config</h2><pre>" + esc(json.dumps(config, indent=2)) + "</pre>")
     body.append("<h2>summary.json</h2><details><summary>show</summary><pre>"
                 + esc(json.dumps(summary, indent=2)) + "</pre></details>")
