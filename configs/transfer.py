@@ -42,7 +42,7 @@ def optimizer_section(learning_rate: float) -> ml_collections.ConfigDict:
     section = ml_collections.ConfigDict()
     section.name = "adam"
     section.learning_rate = learning_rate
-    section.schedule = "cosine"  # constant | linear | cosine | warmup_cosine (over each training phase)
+    section.schedule = "cosine"  # constant | linear | cosine | warmup_cosine | onecycle (over each training phase)
     section.warmup_epochs = 0.0
     section.final_lr_ratio = 0.0
     section.momentum = 0.9

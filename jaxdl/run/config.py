@@ -340,8 +340,8 @@ def add_optimizer_section(config: ml_collections.ConfigDict, *, learning_rate: f
 
     optimizer.name: the update rule (adam, adamw, sgd, momentum, ...: jaxdl.train.optimizer.OPTIMIZERS).
     optimizer.learning_rate: the peak learning rate.
-    optimizer.schedule: constant | linear | cosine | warmup_cosine (the rate over the run).
-    optimizer.warmup_epochs: warmup_cosine: epochs of linear warmup from 0.
+    optimizer.schedule: constant | linear | cosine | warmup_cosine | onecycle (the rate over the run).
+    optimizer.warmup_epochs: warmup_cosine: epochs of linear warmup from 0; onecycle: epochs of rise to the peak (0: a quarter of the run).
     optimizer.final_lr_ratio: the last rate of a decaying schedule, as a fraction of the peak.
     optimizer.momentum: momentum, or beta1 for Adam-style rules.
     optimizer.weight_decay: L2 (decoupled for adamw, added to the gradient otherwise).

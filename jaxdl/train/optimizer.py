@@ -41,7 +41,12 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "lamb": lambda lr, momentum: optax.lamb(lr, b1=momentum),
 }
 
-SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine")
+SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine", "onecycle")
+# onecycle (fastai's default policy): the rate starts at 1/ONECYCLE_DIV of the peak, rises along a half
+# cosine to the peak over the warmup (`warmup_epochs`, or ONECYCLE_WARMUP of the run when 0), then
+# falls along a half cosine to `final_lr_ratio` of the peak.
+ONECYCLE_DIV = 25.0
+ONECYCLE_WARMUP = 0.25
 # The schedules stretched over the whole run (`epochs * steps_per_epoch` steps): with another number
 # of epochs the same step gets another rate, so a resumed run may not change `train.epochs` under them.
 LENGTH_DEPENDENT_SCHEDULES = tuple(name for name in SCHEDULES if name != "constant")
@@ -61,7 +66,9 @@ def schedule_shape(config: ml_collections.ConfigDict, total_steps: int, steps_pe
     """Learning-rate multiplier per step, peaking at 1.
 
     `schedule`: constant | linear (1 -> final_ratio) | cosine (1 -> final_ratio) |
-    warmup_cosine (0 -> 1 over `warmup_epochs`, then cosine to final_ratio).
+    warmup_cosine (0 -> 1 over `warmup_epochs`, then cosine to final_ratio) |
+    onecycle (1/25 -> 1 along a half cosine over `warmup_epochs`, or the first quarter of the run when
+    0, then a half cosine down to final_ratio).
     """
     name = check_choice("config.optimizer.schedule", config.schedule, SCHEDULES)
     final = config.get("final_lr_ratio", 0.0)
@@ -73,7 +80,20 @@ def schedule_shape(config: ml_collections.ConfigDict, total_steps: int, steps_pe
     if name == "cosine":
         return optax.cosine_decay_schedule(1.0, total, alpha=final)
     warmup = min(int(config.get("warmup_epochs", 0) * steps_per_epoch), total - 1)
+    if name == "onecycle":
+        return onecycle_shape(total, warmup or max(1, round(ONECYCLE_WARMUP * total)), final)
     return optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup, total, end_value=final)
+
+
+def onecycle_shape(total: int, warmup: int, final: float) -> Schedule:
+    """The one-cycle shape over `total` steps: a half cosine from 1/ONECYCLE_DIV up to 1 over `warmup`
+    steps, then a half cosine from 1 down to `final`."""
+    warmup = min(warmup, total - 1) if total > 1 else 1
+    start = 1.0 / ONECYCLE_DIV
+    falling = optax.cosine_decay_schedule(1.0, warmup)  # 1 -> 0 over the warmup
+    rising = lambda step: start + (1.0 - start) * (1.0 - falling(step))  # noqa: E731
+    return optax.join_schedules([rising, optax.cosine_decay_schedule(1.0, max(total - warmup, 1), alpha=final)],
+                                [warmup])
 
 
 def check_optimizer_config(config: ml_collections.ConfigDict) -> None:
