@@ -36,7 +36,7 @@ RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.m
                   "data.chunk_steps")
 # Keys added to the configs after runs were saved without them, with the value such a run had
 # implicitly: a config (saved or given) that lacks one reads as having this value when resuming.
-IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE}
+IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE, "train.accumulate_steps": 1, "train.ema": 0.0, "train.lr_find": False}
 # The config files that come with jaxdl: the repository's configs/ folder, installed beside the package.
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 
@@ -265,6 +265,12 @@ def check_common(config: ml_collections.ConfigDict) -> None:
     check_range("config.train.max_consecutive_nonfinite", config.train.get("max_consecutive_nonfinite", 20),
                 low=1, integer=True)
     calls.check_steps_per_call("config.train.steps_per_call", config.train.get("steps_per_call", calls.AUTO))
+    check_range("config.train.ema", config.train.get("ema", 0.0), low=0, high=1, high_inclusive=False)
+    accumulate = check_range("config.train.accumulate_steps", config.train.get("accumulate_steps", 1), low=1,
+                             integer=True)
+    if config.train.batch_size % accumulate:
+        raise InputError("config.train.accumulate_steps", "does not divide train.batch_size", got=accumulate,
+                         expected=f"a divisor of {config.train.batch_size}")
 
 
 def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, batch_size: int, patience: int = 0,
@@ -279,6 +285,13 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
     train.steps_per_call: training steps per compiled call: "auto" (time the candidates on the run's
     first steps, keep the fastest), "epoch" (the whole epoch as one loop), or a number K as a string
     ("1": one jitted step per call). The same bits whatever it is (`jaxdl.train.calls`).
+    train.accumulate_steps: gradient accumulation: each optimizer step sums the gradients of this many
+    micro-batches of batch_size / accumulate_steps examples (the result of one step on the whole
+    batch, in a fraction of its activation memory; docs/knobs.md).
+    train.ema: decay of a moving average of the weights (0 = off, e.g. 0.999): validation, the kept
+    model and predict/serve/export use the average (jaxdl.train.ema).
+    train.lr_find: run the learning-rate range test first and train at the rate it suggests
+    (jaxdl.train.lr_find; docs/lr_find.md).
     eval.batch_size: evaluation batch (rounded to the device count, capped at the split size).
     checkpoint.every_epochs: save every this many epochs (0: by time only).
     checkpoint.every_seconds: save when this many seconds passed since the last save (0: off).
@@ -287,6 +300,7 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
     config.train = ml_collections.ConfigDict({
         "epochs": epochs, "batch_size": batch_size, "patience": patience,
         "nan_policy": "halt", "max_consecutive_nonfinite": 20, "steps_per_call": "auto",
+        "accumulate_steps": 1, "ema": 0.0, "lr_find": False,
     })
     config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size})
     config.checkpoint = ml_collections.ConfigDict({"every_epochs": 0, "every_seconds": 30.0, "keep": 2})
@@ -341,7 +355,8 @@ def add_optimizer_section(config: ml_collections.ConfigDict, *, learning_rate: f
     optimizer.name: the update rule (adam, adamw, sgd, momentum, ...: jaxdl.train.optimizer.OPTIMIZERS).
     optimizer.learning_rate: the peak learning rate.
     optimizer.schedule: constant | linear | cosine | warmup_cosine | onecycle (the rate over the run).
-    optimizer.warmup_epochs: warmup_cosine: epochs of linear warmup from 0; onecycle: epochs of rise to the peak (0: a quarter of the run).
+    optimizer.warmup_epochs: warmup_cosine: epochs of linear warmup from 0; onecycle: epochs of rise
+    to the peak (0: a quarter of the run).
     optimizer.final_lr_ratio: the last rate of a decaying schedule, as a fraction of the peak.
     optimizer.momentum: momentum, or beta1 for Adam-style rules.
     optimizer.weight_decay: L2 (decoupled for adamw, added to the gradient otherwise).

@@ -40,6 +40,7 @@ from jaxdl.errors import InputError, check_choice, check_range
 from jaxdl.train import calls, feed, nonfinite
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.early_stopping import EarlyStopping, update_early_stopping
+from jaxdl.train.ema import with_ema
 from jaxdl.train.progress import Progress
 from jaxdl.train.state import TrainState
 from jaxdl.train.step import epoch_means, eval_batches, evaluate_batches, train_steps
@@ -104,9 +105,10 @@ def finish_epoch(fit_state: FitState, state: TrainState, step_metrics: dict, val
     train_metrics = epoch_means(step_metrics, state)
     bad = train_metrics.pop("nonfinite")
     runs = nonfinite.streaks(bad, fit_state.nonfinite_streak)
-    val_metrics = evaluate_batches(state, val_batches, eval_sharding)
+    judged = with_ema(state)  # the moving average of the weights, when the optimizer keeps one (train.ema)
+    val_metrics = evaluate_batches(judged, val_batches, eval_sharding)
     epoch = fit_state.epoch + 1
-    early = update_early_stopping(fit_state.early, val_metrics["loss"], epoch, state, patience)
+    early = update_early_stopping(fit_state.early, val_metrics["loss"], epoch, judged, patience)
     diverges = runs["longest"] >= max_consecutive_nonfinite if skip_nonfinite else runs["count"] > 0
     new = FitState(train=state, early=early, epoch=epoch, nonfinite_streak=runs["trailing"],
                    diverged=fit_state.diverged | diverges)
@@ -124,24 +126,26 @@ def finish_epoch(fit_state: FitState, state: TrainState, step_metrics: dict, val
 
 
 def final_state(fit_state: FitState, patience: int) -> TrainState:
-    """The model to keep: the best one when early stopping is on, else the last one.
+    """The model to keep: the best one when early stopping is on, else the last one (its moving
+    average of the weights, when the optimizer keeps one: `jaxdl.train.ema`).
 
     For a stack (`fit_state.epoch` of shape (M,)) the choice is made per member, on device.
     """
     if patience == 0:
-        return fit_state.train
+        return with_ema(fit_state.train)
     if fit_state.epoch.ndim:
         return jax.jit(jax.vmap(best_or_last))(fit_state)
     if int(fit_state.early.best_epoch) > 0:
         return fit_state.train.replace(params=fit_state.early.best_params,
                                        batch_stats=fit_state.early.best_batch_stats)
-    return fit_state.train
+    return with_ema(fit_state.train)
 
 
 def best_or_last(fit_state: FitState) -> TrainState:
     """Traceable form of `final_state`: the best model if an epoch improved, else the last."""
     pick = functools.partial(jax.tree.map, functools.partial(jnp.where, fit_state.early.best_epoch > 0))
-    return fit_state.train.replace(params=pick(fit_state.early.best_params, fit_state.train.params),
+    last = with_ema(fit_state.train)
+    return fit_state.train.replace(params=pick(fit_state.early.best_params, last.params),
                                    batch_stats=pick(fit_state.early.best_batch_stats, fit_state.train.batch_stats))
 
 

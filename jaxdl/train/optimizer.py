@@ -26,6 +26,7 @@ import optax
 
 from jaxdl.errors import InputError, check_choice, check_range
 from jaxdl.train import paths
+from jaxdl.train.ema import params_ema
 
 Schedule = Callable[[int], float]
 
@@ -112,7 +113,7 @@ def check_optimizer_config(config: ml_collections.ConfigDict) -> None:
 
 
 def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
-                    epochs: int) -> optax.GradientTransformation:
+                    epochs: int, ema: float = 0.0) -> optax.GradientTransformation:
     """The optimizer that `config` (the `optimizer` section) describes.
 
     Keys: `name`, `learning_rate` (peak), `schedule`, `warmup_epochs`, `final_lr_ratio`,
@@ -122,8 +123,11 @@ def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
     `l1 * sign(params)` added to the gradient of every parameter; without the key there is no L1
     term and no `l1` hyperparameter), `clip_norm`
     (global-norm clipping, 0 = off), and optionally `freeze` and `lr_multipliers` (see `grouped`).
+    `ema` (`train.ema`): 0, or the decay of a moving average of the weights kept in the optimizer
+    state (`jaxdl.train.ema`); without it the optimizer state is the plain one.
     """
     check_optimizer_config(config)
+    check_range("config.train.ema", ema, low=0, high=1, high_inclusive=False)
     shape = schedule_shape(config, steps_per_epoch * epochs, steps_per_epoch)
     rule = OPTIMIZERS[config.name]
     momentum = config.get("momentum", 0.9)
@@ -144,8 +148,10 @@ def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
         if l1 is not None:
             before.append(add_l1_subgradient(l1))
         if not freeze and not multipliers:
-            return optax.chain(*before, *update_rule(1.0))
-        return grouped(update_rule, before, freeze, multipliers)
+            core = optax.chain(*before, *update_rule(1.0))
+        else:
+            core = grouped(update_rule, before, freeze, multipliers)
+        return optax.chain(core, params_ema(ema)) if ema else core
 
     hyperparams = {"learning_rate": config.learning_rate, "weight_decay": config.get("weight_decay", 0.0)}
     if "l1" in config:
