@@ -25,6 +25,8 @@ Variants, as `--config configs/transfer.py:NAME`:
 
 import ml_collections
 
+from jaxdl.run.config import add_augment_keys
+
 
 def data_section(name: str, classes: tuple[int, ...]) -> ml_collections.ConfigDict:
     section = ml_collections.ConfigDict()
@@ -95,6 +97,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.train.batch_size = 32
     config.train.min_epoch_examples = 320  # small labelled sets are repeated up to this many per epoch
     config.train.patience = 0  # no early stopping: a few labels leave nothing to validate on honestly
+    add_augment_keys(config.train)  # train.augment: on-device image augmentation, all off (docs/knobs.md)
 
     config.transfer = ml_collections.ConfigDict()
     config.transfer.head = ("head",)  # the new classifier: never loaded; `head_only` trains it alone

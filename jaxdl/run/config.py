@@ -19,6 +19,7 @@ import ml_collections
 from jaxdl.data import loader as data_loader
 from jaxdl.data.stream import PIPELINES
 from jaxdl.errors import InputError, check_choice, check_range, did_you_mean
+from jaxdl.models.augment import AUGMENT_DEFAULTS
 from jaxdl.models.dtypes import DEFAULT as DEFAULT_DTYPE
 from jaxdl.models.dtypes import DTYPES
 from jaxdl.train import calls, nonfinite
@@ -36,7 +37,8 @@ RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.m
                   "data.chunk_steps")
 # Keys added to the configs after runs were saved without them, with the value such a run had
 # implicitly: a config (saved or given) that lacks one reads as having this value when resuming.
-IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE, "train.accumulate_steps": 1, "train.ema": 0.0, "train.lr_find": False}
+IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE, "train.accumulate_steps": 1, "train.ema": 0.0, "train.lr_find": False,
+                **{f"train.augment.{key}": value for key, value in AUGMENT_DEFAULTS.items()}}
 # The config files that come with jaxdl: the repository's configs/ folder, installed beside the package.
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 
@@ -305,6 +307,23 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
     config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size})
     config.checkpoint = ml_collections.ConfigDict({"every_epochs": 0, "every_seconds": 30.0, "keep": 2})
     return config
+
+
+def add_augment_keys(train: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Adds `train.augment` (image configs: cnn, resnet, transfer): augmentation of each training batch
+    on device, in the compiled step (`jaxdl.models.augment.augmenter`); everything off by default.
+
+    train.augment.crop_padding: random crop with padding: pad this many pixels on each side, crop back.
+    train.augment.flip: mirror each image left-right with probability 1/2.
+    train.augment.rotation: turn each image by up to this many degrees either way.
+    train.augment.colour_jitter: scale brightness, contrast and saturation by up to this fraction.
+    train.augment.mixup: mixup's Beta(alpha, alpha) parameter (0 = off, e.g. 0.2).
+    train.augment.cutmix: cutmix's Beta(alpha, alpha) parameter (0 = off, e.g. 1.0); with mixup, each batch
+    takes one of the two.
+    """
+    with train.unlocked():
+        train.augment = ml_collections.ConfigDict(AUGMENT_DEFAULTS)
+    return train
 
 
 def add_data_section(config: ml_collections.ConfigDict, name: str = "digits",
