@@ -19,7 +19,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -33,11 +32,11 @@ from jaxdl.run.config import load_config  # noqa: E402
 from jaxdl.train.build import build_state  # noqa: E402
 from jaxdl.train.fit import fit  # noqa: E402
 from jaxdl.train.lr_find import lr_find  # noqa: E402
-from jaxdl.train.sweep import Member, set_hyperparameters  # noqa: E402
+from jaxdl.train.sweep import Member  # noqa: E402
 
 GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 # model -> (config, epochs): the experiments' own configs, with budgets a CPU runs in minutes.
-MODELS = {"mlp": ("configs/mlp.py", 30), "cnn": ("configs/cnn.py", 8), "rnn": ("configs/rnn.py:signals", 8)}
+MODELS = {"mlp": ("configs/mlp.py", 20), "cnn": ("configs/cnn.py", 5), "rnn": ("configs/rnn.py:signals", 6)}
 GAP_POINTS = 0.5
 
 
@@ -47,20 +46,6 @@ def config_of(name: str, epochs: int) -> ml_collections.ConfigDict:
     config.train.patience = 0
     config.train.steps_per_call = "epoch"
     return config
-
-
-def stacked(rates: list[float], seeds: int, config, info, steps_per_epoch: int, model):
-    """Member (rate i, seed s) at index i * seeds + s: the state of seed config.seed + s, at rate i."""
-    per_seed = []
-    for seed in range(seeds):
-        solo = ml_collections.ConfigDict(config.to_dict())
-        solo.seed = config.seed + seed
-        per_seed.append(build_state(solo, info, steps_per_epoch, model))
-    states = [per_seed[s] for _ in rates for s in range(seeds)]
-    stack = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
-    members = [Member(index=i * seeds + s, seed=config.seed + s, hyperparameters={"learning_rate": rate})
-               for i, rate in enumerate(rates) for s in range(seeds)]
-    return set_hyperparameters(stack, members)
 
 
 def measure(name: str, epochs: int, seeds: int) -> dict:
@@ -76,7 +61,10 @@ def measure(name: str, epochs: int, seeds: int) -> dict:
                     batch_size=config.train.batch_size)
     find_seconds = time.perf_counter() - tick
     rates = [*GRID, found.rate]
-    stack = stacked(rates, seeds, config, info, steps_per_epoch, model)
+    # Member (rate i, seed s) at index i * seeds + s; each seed's members start from the same weights.
+    members = [Member(index=i * seeds + s, seed=config.seed + s, hyperparameters={"learning_rate": rate})
+               for i, rate in enumerate(rates) for s in range(seeds)]
+    stack = build_state(config, info, steps_per_epoch, model, members=members)
     result = fit(stack, splits.train, splits.validation, epochs=epochs, batch_size=config.train.batch_size,
                  members=len(rates) * seeds, steps_per_call="epoch")
     test, _ = evaluate_members(result.state, splits.test, task=info.task)
