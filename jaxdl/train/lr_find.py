@@ -34,7 +34,7 @@ from jaxdl.train.sweep import Member, set_hyperparameters
 
 DIVERGENCE = 4.0  # the test stops once the smoothed loss exceeds this many times its minimum
 SMOOTHING = 0.9  # weight of the past in the smoothed loss (a time constant of about 10 steps)
-RULE = "steepest descent of the smoothed loss against log(rate), before its minimum"
+RULE = "steepest descent of the smoothed loss against log(rate), before its minimum"  # see `suggest`
 CONFIRM_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)  # the rates of the confirming sweep, times the suggestion
 
 
@@ -112,12 +112,22 @@ def exponential_rates(start: float, end: float, steps: int) -> np.ndarray:
 
 
 def suggest(rates: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
-    """(suggestion by `RULE`, rate of the smoothed minimum) from the valid part of the curve."""
+    """(suggestion by `RULE`, rate of the smoothed minimum) from the valid part of the curve.
+
+    The slope at step i is taken over steps i - w .. i + w (w: 1/20 of the steps, about 0.4 of a
+    decade either side over the default range), skipping the first tenth of the steps, where the
+    smoothed loss is still mostly the first few batches' noise.
+    """
     lowest = int(np.argmin(smoothed))
-    if lowest < 2:
+    width = max(1, len(rates) // 20)
+    first = max(width, len(rates) // 10)
+    if lowest - first < 1:
         return float(rates[lowest]), float(rates[lowest])
-    slopes = np.gradient(smoothed[: lowest + 1], np.log(rates[: lowest + 1]))
-    return float(rates[int(np.argmin(slopes))]), float(rates[lowest])
+    logs = np.log(rates)
+    steps = np.arange(first, lowest + 1)
+    before, after = np.maximum(steps - width, 0), np.minimum(steps + width, lowest)
+    slopes = (smoothed[after] - smoothed[before]) / (logs[after] - logs[before])
+    return float(rates[steps[int(np.argmin(slopes))]]), float(rates[lowest])
 
 
 def lr_find(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, np.ndarray] | None = None, *,
