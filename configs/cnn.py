@@ -22,7 +22,7 @@ Shared sections (data, optimizer, train, eval, checkpoint): see `jaxdl.run.confi
 
 import ml_collections
 
-from jaxdl.run.config import add_data_section, add_optimizer_section, add_training_sections
+from jaxdl.run.config import add_augment_keys, add_data_section, add_optimizer_section, add_training_sections
 
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
@@ -48,6 +48,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
 
     add_optimizer_section(config, learning_rate=1e-3, schedule="cosine")
     add_training_sections(config, epochs=30, batch_size=64)
+    add_augment_keys(config.train)  # train.augment: on-device image augmentation, all off (docs/knobs.md)
     config.eval.baseline = True  # also fit softmax regression under the same budget
     config.eval.report = True  # figures and report.html in the workdir
 

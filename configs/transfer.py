@@ -25,6 +25,7 @@ Variants, as `--config configs/transfer.py:NAME`:
 
 import ml_collections
 
+from jaxdl.run.config import add_augment_keys
 from jaxdl.train import sweep
 
 
@@ -44,7 +45,7 @@ def optimizer_section(learning_rate: float) -> ml_collections.ConfigDict:
     section = ml_collections.ConfigDict()
     section.name = "adam"
     section.learning_rate = learning_rate
-    section.schedule = "cosine"  # constant | linear | cosine | warmup_cosine (over each training phase)
+    section.schedule = "cosine"  # constant | linear | cosine | warmup_cosine | onecycle (over each training phase)
     section.warmup_epochs = 0.0
     section.final_lr_ratio = 0.0
     section.momentum = 0.9
@@ -97,6 +98,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.train.batch_size = 32
     config.train.min_epoch_examples = 320  # small labelled sets are repeated up to this many per epoch
     config.train.patience = 0  # no early stopping: a few labels leave nothing to validate on honestly
+    add_augment_keys(config.train)  # train.augment: on-device image augmentation, all off (docs/knobs.md)
 
     config.transfer = ml_collections.ConfigDict()
     config.transfer.head = ("head",)  # the new classifier: never loaded; `head_only` trains it alone

@@ -51,6 +51,7 @@ from jaxdl.report import log
 from jaxdl.report.log import write_load_report
 from jaxdl.run import cli
 from jaxdl.run.pipeline import complete_run, prepare_workdir, train_and_evaluate
+from jaxdl.train.build import with_step_options
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.digest import params_sha256
 from jaxdl.train.losses import metrics_for_task
@@ -201,7 +202,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
     metrics_fn = metrics_for_task(target.info.task)
 
     def fresh(seed: int, strategy: str):
-        state = create_state(model, placeholder, target.info.input_shape, seed, metrics_fn)
+        state = with_step_options(create_state(model, placeholder, target.info.input_shape, seed, metrics_fn),
+                                  config.train, target.info.input_shape)
         if strategy == "scratch":
             return state, None
         return initialise_from(state, pretrained, skip=new_layers(config, strategy), section="config.transfer")

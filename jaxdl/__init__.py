@@ -9,6 +9,7 @@ The pieces of the supervised-learning cycle, each usable on its own:
     state, metrics = jax.jit(jaxdl.train_step)(state, batch)   # or a whole epoch: jaxdl.train_epoch
     result = jaxdl.fit(state, splits.train, splits.validation, epochs=..., batch_size=..., progress=True)
     test = jaxdl.evaluate_split(result.state, splits.test)
+    found = jaxdl.lr_find(state, splits.train, splits.validation, batch_size=64)  # found.rate: the rate to train at
 
 A sweep trains many members as one program: `members = jaxdl.members_of(config)`, `states =
 jaxdl.create_states(model, tx, input_shape, members, metrics_fn)`, `jaxdl.fit(states, ...,
@@ -52,6 +53,7 @@ from jaxdl.train.losses import (
     regression_metrics,
     squared_error,
 )
+from jaxdl.train.lr_find import LrFindResult, lr_find
 from jaxdl.train.optimizer import build_optimizer
 from jaxdl.train.state import TrainState, create_state
 from jaxdl.train.step import eval_batches, eval_step, evaluate_batches, train_epoch, train_step
@@ -60,12 +62,12 @@ from jaxdl.transfer.phases import Phase, prepare_phase, run_phases, two_phases
 from jaxdl.transfer.pretrained import format_report, initialise_from, load_pretrained, read_pretrained
 
 __all__ = [
-    "Checkpointer", "DataInfo", "DriftMonitor", "EarlyStopping", "FitResult", "FitState", "InputError", "Member",
-    "Phase", "Predictor", "Splits", "TrainState", "apply_override", "build_model", "build_optimizer", "check_drift",
-    "classification_metrics", "count_params", "create_state", "create_states", "cross_entropy", "eval_batches",
-    "eval_step", "evaluate_batches", "evaluate_members", "evaluate_split", "fit", "fit_epoch", "format_report",
-    "init_fit_state", "initialise_from", "load_config", "load_data", "load_pretrained", "load_run", "make_mesh",
-    "members_of", "metrics_for_task", "params_sha256", "predict_split", "prepare_phase", "read_pretrained",
-    "regression_metrics", "run_phases", "squared_error", "train_and_evaluate", "train_epoch", "train_step",
-    "two_phases",
+    "Checkpointer", "DataInfo", "DriftMonitor", "EarlyStopping", "FitResult", "FitState", "InputError", "LrFindResult",
+    "Member", "Phase", "Predictor", "Splits", "TrainState", "apply_override", "build_model", "build_optimizer",
+    "check_drift", "classification_metrics", "count_params", "create_state", "create_states", "cross_entropy",
+    "eval_batches", "eval_step", "evaluate_batches", "evaluate_members", "evaluate_split", "fit", "fit_epoch",
+    "format_report", "init_fit_state", "initialise_from", "load_config", "load_data", "load_pretrained", "load_run",
+    "lr_find", "make_mesh", "members_of", "metrics_for_task", "params_sha256", "predict_split", "prepare_phase",
+    "read_pretrained", "regression_metrics", "run_phases", "squared_error", "train_and_evaluate", "train_epoch",
+    "train_step", "two_phases",
 ]

@@ -52,3 +52,10 @@ def test_vs_keras_times_jaxdl_alone_when_asked(data_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("mlp ")]
     assert len(rows) == 1 and rows[0][1] == "jaxdl" and float(rows[0][2]) > 0 and 0 <= float(rows[0][-1]) <= 1
+
+
+def test_lr_find_refuses_an_unknown_model():
+    result = subprocess.run([sys.executable, os.path.join("benchmarks", "lr_find.py"), "--models", "mlp,gpt"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2 and result.stderr.startswith("error: --models")
+    assert len(result.stderr.splitlines()) == 1

@@ -62,6 +62,10 @@ def draw_figures(workdir: str, summary: dict, history: list[dict], review: Revie
         outputs = review.predictions.outputs
         written.append(figures.predicted_vs_true(outputs, test["y"], paths.join(workdir, "predicted_vs_true.png")))
         written.append(figures.residuals(outputs, test["y"], paths.join(workdir, "residuals.png")))
+    if summary.get("lr_find"):
+        from jaxdl.report.lr_curve import FILE, lr_find_curve  # noqa: PLC0415 (matplotlib, as above)
+
+        written.append(lr_find_curve(summary["lr_find"], paths.join(workdir, FILE)))
     labels = [row_label(int(test["y"][i]), i, info) for i in review.examples] if info.num_classes else \
         [f"test #{i}" for i in review.examples]
     inputs = test["x"][review.examples]

@@ -110,6 +110,18 @@ def curves_section(summary: dict, images: dict[str, bytes]) -> str:
             + f'<p class="note">{esc(note)}</p>')
 
 
+def lr_find_section(summary: dict, images: dict[str, bytes]) -> str:
+    """The learning-rate finder's curve and what it chose (`train.lr_find`); "" when it did not run."""
+    record = summary.get("lr_find")
+    if not record or "lr_find.png" not in images:
+        return ""
+    note = (f"Suggested {record['suggestion']:.3g} by the rule: {record['rule']} (min/10: "
+            f"{record['min_rate_over_10']:.3g}); trained at {record['rate']:.3g}"
+            + (" after the confirming sweep." if record.get("confirm") else "."))
+    return ("<h2>Learning-rate finder</h2>" + image(images["lr_find.png"], "learning-rate range test")
+            + f'<p class="note">{esc(note)}</p>')
+
+
 def classification_sections(summary: dict, images: dict[str, bytes], features: dict | None = None) -> str:
     pairs = summary.get("most_confused", [])
     confused = table(["true", "predicted as", "examples"], [[p["true"], p["predicted"], p["count"]] for p in pairs]) \
@@ -227,7 +239,8 @@ def render(summary: dict, config: dict, images: dict[str, bytes], *, features: d
             f'<div class="sub">{esc(summary.get("workdir", ""))} · {summary["task"]} · train {data["train"]}, '
             f'validation {data["validation"]}, test {data["test"]} examples · {devices.get("count", "?")} × '
             f'{esc(devices.get("kind", "?"))}</div>',
-            headline(summary), sweep_section(summary, images), curves_section(summary, images)]
+            headline(summary), sweep_section(summary, images), curves_section(summary, images),
+            lr_find_section(summary, images)]
     if summary["task"] == "classification":
         body.append(classification_sections(summary, images, features))
     else:

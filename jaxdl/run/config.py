@@ -19,6 +19,7 @@ import ml_collections
 from jaxdl.data import loader as data_loader
 from jaxdl.data.stream import PIPELINES
 from jaxdl.errors import InputError, check_choice, check_range, did_you_mean
+from jaxdl.models.augment import AUGMENT_DEFAULTS
 from jaxdl.models.dtypes import DEFAULT as DEFAULT_DTYPE
 from jaxdl.models.dtypes import DTYPES
 from jaxdl.train import calls, nonfinite, sweep
@@ -37,7 +38,9 @@ RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.m
 # Keys added to the configs after runs were saved without them, with the value such a run had
 # implicitly: a config (saved or given) that lacks one reads as having this value when resuming.
 IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE, "train.monitor": "val_loss", "train.monitor_mode": "auto",
-                "sweep.seeds": 1, "sweep.learning_rate": [], "sweep.weight_decay": [], "model.summary_only": False}
+                "sweep.seeds": 1, "sweep.learning_rate": [], "sweep.weight_decay": [], "model.summary_only": False,
+                "train.accumulate_steps": 1, "train.ema": 0.0, "train.lr_find": False,
+                **{f"train.augment.{key}": value for key, value in AUGMENT_DEFAULTS.items()}}
 # Tuple keys whose items are words: `--config.eval.metrics=f1_macro,roc_auc` needs no quotes or brackets.
 WORD_TUPLE_KEYS = ("eval.metrics",)
 # The config files that come with jaxdl: the repository's configs/ folder, installed beside the package.
@@ -270,6 +273,12 @@ def check_common(config: ml_collections.ConfigDict) -> None:
     check_range("config.train.max_consecutive_nonfinite", config.train.get("max_consecutive_nonfinite", 20),
                 low=1, integer=True)
     calls.check_steps_per_call("config.train.steps_per_call", config.train.get("steps_per_call", calls.AUTO))
+    check_range("config.train.ema", config.train.get("ema", 0.0), low=0, high=1, high_inclusive=False)
+    accumulate = check_range("config.train.accumulate_steps", config.train.get("accumulate_steps", 1), low=1,
+                             integer=True)
+    if config.train.batch_size % accumulate:
+        raise InputError("config.train.accumulate_steps", "does not divide train.batch_size", got=accumulate,
+                         expected=f"a divisor of {config.train.batch_size}")
 
 
 def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, batch_size: int, patience: int = 0,
@@ -287,6 +296,13 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
     train.monitor: what early stopping and the best epoch (and best sweep member) follow: val_loss,
     val_accuracy, val_mse, or val_ + a score (val_f1_macro, val_roc_auc, val_r2, ...).
     train.monitor_mode: auto (lower is better for loss, mse and mae, higher for the rest) | min | max.
+    train.accumulate_steps: gradient accumulation: each optimizer step sums the gradients of this many
+    micro-batches of batch_size / accumulate_steps examples (the result of one step on the whole
+    batch, in a fraction of its activation memory; docs/knobs.md).
+    train.ema: decay of a moving average of the weights (0 = off, e.g. 0.999): validation, the kept
+    model and predict/serve/export use the average (jaxdl.train.ema).
+    train.lr_find: run the learning-rate range test first and train at the rate it suggests
+    (jaxdl.train.lr_find; docs/lr_find.md).
     eval.batch_size: evaluation batch (rounded to the device count, capped at the split size).
     eval.metrics: scores computed with scikit-learn on validation (each epoch) and test, e.g.
     f1_macro,roc_auc: f1_macro, f1_micro, precision, recall, roc_auc, average_precision (classification),
@@ -301,11 +317,29 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
         "epochs": epochs, "batch_size": batch_size, "patience": patience,
         "nan_policy": "halt", "max_consecutive_nonfinite": 20, "steps_per_call": "auto",
         "monitor": "val_loss", "monitor_mode": "auto",
+        "accumulate_steps": 1, "ema": 0.0, "lr_find": False,
     })
     config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size, "metrics": ()})
     config.checkpoint = ml_collections.ConfigDict({"every_epochs": 0, "every_seconds": 30.0, "keep": 2})
     config.sweep = sweep.default_config()
     return config
+
+
+def add_augment_keys(train: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Adds `train.augment` (image configs: cnn, resnet, transfer): augmentation of each training batch
+    on device, in the compiled step (`jaxdl.models.augment.augmenter`); everything off by default.
+
+    train.augment.crop_padding: random crop with padding: pad this many pixels on each side, crop back.
+    train.augment.flip: mirror each image left-right with probability 1/2.
+    train.augment.rotation: turn each image by up to this many degrees either way.
+    train.augment.colour_jitter: scale brightness, contrast and saturation by up to this fraction.
+    train.augment.mixup: mixup's Beta(alpha, alpha) parameter (0 = off, e.g. 0.2).
+    train.augment.cutmix: cutmix's Beta(alpha, alpha) parameter (0 = off, e.g. 1.0); with mixup, each batch
+    takes one of the two.
+    """
+    with train.unlocked():
+        train.augment = ml_collections.ConfigDict(AUGMENT_DEFAULTS)
+    return train
 
 
 def add_data_section(config: ml_collections.ConfigDict, name: str = "digits",
@@ -355,8 +389,9 @@ def add_optimizer_section(config: ml_collections.ConfigDict, *, learning_rate: f
 
     optimizer.name: the update rule (adam, adamw, sgd, momentum, ...: jaxdl.train.optimizer.OPTIMIZERS).
     optimizer.learning_rate: the peak learning rate.
-    optimizer.schedule: constant | linear | cosine | warmup_cosine (the rate over the run).
-    optimizer.warmup_epochs: warmup_cosine: epochs of linear warmup from 0.
+    optimizer.schedule: constant | linear | cosine | warmup_cosine | onecycle (the rate over the run).
+    optimizer.warmup_epochs: warmup_cosine: epochs of linear warmup from 0; onecycle: epochs of rise
+    to the peak (0: a quarter of the run).
     optimizer.final_lr_ratio: the last rate of a decaying schedule, as a fraction of the peak.
     optimizer.momentum: momentum, or beta1 for Adam-style rules.
     optimizer.weight_decay: L2 (decoupled for adamw, added to the gradient otherwise).

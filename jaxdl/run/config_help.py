@@ -22,7 +22,7 @@ from jaxdl.train import sweep
 
 # The helpers whose docstrings describe the keys they add, as lines `section.key[, section.key]: text`.
 DOCUMENTED_HELPERS = (config_lib.add_data_section, config_lib.add_pipeline_keys, config_lib.add_training_sections,
-                      config_lib.add_optimizer_section, sweep.default_config)
+                      config_lib.add_optimizer_section, config_lib.add_augment_keys, sweep.default_config)
 KEY_LINE = re.compile(r"^((?:[a-z_]+\.)+[a-z_]+(?:, (?:[a-z_]+\.)+[a-z_]+)*): (.+)$")
 TOP_LEVEL = "(top level)"
 # The keys every experiment shares (DESIGN.md) that no helper adds: their comment when the file has none.

@@ -39,6 +39,7 @@ from jaxdl.report.build import write_report
 from jaxdl.report.curves import plot_curves
 from jaxdl.report.scalars import ScalarLog
 from jaxdl.run import config as config_lib
+from jaxdl.run import rate_finder
 from jaxdl.train import calls, preemption
 from jaxdl.train import scores as scores_lib
 from jaxdl.train import sweep as sweep_lib
@@ -67,7 +68,7 @@ def prepare_workdir(workdir: str) -> str:
 
 # What the pipeline writes into a workdir before its first checkpoint; a failed run that saved no
 # checkpoint takes back those of them it added (see `WorkdirGuard`).
-EARLY_FILES = ("checkpoints", "config.json", "data_info.json", "preprocessing.json", "metrics.jsonl")
+EARLY_FILES = ("checkpoints", "config.json", "data_info.json", "preprocessing.json", "metrics.jsonl", "lr_find.json")
 
 
 class WorkdirGuard:
@@ -334,6 +335,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     if optimizer is not None and members:
         raise InputError("optimizer", "a sweep builds each member's optimizer from config.optimizer (its own rates)",
                          got=type(optimizer).__name__, expected="optimizer=None for a config with a sweep section")
+    rate_finder.check_lr_find(config, members=members, own_optimizer=optimizer is not None)
     own = own_parts(model, optimizer, metrics)
     if config.model.get("summary_only", False):
         return model_summary_only(config, splits, model)
@@ -342,6 +344,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     checkpointer = None
     try:
         checkpointer = make_checkpointer(config, workdir)
+        rate_finder.keep_saved_rate(config, checkpointer)
         check_resumable(checkpointer, config)
         if splits is None:
             data_config = config.data
@@ -359,6 +362,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         model = with_train_argument(model) if model is not None else build_model(config.model, splits.info)
         per_step = check_model_fits_data(model, splits.info)
         model_summary = summary_lib.layers(model, splits.info.input_shape)
+        found_rate = rate_finder.find_rate(config, splits, model, steps_per_epoch=steps_per_epoch, per_step=per_step,
+                                           metrics=metrics, mesh=mesh, workdir=workdir, quiet=not progress,
+                                           resumed=checkpointer.latest_epoch() is not None)
         if leader:
             log.write_json(paths.join(workdir, "config.json"), {**json.loads(config.to_json()), **own})
             if splits.info.preprocessing:  # what prediction on new data must repeat (a table's training statistics)
@@ -401,6 +407,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     if "model_source" in own:
         summary["model"] = own["model_source"]["qualname"]
     summary["model_summary"] = model_summary
+    if found_rate is not None:
+        summary["lr_find"] = found_rate
     review = review_run(config, splits, kept, mesh, own_history)
     if not members:
         summary["test"] = review.test

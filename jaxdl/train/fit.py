@@ -41,6 +41,7 @@ from jaxdl.train import calls, feed, nonfinite
 from jaxdl.train import scores as scores_lib
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.early_stopping import EarlyStopping, update_early_stopping
+from jaxdl.train.ema import with_ema
 from jaxdl.train.monitor import OUTPUTS, EpochScores
 from jaxdl.train.progress import Progress
 from jaxdl.train.state import TrainState
@@ -112,13 +113,14 @@ def finish_epoch(fit_state: FitState, state: TrainState, step_metrics: dict, val
     train_metrics = epoch_means(step_metrics, state)
     bad = train_metrics.pop("nonfinite")
     runs = nonfinite.streaks(bad, fit_state.nonfinite_streak)
+    judged = with_ema(state)  # the moving average of the weights, when the optimizer keeps one (train.ema)
     if keep_outputs:
-        val_metrics, val_outputs = evaluate_with_outputs(state, val_batches, eval_sharding)
+        val_metrics, val_outputs = evaluate_with_outputs(judged, val_batches, eval_sharding)
     else:
-        val_metrics = evaluate_batches(state, val_batches, eval_sharding)
+        val_metrics = evaluate_batches(judged, val_batches, eval_sharding)
     epoch = fit_state.epoch + 1
     early = fit_state.early if monitor is None else update_early_stopping(
-        fit_state.early, val_metrics[monitor] * sign if sign != 1.0 else val_metrics[monitor], epoch, state, patience)
+        fit_state.early, val_metrics[monitor] * sign if sign != 1.0 else val_metrics[monitor], epoch, judged, patience)
     diverges = runs["longest"] >= max_consecutive_nonfinite if skip_nonfinite else runs["count"] > 0
     new = FitState(train=state, early=early, epoch=epoch, nonfinite_streak=runs["trailing"],
                    diverged=fit_state.diverged | diverges)
@@ -138,24 +140,26 @@ def finish_epoch(fit_state: FitState, state: TrainState, step_metrics: dict, val
 
 
 def final_state(fit_state: FitState, patience: int) -> TrainState:
-    """The model to keep: the best one when early stopping is on, else the last one.
+    """The model to keep: the best one when early stopping is on, else the last one (its moving
+    average of the weights, when the optimizer keeps one: `jaxdl.train.ema`).
 
     For a stack (`fit_state.epoch` of shape (M,)) the choice is made per member, on device.
     """
     if patience == 0:
-        return fit_state.train
+        return with_ema(fit_state.train)
     if fit_state.epoch.ndim:
         return jax.jit(jax.vmap(best_or_last))(fit_state)
     if int(fit_state.early.best_epoch) > 0:
         return fit_state.train.replace(params=fit_state.early.best_params,
                                        batch_stats=fit_state.early.best_batch_stats)
-    return fit_state.train
+    return with_ema(fit_state.train)
 
 
 def best_or_last(fit_state: FitState) -> TrainState:
     """Traceable form of `final_state`: the best model if an epoch improved, else the last."""
     pick = functools.partial(jax.tree.map, functools.partial(jnp.where, fit_state.early.best_epoch > 0))
-    return fit_state.train.replace(params=pick(fit_state.early.best_params, fit_state.train.params),
+    last = with_ema(fit_state.train)
+    return fit_state.train.replace(params=pick(fit_state.early.best_params, last.params),
                                    batch_stats=pick(fit_state.early.best_batch_stats, fit_state.train.batch_stats))
 
 

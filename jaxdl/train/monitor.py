@@ -19,6 +19,7 @@ import numpy as np
 from jaxdl import parallel
 from jaxdl.train import scores as scores_lib
 from jaxdl.train.early_stopping import update_early_stopping
+from jaxdl.train.ema import with_ema
 
 OUTPUTS = "val_outputs"  # the key of the validation outputs among an epoch's metrics
 
@@ -29,7 +30,7 @@ def update_monitored(fit_state, value: jax.Array, *, patience: int):
     (stopped before it) or diverged in it keeps its early-stopping state, as `finish_epoch` keeps it."""
 
     def one(state, value, trained):
-        early = update_early_stopping(state.early, value, state.epoch, state.train, patience)
+        early = update_early_stopping(state.early, value, state.epoch, with_ema(state.train), patience)
         keep = trained & ~state.diverged
         return state.replace(early=jax.tree.map(functools.partial(jnp.where, keep), early, state.early))
 

@@ -26,6 +26,7 @@ import optax
 
 from jaxdl.errors import InputError, check_choice, check_range
 from jaxdl.train import paths
+from jaxdl.train.ema import params_ema
 
 Schedule = Callable[[int], float]
 
@@ -41,7 +42,12 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "lamb": lambda lr, momentum: optax.lamb(lr, b1=momentum),
 }
 
-SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine")
+SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine", "onecycle")
+# onecycle (fastai's default policy): the rate starts at 1/ONECYCLE_DIV of the peak, rises along a half
+# cosine to the peak over the warmup (`warmup_epochs`, or ONECYCLE_WARMUP of the run when 0), then
+# falls along a half cosine to `final_lr_ratio` of the peak.
+ONECYCLE_DIV = 25.0
+ONECYCLE_WARMUP = 0.25
 # The schedules stretched over the whole run (`epochs * steps_per_epoch` steps): with another number
 # of epochs the same step gets another rate, so a resumed run may not change `train.epochs` under them.
 LENGTH_DEPENDENT_SCHEDULES = tuple(name for name in SCHEDULES if name != "constant")
@@ -61,7 +67,9 @@ def schedule_shape(config: ml_collections.ConfigDict, total_steps: int, steps_pe
     """Learning-rate multiplier per step, peaking at 1.
 
     `schedule`: constant | linear (1 -> final_ratio) | cosine (1 -> final_ratio) |
-    warmup_cosine (0 -> 1 over `warmup_epochs`, then cosine to final_ratio).
+    warmup_cosine (0 -> 1 over `warmup_epochs`, then cosine to final_ratio) |
+    onecycle (1/25 -> 1 along a half cosine over `warmup_epochs`, or the first quarter of the run when
+    0, then a half cosine down to final_ratio).
     """
     name = check_choice("config.optimizer.schedule", config.schedule, SCHEDULES)
     final = config.get("final_lr_ratio", 0.0)
@@ -73,7 +81,20 @@ def schedule_shape(config: ml_collections.ConfigDict, total_steps: int, steps_pe
     if name == "cosine":
         return optax.cosine_decay_schedule(1.0, total, alpha=final)
     warmup = min(int(config.get("warmup_epochs", 0) * steps_per_epoch), total - 1)
+    if name == "onecycle":
+        return onecycle_shape(total, warmup or max(1, round(ONECYCLE_WARMUP * total)), final)
     return optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup, total, end_value=final)
+
+
+def onecycle_shape(total: int, warmup: int, final: float) -> Schedule:
+    """The one-cycle shape over `total` steps: a half cosine from 1/ONECYCLE_DIV up to 1 over `warmup`
+    steps, then a half cosine from 1 down to `final`."""
+    warmup = min(warmup, total - 1) if total > 1 else 1
+    start = 1.0 / ONECYCLE_DIV
+    falling = optax.cosine_decay_schedule(1.0, warmup)  # 1 -> 0 over the warmup
+    rising = lambda step: start + (1.0 - start) * (1.0 - falling(step))  # noqa: E731
+    return optax.join_schedules([rising, optax.cosine_decay_schedule(1.0, max(total - warmup, 1), alpha=final)],
+                                [warmup])
 
 
 def check_optimizer_config(config: ml_collections.ConfigDict) -> None:
@@ -92,7 +113,7 @@ def check_optimizer_config(config: ml_collections.ConfigDict) -> None:
 
 
 def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
-                    epochs: int) -> optax.GradientTransformation:
+                    epochs: int, ema: float = 0.0) -> optax.GradientTransformation:
     """The optimizer that `config` (the `optimizer` section) describes.
 
     Keys: `name`, `learning_rate` (peak), `schedule`, `warmup_epochs`, `final_lr_ratio`,
@@ -102,8 +123,11 @@ def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
     `l1 * sign(params)` added to the gradient of every parameter; without the key there is no L1
     term and no `l1` hyperparameter), `clip_norm`
     (global-norm clipping, 0 = off), and optionally `freeze` and `lr_multipliers` (see `grouped`).
+    `ema` (`train.ema`): 0, or the decay of a moving average of the weights kept in the optimizer
+    state (`jaxdl.train.ema`); without it the optimizer state is the plain one.
     """
     check_optimizer_config(config)
+    check_range("config.train.ema", ema, low=0, high=1, high_inclusive=False)
     shape = schedule_shape(config, steps_per_epoch * epochs, steps_per_epoch)
     rule = OPTIMIZERS[config.name]
     momentum = config.get("momentum", 0.9)
@@ -124,8 +148,10 @@ def build_optimizer(config: ml_collections.ConfigDict, *, steps_per_epoch: int,
         if l1 is not None:
             before.append(add_l1_subgradient(l1))
         if not freeze and not multipliers:
-            return optax.chain(*before, *update_rule(1.0))
-        return grouped(update_rule, before, freeze, multipliers)
+            core = optax.chain(*before, *update_rule(1.0))
+        else:
+            core = grouped(update_rule, before, freeze, multipliers)
+        return optax.chain(core, params_ema(ema)) if ema else core
 
     hyperparams = {"learning_rate": config.learning_rate, "weight_decay": config.get("weight_decay", 0.0)}
     if "l1" in config:

@@ -37,6 +37,10 @@ class TrainState(struct.PyTreeNode):
       batch_stats: batch-norm statistics ({} for models without batch norm).
       apply_fn, tx, metrics_fn: the model's apply, the optimizer and the metrics function
         (static: not arrays, not saved).
+      accumulate_steps: static: each step's batch is split into this many micro-batches whose
+        gradients are averaged (`train.accumulate_steps`; 1: the batch at once).
+      augment: static: None, or `(key, batch) -> batch` applied to each training batch in the
+        compiled step (`jaxdl.models.augment.augmenter`, from `train.augment`).
       loss_scale: None: no loss scaling (float32 and bfloat16 models). A class attribute, not a
         field, so the state's pytree, and the checkpoints that hold it, are those of a run made
         before loss scaling existed. A float16 model's state is a `ScaledTrainState`.
@@ -50,6 +54,8 @@ class TrainState(struct.PyTreeNode):
     apply_fn: Callable = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
     metrics_fn: MetricsFn = struct.field(pytree_node=False)
+    accumulate_steps: int = struct.field(pytree_node=False, default=1)
+    augment: Callable | None = struct.field(pytree_node=False, default=None)
     loss_scale: ClassVar[DynamicScale | None] = None
 
     def variables(self, params: PyTree | None = None) -> dict:

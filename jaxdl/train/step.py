@@ -42,14 +42,20 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *,
     step counter and the scale change) and, unlike "nonfinite", it is no sign of divergence.
     """
     dropout_key = jax.random.fold_in(stream_keys(state)[0], state.step)
+    if state.augment is not None:  # its own stream, so dropout draws the same bits with or without it
+        batch = state.augment(jax.random.fold_in(dropout_key, AUGMENT_STREAM), batch)
 
     def loss_fn(params):
         outputs, batch_stats = apply_model(state, params, batch["x"], train=True, dropout_key=dropout_key)
-        metrics = batch_metrics(state.metrics_fn, outputs, batch)
+        metrics = mixed_metrics(state.metrics_fn, outputs, batch)
         return jnp.mean(metrics["loss"]), (metrics, batch_stats)
 
     extra, advanced = {}, {"step": state.step + 1}
-    if state.loss_scale is None:
+    if state.loss_scale is None and state.accumulate_steps > 1:
+        (loss, (metrics, batch_stats)), grads = accumulated_gradients(state, batch, dropout_key)
+        finite = nonfinite.all_finite((loss, grads))
+        update = finite if skip_nonfinite else None
+    elif state.loss_scale is None:
         (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         finite = nonfinite.all_finite((loss, grads))
         update = finite if skip_nonfinite else None
@@ -70,6 +76,50 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *,
     else:
         new_state = apply(None)
     return new_state, {**{name: jnp.mean(value) for name, value in metrics.items()}, "nonfinite": ~finite, **extra}
+
+
+# Folded into a step's dropout key to make its augmentation key (`train.augment`).
+AUGMENT_STREAM = 0x61756720
+
+
+def mixed_metrics(metrics_fn, outputs: jax.Array, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Per-example metrics; for a batch mixed by mixup or cutmix (`jaxdl.models.augment`: "mix" (B,), the
+    weight of the example's own label, and "y_mix", its partner's label) the weighted sum of the
+    metrics against both labels, which for cross-entropy is the loss against the mixed soft label."""
+    metrics = batch_metrics(metrics_fn, outputs, batch)
+    if "mix" not in batch:
+        return metrics
+    partner = batch_metrics(metrics_fn, outputs, {**batch, "y": batch["y_mix"]})
+    weight = batch["mix"]
+    return {name: weight * value + (1.0 - weight) * partner[name] for name, value in metrics.items()}
+
+
+def accumulated_gradients(state: TrainState, batch: dict[str, jax.Array], dropout_key: jax.Array):
+    """`value_and_grad` of the batch-mean loss, computed over `state.accumulate_steps` micro-batches in turn
+    (a `lax.scan`: the activations of one micro-batch at a time) -> ((loss, (per-example metrics (B,),
+    batch_stats)), grads). Micro-batch i is rows [i * B/k, (i + 1) * B/k) and draws dropout from
+    `dropout_key` folded with i; batch-norm statistics are updated micro-batch after micro-batch."""
+    k = state.accumulate_steps
+
+    def loss_fn(params, micro, key, batch_stats):
+        outputs, new_stats = apply_model(state.replace(batch_stats=batch_stats), params, micro["x"], train=True,
+                                         dropout_key=key)
+        metrics = mixed_metrics(state.metrics_fn, outputs, micro)
+        return jnp.mean(metrics["loss"]), (metrics, new_stats)
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def body(carry, inputs):
+        grad_sum, loss_sum, stats = carry
+        index, micro = inputs
+        (loss, (metrics, stats)), grads = grad_fn(state.params, micro, jax.random.fold_in(dropout_key, index), stats)
+        return (jax.tree.map(jnp.add, grad_sum, grads), loss_sum + loss, stats), metrics
+
+    micro = jax.tree.map(lambda a: a.reshape(k, a.shape[0] // k, *a.shape[1:]), batch)
+    start = (jax.tree.map(jnp.zeros_like, state.params), jnp.zeros((), jnp.float32), state.batch_stats)
+    (grads, loss, stats), metrics = jax.lax.scan(body, start, (jnp.arange(k), micro))
+    metrics = jax.tree.map(lambda m: m.reshape(-1, *m.shape[2:]), metrics)
+    return (loss / k, (metrics, stats)), jax.tree.map(lambda g: g / k, grads)
 
 
 def masked_sum(value: jax.Array, mask: jax.Array) -> jax.Array:

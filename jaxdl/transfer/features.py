@@ -215,7 +215,7 @@ def fit_head(state: TrainState, head: Head, train: dict[str, np.ndarray], valida
     tx = build_optimizer(plain, steps_per_epoch=len(train["y"]) // batch_size, epochs=epochs)
     params = nest(head.path, get_subtree(state.params, head.path))
     small = state.replace(params=params, opt_state=tx.init(params), batch_stats={}, tx=tx,
-                          apply_fn=head_apply_fn(head))
+                          apply_fn=head_apply_fn(head), augment=None)  # features, not images: nothing to augment
     first = [True]
 
     def record(entry: dict) -> None:

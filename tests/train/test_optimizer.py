@@ -168,3 +168,10 @@ def test_weight_decay_mask_holds_for_each_member_of_a_sweep(name):
 def test_weight_decay_on_is_checked():
     with pytest.raises(InputError, match="config.optimizer.weight_decay_on: unknown name.*did you mean 'kernels'"):
         build_optimizer(optimizer_config(weight_decay_on="kernel"), steps_per_epoch=1, epochs=1)
+
+
+def test_onecycle_rises_from_a_25th_to_the_peak_then_falls():
+    shape = schedule_shape(optimizer_config(schedule="onecycle", warmup_epochs=0.0, final_lr_ratio=0.0), 100, 10)
+    values = np.array([float(shape(step)) for step in range(101)])
+    assert values[0] == pytest.approx(1 / 25) and int(np.argmax(values)) == 25  # a quarter of the run
+    assert np.all(np.diff(values[:26]) > 0) and np.all(np.diff(values[25:]) < 0) and values[-1] == pytest.approx(0)
