@@ -280,6 +280,9 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
     first steps, keep the fastest), "epoch" (the whole epoch as one loop), or a number K as a string
     ("1": one jitted step per call). The same bits whatever it is (`jaxdl.train.calls`).
     eval.batch_size: evaluation batch (rounded to the device count, capped at the split size).
+    eval.questions: which of the questions before trusting a network the run answers (docs/questions.md):
+    "all", "none", or names joined by commas: simpler_methods, why, good_enough, data, compute.
+    eval.learning_curve: also train on 10, 25, 50% of train (a few seeds each) to say whether more data would help.
     checkpoint.every_epochs: save every this many epochs (0: by time only).
     checkpoint.every_seconds: save when this many seconds passed since the last save (0: off).
     checkpoint.keep: how many of the latest checkpoints to keep (each holds the best model too).
@@ -288,7 +291,8 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
         "epochs": epochs, "batch_size": batch_size, "patience": patience,
         "nan_policy": "halt", "max_consecutive_nonfinite": 20, "steps_per_call": "auto",
     })
-    config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size})
+    config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size, "questions": "all",
+                                             "learning_curve": False})
     config.checkpoint = ml_collections.ConfigDict({"every_epochs": 0, "every_seconds": 30.0, "keep": 2})
     return config
 
