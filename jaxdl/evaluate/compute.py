@@ -179,12 +179,13 @@ def sentence(result: dict) -> str:
     parts = [f"One training step (batch {result['batch_size']}) is {human_flops(result['flops_per_step'])} and needs "
              f"{human_bytes(memory)} of device memory; the data takes {human_bytes(result['data_bytes']['total'])} "
              f"in memory and {human_bytes(result['disk_bytes'])} on disk.",
-             f"Projected: {1000 * result['seconds_per_step']:.3g} ms per step, {result['projected_epoch_seconds']:.3g} s "
-             f"per epoch of {result['steps_per_epoch']} steps, at most {result['projected_seconds']:.3g} s for "
+             f"Projected: {1000 * result['seconds_per_step']:.3g} ms per step, "
+             f"{result['projected_epoch_seconds']:.3g} s per epoch of {result['steps_per_epoch']} steps, "
+             f"at most {result['projected_seconds']:.3g} s for "
              f"{result['epochs']} epochs (with {result['compile_seconds']:.2g} s of compiling)."]
     actual = result.get("actual")
     if actual and actual["ratio"] is not None:
         parts.append(f"Measured: {actual['epoch_seconds']:.3g} s per epoch ({actual['ratio']:.2f}x the projection; "
-                     f"the epoch also validates), {actual['train_seconds']:.3g} s for the {actual['epochs_run']} epochs "
-                     f"run (projected {actual['projected_for_epochs_run']:.3g} s).")
+                     f"the epoch also validates), {actual['train_seconds']:.3g} s for the {actual['epochs_run']} "
+                     f"epochs run (projected {actual['projected_for_epochs_run']:.3g} s).")
     return " ".join(parts)

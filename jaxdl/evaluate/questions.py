@@ -31,13 +31,6 @@ from jaxdl.evaluate.simpler import answer_simpler_methods
 from jaxdl.train.state import TrainState
 
 QUESTIONS = ("simpler_methods", "why", "good_enough", "data", "compute")
-TITLES = {
-    "simpler_methods": "Have you ruled out simpler machine-learning methods?",
-    "why": "Do you need insight into why it made a specific decision?",
-    "good_enough": "How will you evaluate it? When is it good enough?",
-    "data": "Do you have plenty of varied training data?",
-    "compute": "Do you have the processing power and storage?",
-}
 TURNED_OFF = {"run": False, "reason": "turned off (eval.questions)"}
 
 

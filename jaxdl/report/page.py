@@ -178,10 +178,12 @@ def activation_file(layer: str) -> str:
     return f"activations_{safe}.png"
 
 
-def render(summary: dict, config: dict, images: dict[str, bytes], *, features: dict | None = None) -> str:
+def render(summary: dict, config: dict, images: dict[str, bytes], *, features: dict | None = None,
+           more: str = "") -> str:
     """The whole page. `images` maps file names (learning_curves.png, ...) to PNG bytes. For tabular
     data, `features` holds the inputs of the worst errors and of the activation examples,
-    {"worst_errors": (k, F), "activations": (n, F)}, shown as table rows."""
+    {"worst_errors": (k, F), "activations": (n, F)}, shown as table rows. `more`: HTML of further
+    sections (the questions), placed before the config."""
     title = f"{summary.get('experiment') or 'run'} report: {summary.get('model', '')} on {summary['data']['name']}"
     data = summary["data"]
     devices = summary.get("devices", {})
@@ -195,6 +197,7 @@ def render(summary: dict, config: dict, images: dict[str, bytes], *, features: d
     else:
         body.append(regression_sections(summary, images))
     body.append(activation_section(summary, images, features))
+    body.append(more)
     body.append("<h2>Config</h2><pre>" + esc(json.dumps(config, indent=2)) + "</pre>")
     body.append("<h2>summary.json</h2><details><summary>show</summary><pre>"
                 + esc(json.dumps(summary, indent=2)) + "</pre></details>")

@@ -26,9 +26,9 @@ from jaxdl import data as data_lib
 from jaxdl import parallel, paths
 from jaxdl.deploy import drift_features
 from jaxdl.errors import InputError, check_range
+from jaxdl.evaluate import questions
 from jaxdl.evaluate.analysis import check_eval_config
 from jaxdl.evaluate.members import sweep_summary
-from jaxdl.evaluate import questions
 from jaxdl.evaluate.passes import count_params
 from jaxdl.evaluate.review import review_run
 from jaxdl.models import build_model
