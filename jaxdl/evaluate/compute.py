@@ -5,7 +5,10 @@ analysis (FLOPs per step: a multiply-add counts 2, an add or compare 1, as XLA c
 optimised program, gradients and optimizer update included) and memory analysis (the bytes of its
 arguments, outputs and temporaries on the device). The dataset's size in memory (the host arrays
 of every split) and on disk (its prepared ArrayRecord files). The run time projected from the first
-steps: the compiled step is run a few times and timed, times the steps of an epoch and the epochs.
+steps: the compiled step is run a few times and timed, times the steps of an epoch (plus the
+validation pass, counted as a third of a step per example: forward only) and the epochs. Host
+work between epochs (reading the metrics, writing metrics.jsonl) is not counted: it matters only
+for models that train an epoch in milliseconds.
 After the run, `check_projection` sets it against the epochs' measured time.
 """
 
@@ -124,13 +127,15 @@ def answer_compute(state: TrainState, splits: Splits, *, batch_size: int, epochs
     compile_seconds = time.perf_counter() - tick
     per_step, timed = seconds_per_step(compiled, placed, batch)
     steps = size(splits.train) // batch_size
+    # Validation: a forward pass, about a third of a training step (forward and backward) per example.
+    validation_seconds = per_step * size(splits.validation) / (3 * batch_size)
     cost = step_cost(compiled)
     result = {"run": True, "flops_per_step": cost["flops"], "bytes_accessed_per_step": cost["bytes_accessed"],
               "device_memory": step_memory(compiled), "data_bytes": memory_bytes(splits),
               "disk_bytes": disk_bytes(data_config), "steps_per_epoch": steps, "batch_size": batch_size,
               "members": members, "seconds_per_step": per_step, "steps_timed": timed,
-              "compile_seconds": compile_seconds, "projected_epoch_seconds": per_step * steps,
-              "projected_seconds": compile_seconds + per_step * steps * epochs, "epochs": epochs,
+              "compile_seconds": compile_seconds, "projected_epoch_seconds": per_step * steps + validation_seconds,
+              "projected_seconds": compile_seconds + (per_step * steps + validation_seconds) * epochs, "epochs": epochs,
               "devices": int(mesh.devices.size)}
     result["answer"] = sentence(result)
     return result

@@ -37,6 +37,9 @@ TURNED_OFF = {"run": False, "reason": "turned off (eval.questions)"}
 def asked(eval_config: ml_collections.ConfigDict | dict) -> tuple[str, ...]:
     """The questions `eval.questions` asks for, checked: "all" (the default), "none" (or ""), or
     names of QUESTIONS joined by commas (a tuple of them is taken too)."""
+    learning_curve = eval_config.get("learning_curve", False)
+    if not isinstance(learning_curve, bool):
+        raise InputError("config.eval.learning_curve", "wrong type", got=learning_curve, expected="true or false")
     value = eval_config.get("questions", "all")
     if isinstance(value, str):
         value = value.strip()
@@ -50,9 +53,6 @@ def asked(eval_config: ml_collections.ConfigDict | dict) -> tuple[str, ...]:
                          expected="all, none, or names joined by commas, e.g. data,compute")
     for name in names:
         check_choice("config.eval.questions", name, QUESTIONS)
-    learning_curve = eval_config.get("learning_curve", False)
-    if not isinstance(learning_curve, bool):
-        raise InputError("config.eval.learning_curve", "wrong type", got=learning_curve, expected="true or false")
     return tuple(q for q in QUESTIONS if q in names)
 
 

@@ -9,6 +9,7 @@ deep model, with a 95% interval (`jaxdl.evaluate.intervals`).
 Affordable for any input: at most MAX_TRAIN_ROWS training and validation rows and MAX_TEST_ROWS
 test rows (seeded random subsets; the deep model is then scored on the same test rows), one CPU
 thread each, and a time budget: once BUDGET_SECONDS are spent, the methods left are skipped.
+scikit-learn is imported only when the question is asked (~1 s).
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-from threadpoolctl import threadpool_limits
 
 from jaxdl.data import Splits
 from jaxdl.evaluate.intervals import compare, scored, wilson
@@ -48,6 +45,8 @@ def targets(y: np.ndarray, task: str) -> np.ndarray:
 
 def nearest_neighbours(task: str, train, validation):
     """k-NN with k of NEIGHBOURS chosen by validation score (the smallest k on a tie); -> (model, {"k"})."""
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor  # noqa: PLC0415 (only when asked)
+
     kind = KNeighborsClassifier if task == "classification" else KNeighborsRegressor
     best = None
     for k in NEIGHBOURS:
@@ -61,11 +60,15 @@ def nearest_neighbours(task: str, train, validation):
 
 
 def linear(task: str, train, validation):
+    from sklearn.linear_model import LogisticRegression, Ridge  # noqa: PLC0415
+
     model = LogisticRegression(max_iter=1000) if task == "classification" else Ridge(alpha=1.0)
     return model.fit(*train), {}
 
 
 def trees(task: str, train, validation):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor  # noqa: PLC0415
+
     if task == "classification":
         model = HistGradientBoostingClassifier(**TREES, early_stopping=True, random_state=0)
     else:
@@ -101,6 +104,8 @@ def answer_simpler_methods(splits: Splits, test_outputs: np.ndarray, *, model_na
     "vs_deep", "seconds", "settings"}], "skipped": [{"name", "reason"}], "train_rows", "test_rows",
     "budget_seconds"}; a score is `jaxdl.evaluate.intervals.scored`'s dict.
     """
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415 (scikit-learn's, imported with it)
+
     task = splits.info.task
     if not isinstance(splits.train, dict):
         return {"run": False, "reason": "the training split was streamed (data.pipeline), not held in memory"}
