@@ -26,6 +26,7 @@ from jaxdl.errors import InputError, check_choice
 from jaxdl.evaluate import compute as compute_lib
 from jaxdl.evaluate.data_checks import answer_data
 from jaxdl.evaluate.good_enough import answer_good_enough
+from jaxdl.evaluate.learning_curve import answer_learning_curve
 from jaxdl.evaluate.review import Review
 from jaxdl.evaluate.simpler import answer_simpler_methods
 from jaxdl.train.state import TrainState
@@ -98,7 +99,12 @@ def after_training(config: ml_collections.ConfigDict, splits: Splits, kept: Trai
                                              per_class=review.fields.get("per_class"),
                                              target=eval_config.get("target_accuracy", None), seed=config.seed)
         elif name == "data":
-            found[name] = before.get("data") or answer_data(splits)
+            found[name] = dict(before.get("data") or answer_data(splits))
+            if eval_config.get("learning_curve", False):
+                curve = answer_learning_curve(config, splits, kept, mesh)
+                found[name]["learning_curve"] = curve
+                if curve["run"]:
+                    found[name]["answer"] += " " + curve["answer"]
         elif name == "compute":
             found[name] = compute_lib.check_projection(before["compute"], history or [],
                                                        summary.get("train_seconds", 0.0)) \

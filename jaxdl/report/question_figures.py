@@ -104,6 +104,8 @@ def data(answer: dict, path: str, class_names: list | None = None) -> str:
         ax.errorbar(sizes, [p["mean"] for p in points], yerr=[p["std"] for p in points], marker="o", color=TRAIN,
                     capsize=4)
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
         ax.set_xlabel("training examples (log scale)")
         ax.set_ylabel(f"validation {curve['metric']}")
         ax.set_title("learning curve (mean and spread over seeds)", fontsize=10)
