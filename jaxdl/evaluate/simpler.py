@@ -104,7 +104,11 @@ def answer_simpler_methods(splits: Splits, test_outputs: np.ndarray, *, model_na
     "vs_deep", "seconds", "settings"}], "skipped": [{"name", "reason"}], "train_rows", "test_rows",
     "budget_seconds"}; a score is `jaxdl.evaluate.intervals.scored`'s dict.
     """
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415 (scikit-learn's, imported with it)
+    # Imported here, once, so that the methods' times below do not include it.
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.neighbors  # noqa: F401
+    from threadpoolctl import threadpool_limits
 
     task = splits.info.task
     if not isinstance(splits.train, dict):

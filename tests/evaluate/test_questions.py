@@ -20,13 +20,18 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 
+from jaxdl import parallel
 from jaxdl.data import DataInfo, Splits
 from jaxdl.errors import InputError
-from jaxdl.evaluate import compute, data_checks, good_enough, intervals, questions, simpler
+from jaxdl.evaluate import compute, data_checks, good_enough, intervals, learning_curve, questions, simpler
+from jaxdl.models.mlp import MLP
 from jaxdl.report import run_schema
 from jaxdl.report.console import final_table
 from jaxdl.run.config import load_config
 from jaxdl.run.pipeline import train_and_evaluate
+from jaxdl.train.losses import metrics_for_task
+from jaxdl.train.optimizer import build_optimizer
+from jaxdl.train.state import create_state
 
 
 @pytest.fixture(autouse=True)
@@ -225,3 +230,21 @@ def test_eval_questions_chooses_and_checks_names():
 
 def test_the_summary_stays_json_without_nan(run):
     json.dumps(run[1]["questions"], allow_nan=False)
+
+
+@pytest.mark.slow
+def test_the_learning_curve_trains_each_size_with_its_seeds_side_by_side(digits):
+    config = load_config(os.path.join(REPO, "configs", "mlp.py:tiny"))
+    with config.unlocked():
+        config.model.hidden_sizes = (8,)
+        config.train.epochs, config.train.batch_size = 2, 64
+    model = MLP(num_outputs=10, hidden_sizes=(8,))
+    state = create_state(model, build_optimizer(config.optimizer, steps_per_epoch=20, epochs=2), (8, 8, 1), 0,
+                         metrics_for_task("classification"))
+    curve = learning_curve.answer_learning_curve(config, digits, state, parallel.make_mesh())
+    assert curve["run"] is True
+    assert [p["train_examples"] for p in curve["points"]] == [round(f * 1295) for f in learning_curve.FRACTIONS]
+    assert all(len(p["scores"]) == learning_curve.SEEDS and 0 <= p["mean"] <= 1 for p in curve["points"])
+    assert len({tuple(p["scores"]) for p in curve["points"]}) == len(curve["points"])
+    assert curve["points"][-1]["mean"] > curve["points"][0]["mean"]  # 1295 examples beat 130 after two epochs
+    assert curve["verdict"] in curve["answer"]
