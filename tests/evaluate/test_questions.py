@@ -17,6 +17,7 @@ import pytest
 from conftest import REPO
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import precision_recall_fscore_support
 from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 
@@ -101,6 +102,21 @@ def test_simpler_methods_score_as_a_direct_scikit_learn_fit_on_the_same_split(ru
     for method in answer["methods"]:
         assert method["vs_deep"] == intervals.compare(method["test"], deep)
     assert answer["answer"].startswith(("No:", "Yes:", "Not clearly:"))
+
+
+def test_per_class_figures_equal_scikit_learn_on_the_same_predictions(run):
+    summary = run[1]
+    confusion = np.asarray(summary["confusion_matrix"])
+    true = np.repeat(np.repeat(np.arange(10), 10), confusion.reshape(-1))
+    predicted = np.repeat(np.tile(np.arange(10), 10), confusion.reshape(-1))
+    precision, recall, f1, support = precision_recall_fscore_support(true, predicted, labels=range(10),
+                                                                     zero_division=0)
+    rows = summary["per_class"]
+    assert [r["precision"] for r in rows] == pytest.approx(precision)
+    assert [r["recall"] for r in rows] == pytest.approx(recall)
+    assert [r["f1"] for r in rows] == pytest.approx(f1)
+    weakest = summary["questions"]["good_enough"]["weakest_class"]
+    assert weakest["f1"] == pytest.approx(f1.min())
 
 
 def test_wilson_interval_and_the_comparison():
