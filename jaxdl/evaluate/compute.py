@@ -54,7 +54,10 @@ def compile_step(state: TrainState, batch: dict, *, members: int, mesh: Mesh, sk
 
 def step_cost(compiled) -> dict:
     """{"flops", "bytes_accessed"} of one step from XLA's cost analysis (None where XLA gives none)."""
-    cost = compiled.cost_analysis()
+    try:
+        cost = compiled.cost_analysis()
+    except (NotImplementedError, RuntimeError):  # a backend without cost analysis
+        cost = None
     cost = cost[0] if isinstance(cost, (list, tuple)) else (cost or {})
     flops, accessed = cost.get("flops"), cost.get("bytes accessed")
     return {"flops": float(flops) if flops is not None else None,
@@ -64,7 +67,10 @@ def step_cost(compiled) -> dict:
 def step_memory(compiled) -> dict:
     """Device bytes of the step: {"arguments", "outputs", "temporaries", "aliased", "code", "total"}
     (total = arguments + outputs + temporaries - aliased + code); {} when the backend gives none."""
-    stats = compiled.memory_analysis()
+    try:
+        stats = compiled.memory_analysis()
+    except (NotImplementedError, RuntimeError):  # a backend without memory analysis
+        stats = None
     if stats is None:
         return {}
     found = {"arguments": stats.argument_size_in_bytes, "outputs": stats.output_size_in_bytes,
