@@ -7,7 +7,6 @@ error: a percentile bootstrap over the test examples (scipy's `bootstrap`, seede
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 1000
@@ -15,6 +14,8 @@ BOOTSTRAP_RESAMPLES = 1000
 
 def wilson(correct: int, count: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """(low, high) of the Wilson interval for `correct` successes in `count` trials; (0, 1) for none."""
+    from scipy import stats  # noqa: PLC0415 (~0.5 s to import: only for a run that asks the questions)
+
     if count <= 0:
         return 0.0, 1.0
     interval = stats.binomtest(int(correct), int(count)).proportion_ci(confidence_level=confidence, method="wilson")
@@ -27,6 +28,8 @@ def bootstrap_mean(values: np.ndarray, seed: int = 0, confidence: float = CONFID
     if len(values) < 2 or np.all(values == values[0]):
         mean = float(values.mean()) if len(values) else float("nan")
         return mean, mean
+    from scipy import stats  # noqa: PLC0415
+
     result = stats.bootstrap((values,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=confidence,
                              method="percentile", random_state=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
