@@ -1,8 +1,9 @@
 """Question 4, "do you have plenty of varied training data?": checks on the run's splits.
 
 Class balance per split; test examples that also occur in the training split (leakage), exactly
-(same stored values) or nearly (the same after coarsening: COARSE_LEVELS levels per value, images
-average-pooled 2x2 when at least 16 pixels high and wide), found by hashing each example's bytes;
+(same stored values) or nearly (the same after coarsening: images averaged over blocks to at most
+8x8, every value cut to COARSE_LEVELS levels, on two grids half a level apart), found by hashing
+each example's bytes;
 constant and all-missing (NaN) input features of the training split; a test set smaller than
 MIN_TEST_EXAMPLES, which gets a `warning:` line. The learning curve is `jaxdl.evaluate.learning_curve`.
 """
@@ -22,6 +23,7 @@ log = logging.getLogger("jaxdl")
 # Below this many test examples a 95% interval on an accuracy near 0.5 is wider than +-0.1.
 MIN_TEST_EXAMPLES = 100
 COARSE_LEVELS = 8
+POOLED_SIDE = 8  # images are compared as at most 8x8 block averages
 SHOWN = 10  # indices or names listed of each finding
 
 
@@ -31,15 +33,21 @@ def row_hashes(x: np.ndarray) -> list[bytes]:
     return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
 
 
-def coarsen(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """`x` (n, ...) as uint8 levels 0..COARSE_LEVELS-1 between `low` and `high` (broadcast to one
-    example), after a 2x2 average pool for images of at least 16x16 (then `low`, `high` must be scalars)."""
-    x = np.nan_to_num(np.asarray(x, np.float32))
-    if x.ndim >= 3 and x.shape[1] >= 16 and x.shape[2] >= 16:
-        h, w = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2
-        x = x[:, :h, :w].reshape(len(x), h // 2, 2, w // 2, 2, *x.shape[3:]).mean(axis=(2, 4))
+def pooled(x: np.ndarray) -> np.ndarray:
+    """Images (n, H, W, ...) averaged over blocks to at most POOLED_SIDE x POOLED_SIDE; other inputs as they are."""
+    if x.ndim < 3 or max(x.shape[1], x.shape[2]) <= POOLED_SIDE:
+        return x
+    bh, bw = -(-x.shape[1] // POOLED_SIDE), -(-x.shape[2] // POOLED_SIDE)
+    h, w = x.shape[1] // bh * bh, x.shape[2] // bw * bw
+    return x[:, :h, :w].reshape(len(x), h // bh, bh, w // bw, bw, *x.shape[3:]).mean(axis=(2, 4))
+
+
+def coarsen(x: np.ndarray, low, high, offset: float = 0.0) -> np.ndarray:
+    """`x` (n, ...) as uint8 levels 0..COARSE_LEVELS between `low` and `high` (scalars, or one value per
+    feature of a table), the level edges shifted by `offset` (a fraction of a level); images pooled first."""
+    x = pooled(np.nan_to_num(np.asarray(x, np.float32)))
     scaled = (x - low) / np.where(high > low, high - low, 1.0)
-    return np.clip(np.floor(scaled * COARSE_LEVELS), 0, COARSE_LEVELS - 1).astype(np.uint8)
+    return np.clip(np.floor(scaled * COARSE_LEVELS + offset), 0, COARSE_LEVELS).astype(np.uint8)
 
 
 def value_range(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +70,11 @@ def duplicates(train_x: np.ndarray, test_x: np.ndarray) -> dict:
     indices), "near": count of the others whose coarsened form is in train, "near_indices"}."""
     exact = shared(row_hashes(train_x), row_hashes(test_x))
     low, high = value_range(train_x)
-    near = sorted(set(shared(row_hashes(coarsen(train_x, low, high)), row_hashes(coarsen(test_x, low, high))))
-                  - set(exact))
+    near = set()
+    for offset in (0.0, 0.5):  # a small change that crosses a level edge of one grid rarely crosses both
+        near |= set(shared(row_hashes(coarsen(train_x, low, high, offset)),
+                           row_hashes(coarsen(test_x, low, high, offset))))
+    near = sorted(near - set(exact))
     return {"exact": len(exact), "exact_indices": exact[:SHOWN], "near": len(near), "near_indices": near[:SHOWN]}
 
 
