@@ -12,8 +12,8 @@ TITLES = {
     "data": "Do you have plenty of varied training data?",
     "compute": "Do you have the processing power and storage?",
 }
-FIGURES = {"simpler_methods": "simpler_methods.png", "good_enough": "good_enough.png", "data": "data.png",
-           "compute": "compute.png"}
+FIGURES = {"simpler_methods": "simpler_methods.png", "why": "why.png", "good_enough": "good_enough.png",
+           "data": "data.png", "compute": "compute.png"}
 
 
 def interval(score: dict) -> str:
