@@ -73,7 +73,12 @@ def before_training(config: ml_collections.ConfigDict, splits: Splits, state: Tr
 
 def answer_why(config: ml_collections.ConfigDict, splits: Splits, kept: TrainState, review: Review,
                mesh: Mesh) -> dict:
-    """The `why` answer (attributions per prediction). The hook for `jaxdl.evaluate.attributions`."""
+    """The `why` answer (attributions per prediction): the hook for `jaxdl.evaluate.attributions`.
+
+    Returns {"run": True, "answer": a sentence, ...its numbers} or {"run": False, "reason"}. The report
+    shows "answer", then `why.png` when `jaxdl.report.question_figures.draw` writes one, and the
+    run schema (`jaxdl.report.run_schema.QUESTIONS["why"]`) checks what it names.
+    """
     return {"run": False, "reason": "attributions are not part of this jaxdl yet"}
 
 
