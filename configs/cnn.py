@@ -33,6 +33,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict()
     config.model.name = "cnn"  # cnn | resnet | resnet18 | resnet34 | resnet50
     config.model.dtype = "float32"  # compute: float32 | bfloat16 | float16; parameters stay float32 (docs/models.md)
+    config.model.summary_only = False  # true: print the layers and parameter counts, exit (no training, no workdir)
     config.model.channels = (32, 64)  # per conv block (cnn) or per stage (resnet)
     config.model.kernel_size = 3
     config.model.strides = 1

@@ -26,6 +26,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict()
     config.model.name = "hybrid"
     config.model.dtype = "float32"  # compute: float32 | bfloat16 | float16; parameters stay float32 (docs/models.md)
+    config.model.summary_only = False  # true: print the layers and parameter counts, exit (no training, no workdir)
     config.model.encoder = ml_collections.ConfigDict()  # the CNN applied to every frame
     config.model.encoder.channels = (32, 64)
     config.model.encoder.kernel_size = 3

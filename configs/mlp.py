@@ -36,6 +36,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"
     config.model.dtype = "float32"  # compute: float32 | bfloat16 | float16; parameters stay float32 (docs/models.md)
+    config.model.summary_only = False  # true: print the layers and parameter counts, exit (no training, no workdir)
     config.model.hidden_sizes = (512, 512)
     config.model.activation = "relu"
     config.model.dropout = 0.0

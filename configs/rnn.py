@@ -31,6 +31,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict()
     config.model.name = "rnn"
     config.model.dtype = "float32"  # compute: float32 | bfloat16 | float16; parameters stay float32 (docs/models.md)
+    config.model.summary_only = False  # true: print the layers and parameter counts, exit (no training, no workdir)
     config.model.cell = "lstm"  # simple | lstm | gru
     config.model.hidden_size = 128
     config.model.num_layers = 1

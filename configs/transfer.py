@@ -25,6 +25,8 @@ Variants, as `--config configs/transfer.py:NAME`:
 
 import ml_collections
 
+from jaxdl.train import sweep
+
 
 def data_section(name: str, classes: tuple[int, ...]) -> ml_collections.ConfigDict:
     section = ml_collections.ConfigDict()
@@ -120,6 +122,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     config.checkpoint.every_epochs = 0
     config.checkpoint.every_seconds = 30.0
     config.checkpoint.keep = 2
+
+    # A sweep is refused here: this experiment runs its own grid of budgets, strategies and seeds.
+    config.sweep = sweep.default_config()
 
     if variant == "tiny":
         config.model.channels = (8,)

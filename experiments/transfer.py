@@ -56,6 +56,7 @@ from jaxdl.train.digest import params_sha256
 from jaxdl.train.losses import metrics_for_task
 from jaxdl.train.optimizer import build_optimizer, check_optimizer_config
 from jaxdl.train.state import create_state
+from jaxdl.train.sweep import members_of
 from jaxdl.transfer.imported import read_imported
 from jaxdl.transfer.phases import Phase, run_phases, two_phases
 from jaxdl.transfer.pretrained import format_report, initialise_from, read_pretrained
@@ -70,6 +71,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     """Host-side checks of the keys only this experiment reads (before loading or compiling)."""
     check_optimizer_config(config.optimizer)
     check_optimizer_config(config.pretrain.optimizer)
+    if members_of(config):
+        raise InputError("config.sweep", "the transfer experiment cannot sweep: it trains its own grid of label "
+                         "budgets, strategies and seeds", got=config.sweep.to_dict(),
+                         expected="no sweep (config.seeds sets the seeds; sweep the source with experiments.cnn)")
     check_range("config.seeds", config.seeds, low=1, integer=True)
     check_range("config.train.epochs", config.train.epochs, low=1, integer=True)
     check_range("config.train.batch_size", config.train.batch_size, low=1, integer=True)

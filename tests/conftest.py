@@ -6,11 +6,28 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
-import jax
-import pytest
+# One persistent XLA compilation cache for the whole suite: both xdist workers and every subprocess a
+# test starts (they inherit the environment). Tests build the same small programs over and over
+# (fresh jit wrappers, fresh processes); the cache keys on the compiled program itself, so the numbers
+# are the same bits, only the compile is skipped. Set before jax is imported: jax reads these at import.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(),
+                                                               f"jaxdl-tests-xla-cache-{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.05")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 * 1024**3))
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# (Also when a plugin imported jax before this file: then the environment above came too late.)
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ[
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 # Implicit rank promotion hides shape bugs; tests fail on it instead.
 jax.config.update("jax_numpy_rank_promotion", "raise")

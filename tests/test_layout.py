@@ -15,7 +15,9 @@ PACKAGE = pathlib.Path(jaxdl.__file__).parent
 # Each room may import only rooms of a lower rank (and itself).
 RANKS = {"errors": 0, "paths": 0, "parallel": 1, "data": 2, "models": 3, "train": 4, "evaluate": 5, "transfer": 6,
          "report": 7, "deploy": 8, "run": 9, "compare": 10,
-         "predict": 10, "export": 10, "drift": 10, "serve": 10, "__init__": 11}
+         # The live page trains and saves runs with run's writers, and `jaxdl playground` starts it: a peer of run.
+         "playground": 9,
+         "predict": 10, "export": 10, "drift": 10, "serve": 10, "explain": 10, "__init__": 11}
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -141,6 +141,32 @@ def spiral(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, 
 GENERATORS = {"circle": circle, "xor": xor, "gaussian": gaussian, "spiral": spiral}
 
 
+def plane(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Regression: uniform points in [-6, 6]^2, target (x1 + x2) / 10 in [-1.2, 1.2], read at the
+    position plus noise."""
+    points = rng.uniform(-6.0, 6.0, (n, 2))
+    shifted = points + rng.uniform(-6.0, 6.0, (n, 2)) * noise
+    return points, (shifted[:, 0] + shifted[:, 1]) / 10.0
+
+
+GAUSSIAN_CENTERS = ((-4, 2.5, 1), (0, 2.5, -1), (4, 2.5, 1), (-4, -2.5, -1), (0, -2.5, 1), (4, -2.5, -1))
+
+
+def multi_gaussian(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Regression: uniform points in [-6, 6]^2, target +-1 at six centres falling to 0 at distance 2 (the
+    strongest centre wins), read at the position plus noise."""
+    points = rng.uniform(-6.0, 6.0, (n, 2))
+    shifted = points + rng.uniform(-6.0, 6.0, (n, 2)) * noise
+    centers = np.array(GAUSSIAN_CENTERS, np.float64)
+    distance = np.linalg.norm(shifted[:, None, :] - centers[None, :, :2], axis=-1)  # (n, 6)
+    values = centers[None, :, 2] * np.clip(1.0 - distance / 2.0, 0.0, 1.0)
+    return points, values[np.arange(n), np.argmax(np.abs(values), axis=1)]
+
+
+# The playground's two regression sets (targets in about [-1, 1]); the live page trains on them.
+REGRESSION_GENERATORS = {"plane": plane, "multi_gaussian": multi_gaussian}
+
+
 def generate(name: str, config: PlaygroundConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All points of set `name`: (points (n, 2) float32, labels (n,) int64, in_train (n,) bool)."""
     rng = np.random.default_rng([config.seed, zlib.crc32(name.encode())])

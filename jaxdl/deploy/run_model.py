@@ -23,6 +23,7 @@ from jaxdl.data import DataInfo
 from jaxdl.errors import InputError
 from jaxdl.models import build_model
 from jaxdl.models.record import describe, rebuild
+from jaxdl.models.train_argument import with_train_argument
 from jaxdl.train.digest import leaf_specs
 from jaxdl.train.state import TrainState
 from jaxdl.train.sweep import member_labels, members_of
@@ -35,11 +36,11 @@ MODEL_LEAVES = (".train.params", ".train.batch_stats", ".early.best_params", ".e
 def model_of_run(config: ml_collections.ConfigDict, info: DataInfo, model=None):
     """(the Flax module of the run, what it came from: words for error messages)."""
     if model is not None:
-        return model, f"the model passed to load_run ({type(model).__qualname__})"
+        return with_train_argument(model), f"the model passed to load_run ({type(model).__qualname__})"
     record = config.get("model_source")
     if record is not None:
         record = record.to_dict() if isinstance(record, ml_collections.ConfigDict) else record
-        return rebuild(record, WHERE), f"config.json's model_source ({describe(record)})"
+        return with_train_argument(rebuild(record, WHERE)), f"config.json's model_source ({describe(record)})"
     return build_model(config.model, info), f"config.json's model section ({config.model.get('name')!r})"
 
 

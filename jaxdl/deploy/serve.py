@@ -21,6 +21,10 @@ Routes (Starlette on uvicorn):
                      a list of F numbers as the prepared dataset holds them; sequences as nested lists.
   POST /activations  one input -> {"predictions": [row with all classes], "layers": [{name, shape, kind,
                      values}]}: the hidden layers of that input (`jaxdl.evaluate.activations`), for the page.
+  POST /explain      {"inputs": [...]} (at most MAX_EXPLAIN inputs) -> {"method", "steps", "baseline", "explained",
+                     "explanations": [row, ...]}: why the model answers so, the rows of `python -m jaxdl.explain`
+                     (`jaxdl.deploy.explainer`: attributions of the stored input's shape, completeness gap, a
+                     table's top features). Its program compiles on the first /explain request, not at start.
   GET /              a page for a person: draw a digit (or upload a picture), fill in a table's
                      fields, or type a sequence; see the probabilities and the hidden layers.
   GET /info          the run: the model that answers (`model`: "epoch 19 (best of 39)", a sweep's member, a
@@ -76,6 +80,7 @@ from jaxdl.deploy.batcher import Batcher
 from jaxdl.deploy.command import parse_flags, run_command
 from jaxdl.deploy.drift import MAX_WINDOW as MAX_DRIFT_WINDOW
 from jaxdl.deploy.drift import MIN_EXAMPLES, WINDOW, DriftMonitor
+from jaxdl.deploy.explainer import Explainer
 from jaxdl.deploy.predict import prediction_rows
 from jaxdl.deploy.run_loader import Predictor, bucket, encode_table, load_run, model_input
 from jaxdl.deploy.serve_metrics import Instrument, ServeMetrics
@@ -91,12 +96,15 @@ from jaxdl.deploy.serve_requests import (
 )
 from jaxdl.errors import InputError, check_range, parse_number
 from jaxdl.evaluate.activations import model_intermediates, named_layers
+from jaxdl.evaluate.attributions import not_attributable
 
 USAGE = ("usage: python -m jaxdl.serve --workdir RUN [--host 127.0.0.1] [--port 8000] [--max_batch 64] "
          "[--max_wait_ms 5] [--max_body_mb 16] [--max_inputs 65536] [--body_timeout_s 30] "
          "[--allow_origin ORIGIN ...] [--drift_window 1000] [--debug]")
-ROUTES = ("/", "/info", "/health", "/metrics", "/predict", "/activations")
-ROUTE_LIST = "GET /, /info, /health, /metrics; POST /predict, /activations"
+ROUTES = ("/", "/info", "/health", "/metrics", "/predict", "/activations", "/explain")
+ROUTE_LIST = "GET /, /info, /health, /metrics; POST /predict, /activations, /explain"
+# /explain: inputs per request (each costs 65 passes of the model), and per compiled call.
+MAX_EXPLAIN, EXPLAIN_CHUNK = 16, 4
 # Bodies above this are parsed in a thread, so one large request does not hold up the event loop; answers of
 # more than INLINE_ROWS rows x top_k are built there too.
 INLINE_BODY, INLINE_ROWS = 1 << 16, 4096
@@ -205,6 +213,8 @@ class Service:
         variables, info = predictor.variables, predictor.info
         self.activations_jitted = jax.jit(
             lambda x: model_intermediates(predictor.apply_fn, variables, model_input(x, info)))
+        self.explainer = None if not_attributable(predictor.config.model) else \
+            Explainer(predictor, max_chunk=EXPLAIN_CHUNK)
         self.monitor_error: str | None = None
         self.batcher = Batcher(self.run_batch, max_batch, max_wait_s,
                                after_batch=None if monitor is None else monitor.observe,
@@ -303,6 +313,17 @@ def create_app(predictor: Predictor, *, max_batch: int = 64, max_wait_ms: float 
         top_k = predictor.info.num_classes if predictor.info.task == "classification" else 1
         return answer(outputs, top_k, {"layers": layers})
 
+    async def explain(request: Request) -> Response:
+        _, x = await parsed(request)
+        if service.explainer is None:
+            raise InputError("inputs", not_attributable(predictor.config.model))
+        if len(x) > MAX_EXPLAIN:
+            raise RequestError(413, "too_many_inputs", f"/explain takes at most {MAX_EXPLAIN} inputs per request, "
+                               f"got {len(x)}")
+        rows = await service.batcher.run_in_worker(service.explainer, x)
+        header = {k: v for k, v in service.explainer.describe().items() if k != "workdir"}
+        return JSONResponse({**header, "explanations": rows})
+
     async def page(request: Request) -> Response:
         return HTMLResponse(PAGE)
 
@@ -359,7 +380,8 @@ def create_app(predictor: Predictor, *, max_batch: int = 64, max_wait_ms: float 
                             Route("/health", health, methods=["GET"]),
                             Route("/metrics", metrics_page, methods=["GET"]),
                             Route("/predict", predict, methods=["POST"]),
-                            Route("/activations", activations, methods=["POST"])],
+                            Route("/activations", activations, methods=["POST"]),
+                            Route("/explain", explain, methods=["POST"])],
                     exception_handlers={RequestError: on_request_error, InputError: on_input_error,
                                         ClientDisconnect: on_client_abort,
                                         HTTPException: on_http_error, Exception: on_crash},

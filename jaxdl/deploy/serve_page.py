@@ -9,9 +9,12 @@ It reads GET /info and builds the input for the run's kind of data:
     empty is a missing value), sent as an object keyed by the column names;
   - anything else (sequences): a text field of numbers, reshaped to the run's input shape.
 On every change it POSTs the input to /predict (all classes, shown as bars) and to /activations
-(the hidden layers, drawn as strips, matrices or feature maps). `window.lastInput` holds the input
-whose answer is shown in `#predicted`, `window.idle()` says no request is on its way (the browser
-test reads them).
+(the hidden layers, drawn as strips, matrices or feature maps). With "explain" ticked it also POSTs
+it to /explain and shows why: an image's attribution map drawn over the pad (red: pushed towards the
+answer, blue: against it), a table's top features with their signed contributions and a sentence,
+a sequence's per-step attributions as a strip. `window.lastInput` holds the input whose answer is
+shown in `#predicted`, `window.lastWhy` its explanation (or null), `window.idle()` says no request
+is on its way (the browser test reads them).
 """
 
 PAGE = r"""<!doctype html>
@@ -27,6 +30,11 @@ PAGE = r"""<!doctype html>
   section { min-width: 300px; }
   h2 { font-size: 1.05em; margin: .2em 0 .6em; }
   #pad { background: #000; cursor: crosshair; touch-action: none; border: 1px solid #888; }
+  #frame { position: relative; display: inline-block; line-height: 0; }
+  #whymap { position: absolute; left: 1px; top: 1px; width: 280px; height: 280px; pointer-events: none;
+            image-rendering: pixelated; }
+  #why .feature { font-variant-numeric: tabular-nums; } #why .up { color: #c62828; } #why .down { color: #1565c0; }
+  #why { max-width: 420px; } #why .note { color: #555; font-size: .9em; margin: .3em 0; }
   #small { image-rendering: pixelated; width: 96px; border: 1px solid #888; vertical-align: top; }
   .row { margin: .5em 0; }
   .bar { display: flex; align-items: center; gap: .5em; margin: 2px 0; }
@@ -50,13 +58,16 @@ PAGE = r"""<!doctype html>
 <div id="run">loading...</div>
 <main>
   <section id="input"><h2>Input</h2></section>
-  <section><h2>Prediction</h2><div id="predicted"></div><div id="message"></div><div id="bars"></div></section>
+  <section><h2>Prediction</h2><div id="predicted"></div><div id="message"></div><div id="bars"></div>
+    <div class="row"><label><input type="checkbox" id="explain"> explain (why this answer?)</label></div>
+    <div id="why"></div></section>
   <section><h2>Hidden layers</h2><div id="layers"></div></section>
 </main>
 <script>
 "use strict";
 let info = null, busy = false, again = false, makeInput = null;
 window.lastInput = null;
+window.lastWhy = null;
 window.idle = () => !busy && !again;
 
 function el(tag, attrs = {}, parent = null) {
@@ -83,10 +94,13 @@ async function update() {
   if (input === null) return;
   busy = true;
   try {
-    const [prediction, activations] = await Promise.all([post("/predict", input), post("/activations", input)]);
+    const explain = document.getElementById("explain").checked;
+    const [prediction, activations, why] = await Promise.all([post("/predict", input), post("/activations", input),
+                                                              explain ? post("/explain", input) : null]);
     window.lastInput = input;
     showPrediction(prediction.predictions[0]);
     showLayers(activations.layers);
+    showWhy(why);
     document.getElementById("message").textContent = "";
   } catch (error) {
     document.getElementById("message").textContent = String(error.message || error);
@@ -157,9 +171,50 @@ function showLayers(layers) {
   }
 }
 
+// Why: the /explain answer (null: explain is off). Attributions are red where the input pushed the answer up.
+function showWhy(answer) {
+  const box = document.getElementById("why"), overlay = document.getElementById("whymap");
+  box.innerHTML = "";
+  const row = answer ? answer.explanations[0] : null;
+  window.lastWhy = row;
+  if (overlay) overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+  if (!row) return;
+  el("div", {class: "note", text: `integrated gradients of ${answer.explained} (${answer.steps} steps; completeness ` +
+             `gap ${(100 * row.completeness_gap).toFixed(2)}%)`}, box);
+  if (row.top_features) {
+    el("div", {text: row.sentence}, box);
+    for (const f of row.top_features) {
+      const sign = f.contribution >= 0 ? "+" : "";
+      el("div", {class: `feature ${sign ? "up" : "down"}`,
+                 text: `${sign}${f.contribution.toFixed(4)}  ${f.feature} = ${f.value}`}, box);
+    }
+  } else if (overlay) {
+    drawOverlay(overlay, row.attributions);
+  } else {
+    const steps = row.attributions.map((step) => [step].flat(Infinity).reduce((a, b) => a + b, 0));
+    drawGrid([steps], Math.max(2, Math.floor(320 / steps.length)), box);
+  }
+}
+
+// An image's attributions (height x width x channels), summed per pixel, as a see-through map over the pad.
+function drawOverlay(canvas, attributions) {
+  const height = attributions.length, width = attributions[0].length;
+  const sums = attributions.map((line) => line.map((pixel) => pixel.reduce((a, b) => a + b, 0)));
+  let top = 1e-12;
+  for (const line of sums) for (const v of line) top = Math.max(top, Math.abs(v));
+  const context = canvas.getContext("2d"), image = context.createImageData(width, height);
+  for (let i = 0; i < height; i++) for (let j = 0; j < width; j++) {
+    const v = sums[i][j] / top, colour = v >= 0 ? [214, 39, 40] : [31, 119, 180];
+    image.data.set([...colour, Math.round(217 * Math.abs(v))], 4 * (i * width + j));
+  }
+  context.putImageData(image, 0, 0);
+}
+
 function imageInput(box) {
   const [height, width, channels] = info.input_shape;
-  const size = 280, pad = el("canvas", {id: "pad", width: size, height: size}, box);
+  const frame = el("div", {id: "frame"}, box);
+  const size = 280, pad = el("canvas", {id: "pad", width: size, height: size}, frame);
+  el("canvas", {id: "whymap", width: width, height: height}, frame);
   const context = pad.getContext("2d");
   const clear = () => { context.fillStyle = "#000"; context.fillRect(0, 0, size, size); };
   clear();
@@ -279,6 +334,7 @@ async function start() {
   const box = document.getElementById("input");
   const image = info.stored.dtype === "uint8" && info.input_shape.length === 3 && [1, 3].includes(info.input_shape[2]);
   makeInput = image ? imageInput(box) : kind === "table" ? tableInput(box) : valuesInput(box);
+  document.getElementById("explain").addEventListener("change", update);
   document.body.dataset.ready = "1";
 }
 start();

@@ -12,6 +12,7 @@ import numpy as np
 
 from jaxdl.errors import InputError, check_range
 from jaxdl.evaluate.passes import Predictions
+from jaxdl.train import scores
 
 # Overfitting: validation loss at least this much above its best, for at least this many of the
 # last epochs, while training loss fell below its value at the best epoch.
@@ -122,7 +123,9 @@ def target_verdict(target: float | None, test: dict[str, float]) -> dict | None:
 
 
 def check_eval_config(config: ml_collections.ConfigDict, task: str | None = None) -> None:
-    """Checks the optional `eval.*` keys: baseline, report (booleans), target_accuracy (None or (0, 1])."""
+    """Checks the optional `eval.*` keys: baseline, report (booleans), target_accuracy (None or (0, 1]),
+    metrics (score names of `jaxdl.train.scores`, for the task when it is known)."""
+    scores.check_names("config.eval.metrics", config.get("metrics", ()), task)
     for key in ("baseline", "report"):
         if not isinstance(config.get(key, True), bool):
             raise InputError(f"config.eval.{key}", "wrong type", got=config.get(key), expected="true or false")

@@ -15,6 +15,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxdl import parallel
+from jaxdl.train import scores
 from jaxdl.train.fit import eval_batch_size_for
 from jaxdl.train.losses import batch_metrics
 from jaxdl.train.state import TrainState, apply_model
@@ -22,8 +23,13 @@ from jaxdl.train.step import constrain, eval_batches, evaluate_batches, masked_s
 
 
 def evaluate_split(state: TrainState, arrays: dict[str, np.ndarray], *, mesh: Mesh | None = None,
-                   batch_size: int = 1024) -> dict[str, float]:
-    """Mean metrics over every example of `arrays` ({"x", "y"} on the host), plus "count"."""
+                   batch_size: int = 1024, metrics: tuple[str, ...] = ()) -> dict[str, float]:
+    """Mean metrics over every example of `arrays` ({"x", "y"} on the host), plus "count", and the
+    scores named in `metrics` (`jaxdl.train.scores`: "f1_macro", "roc_auc", "r2", ...) from the same pass."""
+    if metrics:
+        names = scores.check_names("metrics", metrics, scores.task_of(arrays["y"]))
+        predictions = predict_split(state, arrays, mesh=mesh, batch_size=batch_size)
+        return {**predictions.metrics, **scores.compute(names, predictions.outputs, arrays["y"])}
     mesh = mesh or parallel.make_mesh()
     batch_size = eval_batch_size_for(len(arrays["y"]), batch_size, mesh)
     batches = jax.device_put(eval_batches(arrays, batch_size), parallel.replicated(mesh))

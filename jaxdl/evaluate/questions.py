@@ -73,13 +73,12 @@ def before_training(config: ml_collections.ConfigDict, splits: Splits, state: Tr
 
 def answer_why(config: ml_collections.ConfigDict, splits: Splits, kept: TrainState, review: Review,
                mesh: Mesh) -> dict:
-    """The `why` answer (attributions per prediction): the hook for `jaxdl.evaluate.attributions`.
-
-    Returns {"run": True, "answer": a sentence, ...its numbers} or {"run": False, "reason"}. The report
-    shows "answer", then `why.png` when `jaxdl.report.question_figures.draw` writes one, and the
-    run schema (`jaxdl.report.run_schema.QUESTIONS["why"]`) checks what it names.
-    """
-    return {"run": False, "reason": "attributions are not part of this jaxdl yet"}
+    """The `why` answer: the attributions `review_run` computed (`jaxdl.evaluate.why`, in
+    review.fields["questions"]["why"]), with "run" (and "reason" when it was skipped) added."""
+    found = dict((review.fields.get("questions") or {}).get("why") or {})
+    if "answer" in found:
+        return {"run": True, **found}
+    return {"run": False, "reason": found.get("skipped", "no attributions were computed"), **found}
 
 
 def after_training(config: ml_collections.ConfigDict, splits: Splits, kept: TrainState, review: Review, mesh: Mesh,

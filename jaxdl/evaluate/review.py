@@ -27,6 +27,8 @@ from jaxdl.evaluate.analysis import (
 )
 from jaxdl.evaluate.baseline import baseline_name, fit_baseline, is_baseline_model
 from jaxdl.evaluate.passes import Predictions, predict_split
+from jaxdl.evaluate.why import QUESTION, Why, why_section
+from jaxdl.train import scores
 from jaxdl.train.state import TrainState
 
 WORST_EXAMPLES = 16
@@ -42,12 +44,14 @@ class Review:
       predictions: the test pass (outputs and per-example losses of every test example).
       activations: {layer name: (n, ...)} for the test examples at `examples`.
       examples: (n,) test indices the activations belong to (one per class, in class order).
+      why: the attributions of a few test answers (`jaxdl.evaluate.why`), also in fields["questions"]["why"].
     """
 
     fields: dict
     predictions: Predictions
     activations: dict[str, np.ndarray]
     examples: np.ndarray
+    why: Why | None = None
 
     @property
     def test(self) -> dict[str, float]:
@@ -73,6 +77,7 @@ def review_run(config: ml_collections.ConfigDict, splits: Splits, state: TrainSt
     info = splits.info
     predictions = predict_split(state, splits.test, num_classes=info.num_classes, mesh=mesh,
                                          batch_size=eval_config.get("batch_size", 1024))
+    predictions.metrics.update(scores.compute(scores.of_config(config), predictions.outputs, splits.test["y"]))
     fields = findings_on_test(predictions, splits.test, info)
     examples = activations_lib.representative_examples(splits.test["y"], info.num_classes)
     activations = activations_lib.capture(state, splits.test["x"][examples])
@@ -93,4 +98,8 @@ def review_run(config: ml_collections.ConfigDict, splits: Splits, state: TrainSt
     target = target_verdict(eval_config.get("target_accuracy", None), predictions.metrics)
     if target is not None:
         fields["target"] = target
-    return Review(fields=fields, predictions=predictions, activations=activations, examples=examples)
+    # The attributions of a few answers: drawn in the report, so computed with it.
+    why = why_section(state, splits.test, predictions, info, config.model) if eval_config.get("report", True) \
+        else Why({"question": QUESTION, "skipped": "turned off with the report (eval.report=false)"})
+    fields.setdefault("questions", {})["why"] = why.fields
+    return Review(fields=fields, predictions=predictions, activations=activations, examples=examples, why=why)

@@ -2,7 +2,8 @@
 
 Files written (classification): learning_curves.png, confusion_matrix.png, worst_errors.png
 (image or signal data), activations_<layer>.png, report.html. Regression: learning_curves.png,
-predicted_vs_true.png, residuals.png, activations_<layer>.png, report.html.
+predicted_vs_true.png, residuals.png, activations_<layer>.png, report.html. Both: why_attributions.png
+(image or signal data: the attributions of a few test answers, `jaxdl.evaluate.why`).
 
 How an input is shown depends on the data and the model (`input_kind`): an image as an image, a
 1-D signal (the input of a CNN or RNN shaped (length,) or (length, channels)) as a line plot,
@@ -18,6 +19,7 @@ import ml_collections
 from jaxdl import paths
 from jaxdl.data import Splits
 from jaxdl.evaluate.review import Review
+from jaxdl.report import why_figures, why_page
 from jaxdl.report.page import activation_file, render
 from jaxdl.report.questions_page import questions_section
 
@@ -64,6 +66,12 @@ def draw_figures(workdir: str, summary: dict, history: list[dict], review: Revie
     labels = [row_label(int(test["y"][i]), i, info) for i in review.examples] if info.num_classes else \
         [f"test #{i}" for i in review.examples]
     inputs = test["x"][review.examples]
+    why = review.why
+    if why is not None and why.attributions is not None and kind in ("image", "signal"):
+        rows = why_page.why_answer(summary)["examples"]
+        written.append(why_figures.attribution_figure(test["x"][why.indices], why.attributions.integrated_gradients,
+                                                      rows, paths.join(workdir, why_page.FIGURE),
+                                                      image=kind == "image"))
     for layer, values in review.activations.items():
         written.append(figures.activations(layer, values, paths.join(workdir, activation_file(layer)),
                                            row_labels=labels, inputs=inputs if kind != "table" else None,
@@ -84,6 +92,8 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, summary: dict,
     """Draws the figures and writes report.html; returns the file names written (report.html last)."""
     kind = input_kind(splits.info.input_shape, config.model)
     names = draw_figures(workdir, summary, history, review, splits, kind=kind)
+    if "members" in summary and paths.as_path(workdir).joinpath("validation_curves.png").exists():
+        names.append("validation_curves.png")  # drawn by the pipeline: a sweep's members
     images = {}
     for name in names:
         images[name] = paths.as_path(workdir).joinpath(name).read_bytes()
@@ -92,7 +102,7 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, summary: dict,
         worst = [row["index"] for row in summary.get("worst_errors", [])]
         features = {"worst_errors": splits.test["x"][worst], "activations": splits.test["x"][review.examples]}
     page = render(summary, json.loads(config.to_json()), images, features=features,
-                  more=questions_section(summary, images))
+                  sections=(why_page.why_section(summary, images), questions_section(summary, images)))
     paths.write_text_atomic(paths.join(workdir, "report.html"), page, encoding="utf-8")
     return [*names, "report.html"]
 

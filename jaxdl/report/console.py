@@ -12,6 +12,7 @@ import traceback
 import warnings
 
 from jaxdl.errors import InputError
+from jaxdl.models.summary import format_layers
 from jaxdl.train.progress import Progress  # noqa: F401 (the bar of every command, beside `fit`, which shows it too)
 
 # Libraries whose loggers may have a level of their own: set to CRITICAL unless --debug (then left as they are;
@@ -69,11 +70,28 @@ def report_error(error: InputError, debug: bool) -> int:
     return 2
 
 
+def member_setting(member: dict) -> str:
+    """A sweep member's hyperparameters and seed, e.g. "lr=0.01 wd=0 seed=0"."""
+    short = {"learning_rate": "lr", "weight_decay": "wd"}
+    values = [f"{short.get(name, name)}={value:g}" for name, value in member.get("hyperparameters", {}).items()]
+    return " ".join([*values, f"seed={member.get('seed', '?')}"])
+
+
+def member_line(member: dict, best: int) -> str:
+    """One row of a sweep's members: its setting, test figures and epochs."""
+    test = " ".join(f"{k} {v:.4f}" for k, v in member.get("test", {}).items() if k != "count")
+    epochs = f"epochs {member.get('epochs_run')} (best {member.get('best_epoch')})"
+    state = "diverged" if member.get("diverged") else epochs
+    return f"{member_setting(member)}: test {test}, {state}" + ("  <- best" if member["member"] == best else "")
+
+
 def question_rows(questions: dict) -> list[tuple[str, str]]:
     """One short line per question of summary.json's `questions` (the report has the whole answer)."""
     rows = []
     for name, answer in questions.items():
         label = "q: " + name.replace("_", " ")
+        if name == "why" and answer.get("run"):
+            continue  # the "why" row above says it
         if not answer.get("run"):
             rows.append((label, f"not answered ({answer.get('reason', 'not run')})"))
         elif name == "simpler_methods":
@@ -114,10 +132,15 @@ def question_rows(questions: dict) -> list[tuple[str, str]]:
 
 
 def final_table(summary: dict) -> str:
-    """A short plain-text table of a run's outcome."""
+    """A short plain-text table of a run's outcome (of a `model.summary_only` dry run: the model's layers)."""
+    if summary.get("summary_only"):
+        return format_layers(summary["model_summary"])
     rows = [(f"test {name}", f"{value:.4f}") for name, value in summary["test"].items() if name != "count"]
     if "members" in summary:  # a sweep: the figures above are the best member's
-        rows.insert(0, ("sweep", f"{len(summary['members'])} members, best: member {summary['best_member']}"))
+        best = summary["best_member"]
+        rows.insert(0, ("sweep", f"{len(summary['members'])} members, best: member {best} "
+                                 f"({member_setting(summary['members'][best])})"))
+        rows[1:1] = [(f"member {m['member']}", member_line(m, best)) for m in summary["members"]]
         rows += [(f"ensemble test {k}", f"{v:.4f}") for k, v in summary["ensemble"]["test"].items() if k != "count"]
     baseline = summary.get("baseline") or {}
     if "test" in baseline:
@@ -132,6 +155,11 @@ def final_table(summary: dict) -> str:
         evidence = summary.get("overfitting_evidence", {})
         rows.append(("overfitting", f"yes (validation loss up since epoch {evidence.get('best_epoch')})"
                      if summary["overfitting"] else "no"))
+    why = (summary.get("questions") or {}).get("why") or {}
+    if "completeness" in why:  # the answer to "why did it decide so?" (jaxdl.evaluate.why)
+        rows.append(("why", f"{len(why['examples'])} test answers attributed in the report (completeness "
+                     + ("within 1%)" if why["completeness"]["within_1_percent"] else
+                        f"gap up to {100 * why['completeness']['max_relative_gap']:.3g}%)")))
     rows += question_rows(summary.get("questions") or {})
     rows += [
         ("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"

@@ -8,6 +8,9 @@ import json
 
 import numpy as np
 
+from jaxdl.models.summary import shape_text
+from jaxdl.train.scores import NAMES as SCORE_NAMES
+
 # Tabular inputs: the features shown as columns of a row (the rest are summarised in a note).
 MAX_FEATURE_COLUMNS = 16
 
@@ -69,6 +72,7 @@ def headline(summary: dict) -> str:
     cards.append(card(f"{test[main]:.4f}", f"test {main} ({test.get('count', '?')} examples)"))
     if test.get("loss") != test[main]:
         cards.append(card(f"{test['loss']:.4f}", "test loss"))
+    cards += [card(f"{test[name]:.4f}", f"test {name} (eval.metrics)") for name in SCORE_NAMES if name in test]
     baseline = summary.get("baseline") or {}
     if "test" in baseline:
         ours, theirs = test[main], baseline["test"][main]
@@ -178,12 +182,44 @@ def activation_file(layer: str) -> str:
     return f"activations_{safe}.png"
 
 
+def sweep_section(summary: dict, images: dict[str, bytes]) -> str:
+    """A sweep: every member's setting, epochs and figures, and the validation curves of all; the rest of
+    the page is the best member's report."""
+    members = summary.get("members")
+    if not members:
+        return ""
+    best = summary["best_member"]
+    names = [k for k in members[best].get("test", {}) if k != "count"]
+    rows = [[m["member"], m.get("label", ""), f"{m.get('seed', '')}", m.get("epochs_run", ""), m.get("best_epoch", ""),
+             *(f"{m['validation'].get(k, float('nan')):.4f}" for k in names),
+             *(f"{m['test'].get(k, float('nan')):.4f}" for k in names),
+             "diverged" if m.get("diverged") else ("best" if m["member"] == best else "")] for m in members]
+    header = ["member", "setting", "seed", "epochs", "best epoch", *(f"val {k}" for k in names),
+              *(f"test {k}" for k in names), ""]
+    parts = [f"<h2>Sweep: {len(members)} members trained as one program</h2>",
+             f'<p class="note">The rest of this page is the report of the best member, member {best} '
+             f'({esc(members[best].get("label", ""))}), chosen on the validation split.</p>', table(header, rows)]
+    if "validation_curves.png" in images:
+        parts.append(image(images["validation_curves.png"], "validation curves of every member"))
+    return "".join(parts)
+
+
+def model_section(summary: dict) -> str:
+    """The model's layers: output shape (for one input) and parameter count of each (`jaxdl.models.summary`)."""
+    rows = summary.get("model_summary")
+    if not rows:
+        return ""
+    return (f"<h2>Model: {summary.get('num_params', rows[0]['params']):,} parameters</h2>"
+            + table(["layer", "module", "output shape", "parameters"],
+                    [[r["layer"], r["module"], shape_text(r["output"]), f"{r['params']:,}"] for r in rows]))
+
+
 def render(summary: dict, config: dict, images: dict[str, bytes], *, features: dict | None = None,
-           more: str = "") -> str:
+           sections: tuple[str, ...] = ()) -> str:
     """The whole page. `images` maps file names (learning_curves.png, ...) to PNG bytes. For tabular
     data, `features` holds the inputs of the worst errors and of the activation examples,
-    {"worst_errors": (k, F), "activations": (n, F)}, shown as table rows. `more`: HTML of further
-    sections (the questions), placed before the config."""
+    {"worst_errors": (k, F), "activations": (n, F)}, shown as table rows. `sections`: more HTML
+    sections, placed after the activations (e.g. `jaxdl.report.why_page`)."""
     title = f"{summary.get('experiment') or 'run'} report: {summary.get('model', '')} on {summary['data']['name']}"
     data = summary["data"]
     devices = summary.get("devices", {})
@@ -191,13 +227,14 @@ def render(summary: dict, config: dict, images: dict[str, bytes], *, features: d
             f'<div class="sub">{esc(summary.get("workdir", ""))} · {summary["task"]} · train {data["train"]}, '
             f'validation {data["validation"]}, test {data["test"]} examples · {devices.get("count", "?")} × '
             f'{esc(devices.get("kind", "?"))}</div>',
-            headline(summary), curves_section(summary, images)]
+            headline(summary), sweep_section(summary, images), curves_section(summary, images)]
     if summary["task"] == "classification":
         body.append(classification_sections(summary, images, features))
     else:
         body.append(regression_sections(summary, images))
     body.append(activation_section(summary, images, features))
-    body.append(more)
+    body.append(model_section(summary))
+    body.extend(sections)
     body.append("<h2>Config</h2><pre>" + esc(json.dumps(config, indent=2)) + "</pre>")
     body.append("<h2>summary.json</h2><details><summary>show</summary><pre>"
                 + esc(json.dumps(summary, indent=2)) + "</pre></details>")

@@ -88,6 +88,9 @@ def questions_section(summary: dict, images: dict[str, bytes]) -> str:
             parts.append(f'<p class="note">Not answered: {esc(answer.get("reason", "not run"))}.</p>')
             continue
         parts.append(f"<p>{esc(answer.get('answer', ''))}</p>")
+        if name == "why":
+            parts.append('<p class="note">The attributions themselves are in the section above.</p>')
+            continue
         if FIGURES.get(name) in images:
             parts.append(image(images[FIGURES[name]], title))
         if name in DETAILS:

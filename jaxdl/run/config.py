@@ -21,7 +21,7 @@ from jaxdl.data.stream import PIPELINES
 from jaxdl.errors import InputError, check_choice, check_range, did_you_mean
 from jaxdl.models.dtypes import DEFAULT as DEFAULT_DTYPE
 from jaxdl.models.dtypes import DTYPES
-from jaxdl.train import calls, nonfinite
+from jaxdl.train import calls, nonfinite, sweep
 
 # Flags that take no value.
 BARE_FLAGS = ("debug", "quiet", "help")
@@ -36,7 +36,10 @@ RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.nan_policy", "train.m
                   "data.chunk_steps")
 # Keys added to the configs after runs were saved without them, with the value such a run had
 # implicitly: a config (saved or given) that lacks one reads as having this value when resuming.
-IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE}
+IMPLIED_KEYS = {"model.dtype": DEFAULT_DTYPE, "train.monitor": "val_loss", "train.monitor_mode": "auto",
+                "sweep.seeds": 1, "sweep.learning_rate": [], "sweep.weight_decay": [], "model.summary_only": False}
+# Tuple keys whose items are words: `--config.eval.metrics=f1_macro,roc_auc` needs no quotes or brackets.
+WORD_TUPLE_KEYS = ("eval.metrics",)
 # The config files that come with jaxdl: the repository's configs/ folder, installed beside the package.
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 
@@ -166,6 +169,8 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
     if isinstance(current, ml_collections.ConfigDict):
         raise InputError(where, "is a section, not a value", got=key,
                          expected="a key inside it, e.g. " + f"--config.{key}.{next(iter(current.keys()), '')}")
+    if key in WORD_TUPLE_KEYS and not text.lstrip().startswith(("(", "[", "'", '"')):
+        text = repr(tuple(word.strip() for word in text.split(",") if word.strip()))
     with node.unlocked():
         node[parts[-1]] = parse_value(text, current, where)
 
@@ -269,7 +274,7 @@ def check_common(config: ml_collections.ConfigDict) -> None:
 
 def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, batch_size: int, patience: int = 0,
                           eval_batch_size: int = 1024) -> ml_collections.ConfigDict:
-    """Adds the `train`, `eval` and `checkpoint` sections every experiment shares; returns `config`.
+    """Adds the `train`, `eval`, `checkpoint` and `sweep` sections every experiment shares; returns `config`.
 
     train.epochs: the most epochs to train.
     train.batch_size: the global training batch (a multiple of the device count).
@@ -279,21 +284,31 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
     train.steps_per_call: training steps per compiled call: "auto" (time the candidates on the run's
     first steps, keep the fastest), "epoch" (the whole epoch as one loop), or a number K as a string
     ("1": one jitted step per call). The same bits whatever it is (`jaxdl.train.calls`).
+    train.monitor: what early stopping and the best epoch (and best sweep member) follow: val_loss,
+    val_accuracy, val_mse, or val_ + a score (val_f1_macro, val_roc_auc, val_r2, ...).
+    train.monitor_mode: auto (lower is better for loss, mse and mae, higher for the rest) | min | max.
     eval.batch_size: evaluation batch (rounded to the device count, capped at the split size).
+    eval.metrics: scores computed with scikit-learn on validation (each epoch) and test, e.g.
+    f1_macro,roc_auc: f1_macro, f1_micro, precision, recall, roc_auc, average_precision (classification),
+    r2, mae (regression).
     eval.questions: which of the questions before trusting a network the run answers (docs/questions.md):
     "all", "none", or names joined by commas: simpler_methods, why, good_enough, data, compute.
     eval.learning_curve: also train on 10, 25, 50% of train (a few seeds each) to say whether more data would help.
     checkpoint.every_epochs: save every this many epochs (0: by time only).
     checkpoint.every_seconds: save when this many seconds passed since the last save (0: off).
     checkpoint.keep: how many of the latest checkpoints to keep (each holds the best model too).
+
+    The `sweep` section is `jaxdl.train.sweep.default_config()`: one member (no sweep) until a field is set.
     """
     config.train = ml_collections.ConfigDict({
         "epochs": epochs, "batch_size": batch_size, "patience": patience,
         "nan_policy": "halt", "max_consecutive_nonfinite": 20, "steps_per_call": "auto",
+        "monitor": "val_loss", "monitor_mode": "auto",
     })
-    config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size, "questions": "all",
+    config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size, "metrics": (), "questions": "all",
                                              "learning_curve": False})
     config.checkpoint = ml_collections.ConfigDict({"every_epochs": 0, "every_seconds": 30.0, "keep": 2})
+    config.sweep = sweep.default_config()
     return config
 
 

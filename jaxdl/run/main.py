@@ -6,7 +6,9 @@
     jaxdl export --workdir RUN --output FILE (python -m jaxdl.export)
     jaxdl serve --workdir RUN [--port 8000] (python -m jaxdl.serve)
     jaxdl drift --workdir RUN NEW_DATA... (python -m jaxdl.drift)
+    jaxdl explain --workdir RUN INPUTS... (python -m jaxdl.explain)
     jaxdl compare RUN [RUN ...]           (python -m jaxdl.compare)
+    jaxdl playground [--port 8000]        the live Neural Network Playground (python -m jaxdl.playground)
     jaxdl COMMAND --help                  that command's flags (for train: every config key and its default)
 
 `jaxdl train mlp ARGS` is `python -m experiments.mlp ARGS`: the same flags, exit codes and files.
@@ -23,8 +25,9 @@ import runpy
 import sys
 from collections.abc import Callable
 
-from jaxdl.deploy import drift_report, export, predict, serve
+from jaxdl.deploy import drift_report, explain, export, predict, serve
 from jaxdl.errors import InputError, did_you_mean
+from jaxdl.playground import app as playground
 from jaxdl.report.console import report_error
 from jaxdl.run import compare
 from jaxdl.run.config import CONFIGS, packaged_configs
@@ -32,7 +35,7 @@ from jaxdl.run.config import CONFIGS, packaged_configs
 EXPERIMENTS = os.path.join(os.path.dirname(CONFIGS), "experiments")
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "predict": predict.main, "export": export.main, "serve": serve.main, "drift": drift_report.main,
-    "compare": compare.main,
+    "compare": compare.main, "explain": explain.main, "playground": playground.main,
 }
 USAGE = "usage: jaxdl {train EXPERIMENT,experiments," + ",".join(COMMANDS) + "} [ARGS ...] (jaxdl --help)"
 

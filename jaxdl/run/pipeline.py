@@ -32,14 +32,17 @@ from jaxdl.evaluate.members import sweep_summary
 from jaxdl.evaluate.passes import count_params
 from jaxdl.evaluate.review import review_run
 from jaxdl.models import build_model
+from jaxdl.models import summary as summary_lib
 from jaxdl.models.dtypes import DEFAULT as DEFAULT_DTYPE
 from jaxdl.models.record import module_record
+from jaxdl.models.train_argument import with_train_argument
 from jaxdl.report import console, log
 from jaxdl.report.build import write_report
 from jaxdl.report.curves import plot_curves
 from jaxdl.report.scalars import ScalarLog
 from jaxdl.run import config as config_lib
 from jaxdl.train import calls, preemption
+from jaxdl.train import scores as scores_lib
 from jaxdl.train import sweep as sweep_lib
 from jaxdl.train.build import build_state
 from jaxdl.train.checkpoint import Checkpointer
@@ -237,6 +240,29 @@ def check_config(config: ml_collections.ConfigDict, mesh) -> None:
     questions.asked(config.get("eval", ml_collections.ConfigDict()))
 
 
+def monitor_of_config(config: ml_collections.ConfigDict, task: str | None = None,
+                      own_metrics: bool = False) -> scores_lib.Monitor:
+    """`train.monitor` and `train.monitor_mode`, checked against the task's per-example metrics and the
+    scores (an own metrics function's names are checked by `fit`)."""
+    name, mode = config.train.get("monitor", "val_loss"), config.train.get("monitor_mode", "auto")
+    names = {"classification": ("loss", "accuracy"), "regression": ("loss", "mse")}.get(task,
+                                                                                       ("loss", "accuracy", "mse"))
+    if own_metrics and isinstance(name, str):
+        names = (name.removeprefix("val_"),)
+    monitor = scores_lib.monitor_of("config.train.monitor", name, mode, names)
+    if monitor.score and task is not None:
+        scores_lib.check_names("config.train.monitor", (monitor.key,), task)
+    return monitor
+
+
+def with_scores(config: ml_collections.ConfigDict, names: tuple[str, ...]) -> ml_collections.ConfigDict:
+    """A copy of `config` whose `eval.metrics` also holds `names` (scores passed as `metrics=`)."""
+    copy = ml_collections.ConfigDict(config.to_dict())
+    copy.eval.metrics = tuple(dict.fromkeys((*copy.eval.get("metrics", ()), *names)))
+    copy.lock()
+    return copy
+
+
 def check_pipeline(config: ml_collections.ConfigDict, *, given_splits: bool, members: list) -> None:
     """`data.pipeline=stream` needs a training split in ArrayRecord files, and one run (not a sweep)."""
     if config.data.get("pipeline", "memory") != "stream":
@@ -291,7 +317,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
       optimizer: an optax optimizer to use instead of building `config.optimizer` (not for a sweep);
         config.json says so (`optimizer_source`). Predicting needs only the parameters.
       metrics: a metrics function `(outputs, labels) -> {"loss": (batch,), ...}` to use instead of the
-        task's (`jaxdl.metrics_for_task`); config.json names it (`metrics_source`).
+        task's (`jaxdl.metrics_for_task`); config.json names it (`metrics_source`). Or score names
+        (`jaxdl.train.scores`: "f1_macro", ...) added to `eval.metrics`, or a tuple of both:
+        `metrics=(my_metrics, "f1_macro")`.
       progress: show the per-epoch progress bar on stderr.
       return_state: also return the kept model: (summary, state); a stack for a sweep.
 
@@ -301,13 +329,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     started = time.perf_counter()
     mesh = parallel.make_mesh()
     leader = parallel.is_leader()  # with many processes, process 0 alone writes the run's files
+    metrics, score_names = scores_lib.split_metrics(metrics)
+    if score_names:
+        config = with_scores(config, score_names)
     check_config(config, mesh)
+    monitor_of_config(config, own_metrics=metrics is not None)
     members = sweep_lib.members_of(config)
     check_pipeline(config, given_splits=splits is not None, members=members)
     if optimizer is not None and members:
         raise InputError("optimizer", "a sweep builds each member's optimizer from config.optimizer (its own rates)",
                          got=type(optimizer).__name__, expected="optimizer=None for a config with a sweep section")
     own = own_parts(model, optimizer, metrics)
+    if config.model.get("summary_only", False):
+        return model_summary_only(config, splits, model)
     guard = WorkdirGuard(workdir)
     workdir = prepare_workdir(workdir)
     checkpointer = None
@@ -327,8 +361,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
             raise InputError("config.train.batch_size", "batch size is larger than the training set",
                              got=config.train.batch_size, expected=f"at most {data_lib.size(splits.train)}")
         check_eval_config(config.get("eval", ml_collections.ConfigDict()), splits.info.task)
-        model = model if model is not None else build_model(config.model, splits.info)
+        monitor = monitor_of_config(config, splits.info.task, own_metrics=metrics is not None)
+        model = with_train_argument(model) if model is not None else build_model(config.model, splits.info)
         per_step = check_model_fits_data(model, splits.info)
+        model_summary = summary_lib.layers(model, splits.info.input_shape)
         if leader:
             log.write_json(paths.join(workdir, "config.json"), {**json.loads(config.to_json()), **own})
             if splits.info.preprocessing:  # what prediction on new data must repeat (a table's training statistics)
@@ -355,7 +391,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     history = run_history(workdir, result)
     kept = result.state
     if members:
-        outcome = sweep_summary(members, result, splits, mesh=mesh, batch_size=config.eval.batch_size)
+        outcome = sweep_summary(members, result, splits, mesh=mesh, batch_size=config.eval.batch_size,
+                                metrics=scores_lib.of_config(config), monitor=monitor)
         best = outcome["best_member"]
         kept = sweep_lib.take_member(result.state, best)
         summary = summarize(config, workdir, splits, sweep_lib.member_result(result, best),
@@ -373,6 +410,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         own_history = history
     if "model_source" in own:
         summary["model"] = own["model_source"]["qualname"]
+    summary["model_summary"] = model_summary
     review = review_run(config, splits, kept, mesh, own_history)
     if not members:
         summary["test"] = review.test
@@ -393,6 +431,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         log.write_json(paths.join(workdir, "summary.json"), summary)
         ScalarLog(workdir).final(summary)
     return (summary, result.state) if return_state else summary
+
+
+def model_summary_only(config: ml_collections.ConfigDict, splits: data_lib.Splits | None,
+                       model: nn.Module | None) -> dict:
+    """`model.summary_only`: a dry run that builds the model for the data, lists its layers and trains
+    nothing; no workdir is made. Returns {"summary_only": True, "model", "model_summary", "num_params"}."""
+    if splits is None:
+        splits, _ = data_lib.load_for_pipeline(config.data)
+    model = with_train_argument(model) if model is not None else build_model(config.model, splits.info)
+    check_model_fits_data(model, splits.info)
+    rows = summary_lib.layers(model, splits.info.input_shape)
+    return {"summary_only": True, "model": rows[0]["module"], "model_summary": rows, "num_params": rows[0]["params"]}
 
 
 def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_lib.Splits, *, mesh,
@@ -424,7 +474,9 @@ def run_fit(config: ml_collections.ConfigDict, state: TrainState, splits: data_l
                          chunk_steps=config.data.get("chunk_steps", 0),
                          steps_per_call=calls.check_steps_per_call("config.train.steps_per_call",
                                                                    config.train.get("steps_per_call", calls.AUTO)),
-                         quiet=not (progress and leader))
+                         quiet=not (progress and leader), metrics=tuple(config.eval.get("metrics", ())),
+                         monitor=config.train.get("monitor", "val_loss"),
+                         monitor_mode=config.train.get("monitor_mode", "auto"))
     finally:
         bar.close()
         scalars.close()

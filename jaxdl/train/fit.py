@@ -38,11 +38,13 @@ from jaxdl.data.splits import size
 from jaxdl.data.stream import StreamSplit
 from jaxdl.errors import InputError, check_choice, check_range
 from jaxdl.train import calls, feed, nonfinite
+from jaxdl.train import scores as scores_lib
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.early_stopping import EarlyStopping, update_early_stopping
+from jaxdl.train.monitor import OUTPUTS, EpochScores
 from jaxdl.train.progress import Progress
 from jaxdl.train.state import TrainState
-from jaxdl.train.step import epoch_means, eval_batches, evaluate_batches, train_steps
+from jaxdl.train.step import epoch_means, eval_batches, evaluate_batches, evaluate_with_outputs, train_steps
 
 PyTree = Any
 
@@ -97,16 +99,26 @@ def fit_epoch(fit_state: FitState, train_data: dict, val_batches: dict, *, batch
 
 def finish_epoch(fit_state: FitState, state: TrainState, step_metrics: dict, val_batches: dict, *, patience: int,
                  eval_sharding=None, freeze_stopped: bool = False, skip_nonfinite: bool = False,
-                 max_consecutive_nonfinite: int = 20) -> tuple[FitState, dict[str, jax.Array]]:
+                 max_consecutive_nonfinite: int = 20, monitor: str | None = "loss", sign: float = 1.0,
+                 keep_outputs: bool = False) -> tuple[FitState, dict[str, jax.Array]]:
     """The end of an epoch whose steps took `fit_state` to `state` with `step_metrics` (steps,): epoch
     means, non-finite runs, validation, early stopping (see `fit_epoch`). `fit_state.train` is read only
-    with `freeze_stopped` (the state to keep)."""
+    with `freeze_stopped` (the state to keep).
+
+    Early stopping minimises `sign * val_<monitor>` (a per-example metric); with `monitor=None` it is
+    left as it was, for the host to update (`jaxdl.train.monitor`: a score). `keep_outputs` adds the
+    validation outputs (num_batches, B, ...) to the metrics, as "val_outputs".
+    """
     train_metrics = epoch_means(step_metrics, state)
     bad = train_metrics.pop("nonfinite")
     runs = nonfinite.streaks(bad, fit_state.nonfinite_streak)
-    val_metrics = evaluate_batches(state, val_batches, eval_sharding)
+    if keep_outputs:
+        val_metrics, val_outputs = evaluate_with_outputs(state, val_batches, eval_sharding)
+    else:
+        val_metrics = evaluate_batches(state, val_batches, eval_sharding)
     epoch = fit_state.epoch + 1
-    early = update_early_stopping(fit_state.early, val_metrics["loss"], epoch, state, patience)
+    early = fit_state.early if monitor is None else update_early_stopping(
+        fit_state.early, val_metrics[monitor] * sign if sign != 1.0 else val_metrics[monitor], epoch, state, patience)
     diverges = runs["longest"] >= max_consecutive_nonfinite if skip_nonfinite else runs["count"] > 0
     new = FitState(train=state, early=early, epoch=epoch, nonfinite_streak=runs["trailing"],
                    diverged=fit_state.diverged | diverges)
@@ -120,6 +132,8 @@ def finish_epoch(fit_state: FitState, state: TrainState, step_metrics: dict, val
     start_step = state.step - bad.shape[-1]
     metrics.update(nonfinite_steps=runs["count"], nonfinite_longest=runs["longest"],
                    first_nonfinite_step=jnp.where(runs["first"] >= 0, start_step + runs["first"] + 1, -1))
+    if keep_outputs:
+        metrics[OUTPUTS] = val_outputs
     return new, metrics
 
 
@@ -159,7 +173,8 @@ class FitResult:
         member that trained]}; the epoch a member diverged is its last record.
       epochs_run: epochs run in total (including any before a resume, and the epoch a member
         diverged in); per member for a stack.
-      best_epoch: the epoch with the lowest validation loss (0: none was finite); per member for a stack.
+      best_epoch: the epoch with the best monitored value (`monitor`: the lowest validation loss by default;
+        0: none was finite); per member for a stack.
       stopped_early: patience ran out before `epochs`; per member for a stack.
       resumed_from: the checkpoint epoch this call started from (0: a fresh start).
       train_seconds: wall time of the epochs run in this call, compilation included.
@@ -194,7 +209,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         on_epoch: Callable[[dict], None] | None = None, nan_policy: str = "halt",
         max_consecutive_nonfinite: int = 20, stop_requested: Callable[[], bool] | None = None,
         members: int = 0, chunk_steps: int = 0, steps_per_call: int | str = "auto", quiet: bool = True,
-        progress: bool = False) -> FitResult:
+        progress: bool = False, metrics: tuple[str, ...] = (), monitor: str = "val_loss",
+        monitor_mode: str = "auto") -> FitResult:
     """Trains `state` on `train` for up to `epochs`, validating after each epoch.
 
     Args:
@@ -234,6 +250,13 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         bits are the same whatever it is; `FitResult.steps_per_call` says what ran.
       quiet: no stderr line saying what "auto" chose.
       progress: show the command line's progress bar over epochs on stderr (process 0 only).
+      metrics: scores of the validation split to compute each epoch with scikit-learn (`jaxdl.train.scores`:
+        "f1_macro", "roc_auc", "r2", ...), from the outputs of the validation pass; each epoch's record
+        gains "val_<name>".
+      monitor: what early stopping and the best epoch follow: "val_loss", "val_" + another per-example
+        metric of the state's metrics function ("val_accuracy"), or "val_" + a score ("val_f1_macro",
+        computed even when not in `metrics`).
+      monitor_mode: "auto" (lower is better for loss, mse, mae and error, higher for the others), "min" or "max".
 
     The checkpoint meta holds "input": the position of the data feed after the saved epoch
     ({"epoch", "step", "examples"}), where a resumed run's feed starts.
@@ -255,7 +278,15 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         raise InputError("batch_size", "is larger than the training set",
                          got=batch_size, expected=f"at most {size(train)}")
     replicated = parallel.replicated(mesh)
-    val_batches = jax.device_put(eval_batches(validation, eval_batch_size), replicated)
+    host_val_batches = eval_batches(validation, eval_batch_size)
+    score_names = scores_lib.check_names("metrics", metrics, scores_lib.task_of(validation["y"]))
+    watch = scores_lib.monitor_of("monitor", monitor, monitor_mode, val_metric_names(state, host_val_batches, members))
+    if watch.score and watch.key not in score_names:
+        score_names += (watch.key,)
+    watching = dict(monitor=None if watch.score else watch.key, sign=watch.sign, keep_outputs=bool(score_names))
+    scorer = (EpochScores(score_names, validation["y"], watch, patience=patience, members=members, mesh=mesh)
+              if score_names else None)
+    val_batches = jax.device_put(host_val_batches, replicated)
     fit_state = place_fit_state(state, mesh, members)
     resumed_from = 0
     if checkpointer is not None and checkpointer.latest_epoch() is not None:
@@ -271,7 +302,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
     skip_nonfinite = nan_policy == "skip"
     if streamed:
         finish = functools.partial(finish_epoch, patience=patience, eval_sharding=parallel.batch_sharded(mesh),
-                                   skip_nonfinite=skip_nonfinite, max_consecutive_nonfinite=max_consecutive_nonfinite)
+                                   skip_nonfinite=skip_nonfinite, max_consecutive_nonfinite=max_consecutive_nonfinite,
+                                   **watching)
         epochs_fed = feed.StreamedEpochs(train, mesh=mesh, batch_size=batch_size,
                                          chunk_steps=feed.chunk_steps_for(train, batch_size, chunk_steps),
                                          first_epoch=data_epoch, epochs=data_epoch + epochs - resumed_from,
@@ -281,7 +313,7 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
         epochs_fed = epochs_in_memory(jax.device_put(train, replicated), mesh, batch_size=batch_size,
                                       patience=patience, members=members, skip_nonfinite=skip_nonfinite,
                                       max_consecutive_nonfinite=max_consecutive_nonfinite,
-                                      steps_per_call=steps_per_call)
+                                      steps_per_call=steps_per_call, watching=watching)
     choice = (epochs_fed.prepare(fit_state.train, epochs=epochs - resumed_from, quiet=quiet)
               if resumed_from < epochs else None)
 
@@ -296,6 +328,8 @@ def fit(state: TrainState, train: dict[str, np.ndarray], validation: dict[str, n
     while epoch < epochs and not stopped and not interrupted:
         tick = time.perf_counter()
         fit_state, metrics = epoch_fn(fit_state)
+        if scorer is not None:
+            fit_state, metrics = scorer(fit_state, metrics)
         metrics, epochs_done, stopped_flags, diverged = parallel.host_get(
             (metrics, fit_state.epoch, fit_state.early.stopped, fit_state.diverged))
         epoch, stopped = int(np.max(epochs_done)), bool(np.all(stopped_flags | diverged))
@@ -386,7 +420,7 @@ def place_fit_state(state: TrainState, mesh: Mesh, members: int) -> FitState:
 
 def epochs_in_memory(train_data: dict, mesh: Mesh, *, batch_size: int, patience: int, members: int,
                      skip_nonfinite: bool = False, max_consecutive_nonfinite: int = 20,
-                     steps_per_call: int | str = calls.AUTO) -> calls.MemoryEpochs:
+                     steps_per_call: int | str = calls.AUTO, watching: dict | None = None) -> calls.MemoryEpochs:
     """The epochs `fit` runs over `train_data` (on the devices): `run(fit_state, val_batches)`.
 
     One run shards each batch over the devices. A stack runs the steps and `finish_epoch` vmapped over
@@ -396,7 +430,7 @@ def epochs_in_memory(train_data: dict, mesh: Mesh, *, batch_size: int, patience:
     batch_sharding = None if members and parallel.splits_members(mesh, members) else parallel.batch_sharded(mesh)
     finish = functools.partial(finish_epoch, patience=patience, eval_sharding=batch_sharding,
                                freeze_stopped=bool(members), skip_nonfinite=skip_nonfinite,
-                               max_consecutive_nonfinite=max_consecutive_nonfinite)
+                               max_consecutive_nonfinite=max_consecutive_nonfinite, **(watching or {}))
     return calls.MemoryEpochs(train_data, batch_size=batch_size, members=members, batch_sharding=batch_sharding,
                               finish=jax.vmap(finish, in_axes=(0, 0, 0, None)) if members else finish,
                               skip_nonfinite=skip_nonfinite, steps_per_call=steps_per_call,
@@ -414,6 +448,12 @@ def epoch_record(metrics: dict[str, np.ndarray], epochs_done: np.ndarray, second
     lines = [{"epoch": epoch, "member": member, **{k: v[member].item() for k, v in metrics.items()},
               "seconds": seconds} for member in np.flatnonzero(epochs_done == epoch).tolist()]
     return {"epoch": epoch, "seconds": seconds, "members": lines}
+
+
+def val_metric_names(state: TrainState, batches: dict[str, np.ndarray], members: int) -> tuple[str, ...]:
+    """The per-example metrics the state's metrics function gives on `batches` (traced, not run)."""
+    evaluate = jax.vmap(evaluate_batches, in_axes=(0, None)) if members else evaluate_batches
+    return tuple(name for name in jax.eval_shape(evaluate, state, batches) if name != "count")
 
 
 def eval_batch_size_for(num_examples: int, requested: int, mesh: Mesh) -> int:

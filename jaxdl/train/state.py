@@ -19,6 +19,7 @@ import optax
 from flax import struct
 from flax.training.dynamic_scale import DynamicScale
 
+from jaxdl.models.train_argument import with_train_argument
 from jaxdl.train import loss_scale as loss_scale_lib
 from jaxdl.train.losses import MetricsFn
 
@@ -71,9 +72,11 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation, input_shape
     """Initialises parameters and optimizer state for inputs of shape (batch, *input_shape).
 
     `rng` is a seed or a key; the same seed gives the same state, bit for bit. Works under
-    `jax.vmap` over keys, to create a stack of states. A model whose `dtype` is float16 gets a
+    `jax.vmap` over keys, to create a stack of states. A module whose `__call__` takes no `train`
+    argument is called without one (`jaxdl.models.train_argument`). A model whose `dtype` is float16 gets a
     `ScaledTrainState`, with a dynamic loss scale (`jaxdl.train.loss_scale`).
     """
+    model = with_train_argument(model)
     key = jax.random.PRNGKey(rng) if isinstance(rng, (int, np.integer)) else rng
     init_key, run_key = jax.random.split(key)
     dummy = jnp.zeros((1, *input_shape), jnp.float32)

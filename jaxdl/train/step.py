@@ -83,11 +83,16 @@ def masked_sum(value: jax.Array, mask: jax.Array) -> jax.Array:
 
 def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Metric sums over the real (mask = 1) rows of `batch`, plus "count"."""
+    return eval_step_outputs(state, batch)[0]
+
+
+def eval_step_outputs(state: TrainState, batch: dict[str, jax.Array]) -> tuple[dict[str, jax.Array], jax.Array]:
+    """`eval_step` and the model's outputs (B, ...) float32 (padding rows too)."""
     outputs, _ = apply_model(state, state.params, batch["x"], train=False)
     metrics = batch_metrics(state.metrics_fn, outputs, batch)
     sums = {name: masked_sum(value, batch["mask"]) for name, value in metrics.items()}
     sums["count"] = jnp.sum(batch["mask"])
-    return sums
+    return sums, outputs.astype(jnp.float32)
 
 
 def constrain(batch: PyTree, sharding: jax.sharding.Sharding | None) -> PyTree:
@@ -180,6 +185,23 @@ def evaluate_batches(state: TrainState, batches: dict[str, jax.Array],
         return carry, eval_step(state, constrain(batch, batch_sharding))
 
     _, sums = jax.lax.scan(body, None, batches)
+    return batch_means(sums)
+
+
+def evaluate_with_outputs(state: TrainState, batches: dict[str, jax.Array],
+                          batch_sharding: jax.sharding.Sharding | None = None) -> tuple[dict, jax.Array]:
+    """`evaluate_batches` and the outputs of every row, (num_batches, B, ...) float32, from the same pass
+    (the scores of `jaxdl.train.scores` are computed from them on the host)."""
+
+    def body(carry, batch):
+        return carry, eval_step_outputs(state, constrain(batch, batch_sharding))
+
+    _, (sums, outputs) = jax.lax.scan(body, None, batches)
+    return batch_means(sums), outputs
+
+
+def batch_means(sums: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Per-batch sums {name: (num_batches,)} incl. "count" -> means over the examples, plus "count"."""
     totals = jax.tree.map(lambda s: jnp.sum(s, axis=0), sums)
     count = totals.pop("count")
     return {**{name: total / jnp.maximum(count, 1) for name, total in totals.items()}, "count": count}

@@ -395,6 +395,12 @@ def test_the_page_in_headless_chromium_predicts_a_drawn_stroke(tmp_path_factory,
         bars = page.locator("#bars .bar").count()
         maps = page.locator("#layers canvas").count()
         message = page.inner_text("#message")
+        page.check("#explain")  # why: the attribution map over the pad
+        page.wait_for_function("window.lastWhy !== null && window.idle()", timeout=60000)
+        why = page.evaluate("window.lastWhy")
+        painted = page.evaluate("(() => { const c = document.getElementById('whymap'); let n = 0; const d = "
+                                "c.getContext('2d').getImageData(0, 0, c.width, c.height).data; "
+                                "for (let k = 3; k < d.length; k += 4) n += d[k] > 0; return n; })()")
     assert message == ""
     # The stroke straddles columns 3 and 4 (each about half covered), from row 1 to row 6; nothing else.
     assert drawn.shape == (8, 8, 1) and drawn[1:7, 3:5].min() >= 100 and drawn[1:7, 3:5].max() <= 255
@@ -403,6 +409,8 @@ def test_the_page_in_headless_chromium_predicts_a_drawn_stroke(tmp_path_factory,
     best = int(probabilities.argmax())
     assert shown == f"{predictor.class_names[best]} ({100 * probabilities[best]:.1f}%)"
     assert bars == 10 and maps >= 1
+    assert why["predicted"] == predictor.class_names[best] and np.shape(why["attributions"]) == (8, 8, 1)
+    assert 0 < painted <= np.count_nonzero(np.asarray(why["attributions"]))  # drawn where attributed, nowhere else
 
 
 @pytest.mark.slow

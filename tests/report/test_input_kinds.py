@@ -77,6 +77,11 @@ def tiny(family: str, **model) -> ml_collections.ConfigDict:
     return config
 
 
+def curves_of(fig) -> list[Line2D]:
+    """The curves of a figure's axes that hold lines (one per drawn signal)."""
+    return [ax for ax in fig.axes if ax.get_lines()]
+
+
 def curves(ax, steps: int) -> list[Line2D]:
     """The lines of `ax` that are curves over `steps` steps (not the separators between rows)."""
     return [line for line in ax.get_lines() if len(line.get_xdata()) == steps]
@@ -95,6 +100,10 @@ def test_a_signal_run_draws_its_inputs_and_feature_maps_as_lines(captured, tmp_p
     assert dense[1].get_images()  # a layer without a time axis stays a heatmap, beside the input lines
     page = (tmp_path / "report.html").read_text()
     assert "x[0]" not in page  # no feature table for a signal
+    why = captured["why_attributions.png"]  # each explained signal: its curve over a strip of per-step attributions
+    strips = [ax for ax in why.axes if ax.get_images()]
+    assert len(strips) == len(curves_of(why)) == len(summary["questions"]["why"]["examples"]) > 0
+    assert all(ax.get_images()[0].get_array().shape == (1, 48, 3) for ax in strips)
 
 
 def test_a_tabular_run_gets_its_features_as_table_rows(captured, tmp_path, digits):
@@ -112,3 +121,7 @@ def test_a_tabular_run_gets_its_features_as_table_rows(captured, tmp_path, digit
     assert f"<td>{worst['index']}</td>" in page and f"<td>{first}</td>" in page
     assert "The first 16 of 64 features are shown." in page
     assert "Inputs (the rows of the figures below)" in page
+    why = summary["questions"]["why"]  # tabular: top features in words, no figure
+    assert "why_attributions.png" not in summary["files"]
+    assert why["examples"][0]["sentence"] in page.replace("&#x27;", "'")
+    assert why["examples"][0]["top_features"][0]["feature"].startswith("x[")

@@ -85,10 +85,14 @@ def cli_run(tmp_path_factory, data_dir):
 
 
 def test_classification_run_leaves_every_figure(cli_run):
-    workdir, summary, _ = cli_run
+    workdir, summary, stdout = cli_run
     for name in ("learning_curves.png", "confusion_matrix.png", "worst_errors.png",
-                 "activations_hidden_0_out.png"):
+                 "activations_hidden_0_out.png", "why_attributions.png"):
         assert_png(os.path.join(workdir, name))
+    why = summary["questions"]["why"]  # the attributions of a few answers, complete within 1%
+    assert why["completeness"]["within_1_percent"] and [e["role"] for e in why["examples"]][-1] == "right"
+    assert re.search(rf"^  why +{len(why['examples'])} test answers attributed in the report \(completeness within "
+                     r"1%\)$", stdout, re.M), stdout
     assert summary["files"][-1] == "report.html"
     for name in summary["files"]:
         assert os.path.isfile(os.path.join(workdir, name)), name

@@ -61,7 +61,8 @@ def test_help_of_a_config_that_does_not_load_still_answers():
 @pytest.mark.parametrize("key, suggestion", [
     ("optimizer.lr", "optimizer.learning_rate"), ("optimizer.learning_rat", "optimizer.learning_rate"),
     ("train.bs", "train.batch_size"), ("optimiser.learning_rate", "optimizer.learning_rate"),
-    ("epochs", "train.epochs"), ("model.chanels", "model.channels"), ("train.lr", None), ("sweep.learning_rate", None),
+    ("epochs", "train.epochs"), ("model.chanels", "model.channels"), ("train.lr", None),
+    ("swep.learning_rate", "sweep.learning_rate"),
 ])
 def test_an_unknown_key_suggests_the_close_key_of_its_section(key, suggestion):
     with pytest.raises(InputError) as error:

@@ -22,11 +22,11 @@ def test_experiments_lists_every_experiment_and_its_variants(capsys):
 
 @pytest.mark.parametrize("argv, line", [
     (["trian", "mlp"], "error: jaxdl: unknown command (got 'trian', expected one of train, experiments, predict, "
-                       "export, serve, drift, compare); did you mean 'train'?"),
+                       "export, serve, drift, compare, explain, playground); did you mean 'train'?"),
     (["train", "mpl"], "error: jaxdl train: unknown experiment (got 'mpl', expected one of cnn, hybrid, mlp, "
                        "playground, rnn, transfer); did you mean 'mlp'?"),
     ([], "error: jaxdl: missing the command (expected one of train, experiments, predict, export, serve, drift, "
-         "compare); jaxdl --help tells more"),
+         "compare, explain, playground); jaxdl --help tells more"),
     (["train"], "error: jaxdl train: missing the experiment (expected one of cnn, hybrid, mlp, playground, rnn, "
                 "transfer); e.g. jaxdl train mlp --config mlp:tiny"),
 ])
