@@ -10,7 +10,8 @@ table show):
     data             do you have plenty of varied training data?  jaxdl.evaluate.data_checks (+ learning_curve)
     compute          do you have the processing power and storage?  jaxdl.evaluate.compute
 
-`eval.questions` chooses which are answered ("all", "none", or names joined by commas); the
+`eval.questions` chooses which are answered ("all", "none", or names joined by commas; `why` is
+the report's why section, `jaxdl.evaluate.why`, so it follows `eval.report` whatever this says); the
 learning curve (part of `data`) trains the model several more times and runs only with
 `eval.learning_curve=true`. `before_training` answers `data` and `compute` before the first epoch
 (the compute projection is then checked against the epochs), `after_training` the rest.
@@ -91,13 +92,13 @@ def after_training(config: ml_collections.ConfigDict, splits: Splits, kept: Trai
     info = splits.info
     found = {}
     for name in QUESTIONS:
-        if name not in wanted:
+        if name == "why":  # computed by review_run and drawn in the report's why section: follows eval.report
+            found[name] = answer_why(config, splits, kept, review, mesh)
+        elif name not in wanted:
             found[name] = dict(TURNED_OFF)
         elif name == "simpler_methods":
             found[name] = answer_simpler_methods(splits, review.predictions.outputs, model_name=config.model.name,
                                                  seed=config.seed, baseline=summary.get("baseline"))
-        elif name == "why":
-            found[name] = answer_why(config, splits, kept, review, mesh)
         elif name == "good_enough":
             found[name] = answer_good_enough(info.task, review.predictions.outputs, splits.test["y"],
                                              per_class=review.fields.get("per_class"),
