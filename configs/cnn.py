@@ -58,6 +58,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.train.epochs = 3
         config.train.batch_size = 32
         config.eval.baseline = False
+        config.eval.questions = "good_enough,data"  # all, none, or some of simpler_methods,why,good_enough,data,compute
     elif variant == "signals":
         config.data.name = "signals"
         config.model.channels = (16, 32, 32)  # 128 -> 64 -> 32 -> 16 steps

@@ -62,6 +62,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         config.model.sequence.hidden_size = 16
         config.train.epochs = 2
         config.eval.baseline = False
+        config.eval.questions = "good_enough,data"  # all, none, or some of simpler_methods,why,good_enough,data,compute
     elif variant != "default":
         raise ValueError(f"unknown variant {variant!r}; expected default or tiny")
     return config

@@ -21,6 +21,7 @@ from jaxdl.data import Splits
 from jaxdl.evaluate.review import Review
 from jaxdl.report import why_figures, why_page
 from jaxdl.report.page import activation_file, render
+from jaxdl.report.questions_page import questions_section
 
 # Model families whose 1-D inputs are signals (steps in order), not unordered features.
 SIGNAL_MODELS = ("cnn", "rnn")
@@ -40,7 +41,7 @@ def input_kind(input_shape: tuple[int, ...], model_config: ml_collections.Config
 def draw_figures(workdir: str, summary: dict, history: list[dict], review: Review, splits: Splits, *,
                  kind: str = "image") -> list[str]:
     """Writes the PNGs of the run into `workdir`; returns their file names. `kind`: see `input_kind`."""
-    from jaxdl.report import figures  # noqa: PLC0415 (matplotlib: only when a report is drawn)
+    from jaxdl.report import figures, question_figures  # noqa: PLC0415 (matplotlib: only when a report is drawn)
 
     info, test = splits.info, splits.test
     baseline = summary.get("baseline") or {}
@@ -79,7 +80,10 @@ def draw_figures(workdir: str, summary: dict, history: list[dict], review: Revie
         written.append(figures.activations(layer, values, paths.join(workdir, activation_file(layer)),
                                            row_labels=labels, inputs=inputs if kind != "table" else None,
                                            signal=kind == "signal"))
-    return [paths.as_path(path).name for path in written]
+    names = [paths.as_path(path).name for path in written]
+    return names + question_figures.draw(workdir, summary.get("questions") or {}, history=history,
+                                         model_name=str(summary.get("model", "deep model")),
+                                         class_names=list(info.class_names) or None)
 
 
 def row_label(label: int, index: int, info) -> str:
@@ -102,7 +106,7 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, summary: dict,
         worst = [row["index"] for row in summary.get("worst_errors", [])]
         features = {"worst_errors": splits.test["x"][worst], "activations": splits.test["x"][review.examples]}
     page = render(summary, json.loads(config.to_json()), images, features=features,
-                  sections=(why_page.why_section(summary, images),))
+                  sections=(why_page.why_section(summary, images), questions_section(summary, images)))
     paths.write_text_atomic(paths.join(workdir, "report.html"), page, encoding="utf-8")
     return [*names, "report.html"]
 

@@ -85,6 +85,52 @@ def member_line(member: dict, best: int) -> str:
     return f"{member_setting(member)}: test {test}, {state}" + ("  <- best" if member["member"] == best else "")
 
 
+def question_rows(questions: dict) -> list[tuple[str, str]]:
+    """One short line per question of summary.json's `questions` (the report has the whole answer)."""
+    rows = []
+    for name, answer in questions.items():
+        label = "q: " + name.replace("_", " ")
+        if name == "why" and answer.get("run"):
+            continue  # the "why" row above says it
+        if not answer.get("run"):
+            rows.append((label, f"not answered ({answer.get('reason', 'not run')})"))
+        elif name == "simpler_methods":
+            verdicts = [m["vs_deep"] for m in answer["methods"]]
+            best = max(answer["methods"], key=lambda m: m["test"]["value"] * (1 if m["test"]["metric"] == "accuracy"
+                                                                              else -1), default=None)
+            verdict = ("NO: a simpler method is as good or better" if "better" in verdicts else
+                       "not clearly (intervals overlap)" if "overlapping" in verdicts else "yes, all worse")
+            rows.append((label, verdict + (f"; best {best['name']} {best['test']['value']:.4f}" if best else "")))
+        elif name == "good_enough" and "ece" in answer:
+            shown = next((r for r in answer["coverage"] if r["threshold"] == 0.9), None)
+            text = f"ECE {answer['ece']:.3f}"
+            if shown and shown["answered"]:
+                text += (f"; at 0.9 confidence {100 * shown['coverage']:.0f}% answered, "
+                         f"{100 * shown['accuracy']:.1f}% right")
+            if "target" in answer:
+                text += f"; target {answer['target']['target']:g} {answer['target']['verdict']} (interval)"
+            rows.append((label, text))
+        elif name == "data":
+            found, features = answer.get("duplicates") or {}, answer.get("features") or {}
+            text = f"{found.get('exact', 0)} exact, {found.get('near', 0)} near duplicates of train in test" \
+                if found else "duplicates not checked"
+            text += f"; {features.get('constant', 0)} constant features" if features else ""
+            text += "; TINY TEST SET" if answer.get("tiny_test") else ""
+            curve = answer.get("learning_curve") or {}
+            text += f"; learning curve: {curve['verdict']}" if curve.get("verdict") else ""
+            rows.append((label, text))
+        elif name == "compute":
+            actual = answer.get("actual") or {}
+            text = (f"{answer['flops_per_step'] or 0:.3g} FLOP/step, "
+                    f"projected {answer['projected_epoch_seconds']:.3g} s/epoch")
+            if actual.get("ratio"):
+                text += f", measured {actual['epoch_seconds']:.3g} s ({actual['ratio']:.2f}x)"
+            rows.append((label, text))
+        else:
+            rows.append((label, str(answer.get("short") or answer.get("answer", "answered"))[:100]))
+    return rows
+
+
 def final_table(summary: dict) -> str:
     """A short plain-text table of a run's outcome (of a `model.summary_only` dry run: the model's layers)."""
     if summary.get("summary_only"):
@@ -114,6 +160,7 @@ def final_table(summary: dict) -> str:
         rows.append(("why", f"{len(why['examples'])} test answers attributed in the report (completeness "
                      + ("within 1%)" if why["completeness"]["within_1_percent"] else
                         f"gap up to {100 * why['completeness']['max_relative_gap']:.3g}%)")))
+    rows += question_rows(summary.get("questions") or {})
     rows += [
         ("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                    + (", stopped early)" if summary.get("stopped_early") else ")")),

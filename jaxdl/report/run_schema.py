@@ -71,7 +71,34 @@ DATA_INFO = Obj({
     "sizes": Obj({"train": Int(low=0)}, values=Int(low=0)),
 }, rule=data_info_rule)
 
+def answered_rule(record: dict, field: str) -> None:
+    """An answer that ran says it in words; one that did not says why."""
+    needed = "answer" if record["run"] else "reason"
+    if needed not in record:
+        raise SchemaError(join(field, needed), "missing", None, "an answer's words" if record["run"] else
+                          "why the question was not answered")
+
+
+def question(**fields: Check) -> Check:
+    """One entry of summary.json's `questions` (`jaxdl.evaluate.questions`)."""
+    return Obj({"run": Bool}, {"answer": Str, "reason": Str, **fields}, rule=answered_rule)
+
+
+SCORE = Obj({"metric": OneOf("accuracy", "mse"), "value": Float, "low": Float, "high": Float, "count": Int(low=0)})
+QUESTIONS = Obj(optional={
+    "simpler_methods": question(deep=SCORE, methods=List(Obj({"name": Str, "test": SCORE,
+                                                             "vs_deep": OneOf("better", "overlapping", "worse")}))),
+    "why": question(),
+    "good_enough": question(test=SCORE, ece=Num(low=0), coverage=List(Obj({"threshold": Num(), "coverage": Num(low=0),
+                                                                           "answered": Int(low=0)}))),
+    "data": question(sizes=Obj(values=Int(low=0)), tiny_test=Bool,
+                     duplicates=Obj({"exact": Int(low=0), "near": Int(low=0)})),
+    "compute": question(flops_per_step=Optional(Num(low=0)), projected_epoch_seconds=Num(low=0),
+                        seconds_per_step=Num(low=0)),
+})
+
 SUMMARY = Obj(optional={
+    "questions": QUESTIONS,
     "params_sha256": Hex(64),
     "best_member": Int(low=0),
     "epochs_run": Int(low=0),

@@ -307,6 +307,9 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
     eval.metrics: scores computed with scikit-learn on validation (each epoch) and test, e.g.
     f1_macro,roc_auc: f1_macro, f1_micro, precision, recall, roc_auc, average_precision (classification),
     r2, mae (regression).
+    eval.questions: which of the questions before trusting a network the run answers (docs/questions.md):
+    "all", "none", or names joined by commas: simpler_methods, why, good_enough, data, compute.
+    eval.learning_curve: also train on 10, 25, 50% of train (a few seeds each) to say whether more data would help.
     checkpoint.every_epochs: save every this many epochs (0: by time only).
     checkpoint.every_seconds: save when this many seconds passed since the last save (0: off).
     checkpoint.keep: how many of the latest checkpoints to keep (each holds the best model too).
@@ -319,7 +322,8 @@ def add_training_sections(config: ml_collections.ConfigDict, *, epochs: int, bat
         "monitor": "val_loss", "monitor_mode": "auto",
         "accumulate_steps": 1, "ema": 0.0, "lr_find": False,
     })
-    config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size, "metrics": ()})
+    config.eval = ml_collections.ConfigDict({"batch_size": eval_batch_size, "metrics": (), "questions": "all",
+                                             "learning_curve": False})
     config.checkpoint = ml_collections.ConfigDict({"every_epochs": 0, "every_seconds": 30.0, "keep": 2})
     config.sweep = sweep.default_config()
     return config

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 
 import flax
@@ -25,6 +26,7 @@ from jaxdl import data as data_lib
 from jaxdl import parallel, paths
 from jaxdl.deploy import drift_features
 from jaxdl.errors import InputError, check_range
+from jaxdl.evaluate import questions
 from jaxdl.evaluate.analysis import check_eval_config
 from jaxdl.evaluate.members import sweep_summary
 from jaxdl.evaluate.passes import count_params
@@ -211,6 +213,8 @@ def complete_run(config: ml_collections.ConfigDict, workdir: str, splits: data_l
             metrics_log.append(record)
     review = review_run(config, review_splits or splits, kept, mesh, history)
     summary = {**summary, **review.fields, "params_sha256": params_sha256(kept.params)}
+    summary["questions"] = questions.after_training(config, review_splits or splits, kept, review, mesh,
+                                                    summary=summary, history=history)
     if config.eval.get("report", True):
         summary["report"] = paths.join(workdir, "report.html")
         if leader:
@@ -234,6 +238,7 @@ def check_config(config: ml_collections.ConfigDict, mesh) -> None:
     check_range("config.checkpoint.every_seconds", checkpoint.get("every_seconds", 30.0), low=0)
     check_range("config.checkpoint.keep", checkpoint.get("keep", 2), low=1, integer=True)
     check_eval_config(config.get("eval", ml_collections.ConfigDict()))
+    questions.asked(config.get("eval", ml_collections.ConfigDict()))
 
 
 def monitor_of_config(config: ml_collections.ConfigDict, task: str | None = None,
@@ -346,6 +351,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
         checkpointer = make_checkpointer(config, workdir)
         rate_finder.keep_saved_rate(config, checkpointer)
         check_resumable(checkpointer, config)
+        given_splits = splits is not None
         if splits is None:
             data_config = config.data
             if members and data_config.get("pipeline", "memory") == "auto":
@@ -372,6 +378,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
             log.write_json(paths.join(workdir, "data_info.json"), data_info_record(splits))
         state = build_state(config, splits.info, steps_per_epoch, model, members, per_step=per_step, tx=optimizer,
                             metrics_fn=metrics)
+        before = questions.before_training(config, splits, state, mesh, members=len(members),
+                                           data_config=None if given_splits else config.data)
+        if "compute" in before and progress and leader:
+            print(f"compute: {before['compute'].get('answer', before['compute'].get('reason'))}", file=sys.stderr)
         result, stop = run_fit(config, state, splits, mesh=mesh, checkpointer=checkpointer, workdir=workdir,
                                progress=progress, members=members)
     except BaseException as error:
@@ -413,6 +423,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, split
     if not members:
         summary["test"] = review.test
     summary.update(review.fields)
+    summary["questions"] = questions.after_training(config, splits, kept, review, mesh, before=before,
+                                                    summary=summary, history=own_history)
     if config.eval.get("report", True):
         summary["report"] = paths.join(workdir, "report.html")
         if leader:
