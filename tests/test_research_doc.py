@@ -37,6 +37,9 @@ def test_each_snippet_runs_after_the_ones_before(session, index, capsys):
         assert namespace["summary"]["report"] and os.path.exists(namespace["summary"]["report"])
     if "best_member" in SNIPPETS[index]:
         assert "lr=0.001" in printed and "lr=0.01" in printed
+    if "jaxdl.lr_find(" in SNIPPETS[index]:
+        found = namespace["found"]
+        assert found.rates[0] <= found.suggestion <= found.rates[-1] and found.rate > 0
     if 'metrics=("f1_macro", "roc_auc")' in SNIPPETS[index]:
         assert "val_f1_macro" in namespace["result"].history[-1]
 
@@ -44,5 +47,6 @@ def test_each_snippet_runs_after_the_ones_before(session, index, capsys):
 def test_the_doc_shows_every_piece():
     text = "\n".join(SNIPPETS)
     for piece in ("def __call__(self, x, train: bool)", "def __call__(self, x)", 'return {"loss"', "optax.adamw(",
-                  'metrics=("f1_macro"', "members=2", "sweep.learning_rate", "train_and_evaluate("):
+                  'metrics=("f1_macro"', "members=2", "sweep.learning_rate", "train_and_evaluate(",
+                  "jaxdl.lr_find("):
         assert piece in text, piece
