@@ -192,6 +192,10 @@ def solo_finish(finish: Callable) -> Callable:
         fit_state, metrics = finish(rest, state, step_metrics, val_batches)
         return fit_state.replace(train=None), metrics
 
+    named = finish
+    while isinstance(named, functools.partial):
+        named = named.func
+    without_state.__name__ = without_state.__qualname__ = getattr(named, "__name__", "finish")  # the program's name
     return without_state
 
 
