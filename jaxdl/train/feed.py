@@ -64,7 +64,7 @@ class StreamedEpochs:
                                  skip_nonfinite=skip_nonfinite)
         self.programs = {single: jax.jit(functools.partial(call, single=single), donate_argnums=(0, 1))
                          for single in (True, False)}
-        self.finish = jax.jit(finish, donate_argnums=(0, 1))
+        self.finish = jax.jit(calls.solo_finish(finish), donate_argnums=(0,))
         self.begin = None
         self.k = self.chunks = self.choice = None
         self.waits = []  # seconds the loop waited for chunks, per epoch run
@@ -139,7 +139,8 @@ class StreamedEpochs:
                 jax.block_until_ready(previous)
             previous = position
         self.metrics, self.position = metrics, position
-        return self.finish(rest, state, metrics, val_batches)
+        fit_state, metrics = self.finish(rest, state, metrics, val_batches)
+        return fit_state.replace(train=state), metrics
 
 
 def order_key_of(state) -> np.ndarray:
