@@ -119,7 +119,8 @@ def example_fields(index: int, role: str, k: int, found: Attributions, labels: n
         probabilities = np.exp(logits - logits.max())
         probabilities /= probabilities.sum()
         predicted = int(found.targets[k])
-        fields.update(true=info.class_names[int(labels[index])], predicted=info.class_names[predicted],
+        name = (lambda label: info.class_names[label] if info.class_names else str(label))  # own data may name none
+        fields.update(true=name(int(labels[index])), predicted=name(predicted),
                       probability=float(probabilities[predicted]))
     else:
         fields.update(true=np.asarray(labels[index], np.float64).reshape(-1).tolist(),
