@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,3 +82,17 @@ class CliDriver:
         self.process.stdin.close()
         self.process.wait(timeout=60)
 
+
+def chromium_path() -> str:
+    """The system's chromium for playwright; skipped where missing, unless JAXDL_REQUIRE_CHROMIUM is set."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    missing = "chromium is not installed (apt-get install chromium)" if chromium is None else None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing = "playwright is not installed (pip install -e '.[test]')"
+    if missing:
+        if os.environ.get("JAXDL_REQUIRE_CHROMIUM"):
+            pytest.fail(f"the browser test is required here (JAXDL_REQUIRE_CHROMIUM is set) but {missing}")
+        pytest.skip(f"{missing}; CI installs it and runs this test")
+    return chromium

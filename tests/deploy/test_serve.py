@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 import uvicorn
-from conftest import REPO, run_cli
+from conftest import REPO, chromium_path, run_cli
 from deploy_runs import finished_run, run_splits
 from test_predict import stored_pixels, stored_table, table_rows
 
@@ -343,20 +343,6 @@ def test_a_run_without_a_drift_reference_is_served_without_drift_gauges(tmp_path
     assert "warning:" in stderr and "drift_reference.json is missing" in stderr
 
 
-@pytest.mark.slow
-def chromium_path() -> str:
-    """The system's chromium for playwright; skipped where missing, unless JAXDL_REQUIRE_CHROMIUM is set."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    missing = "chromium is not installed (apt-get install chromium)" if chromium is None else None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing = "playwright is not installed (pip install -e '.[test]')"
-    if missing:
-        if os.environ.get("JAXDL_REQUIRE_CHROMIUM"):
-            pytest.fail(f"the browser test is required here (JAXDL_REQUIRE_CHROMIUM is set) but {missing}")
-        pytest.skip(f"{missing}; CI installs it and runs this test")
-    return chromium
 
 
 @contextlib.contextmanager

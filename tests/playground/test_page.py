@@ -8,12 +8,9 @@ test is marked slow.
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import chromium_path, run_cli
 from playground_server import serving
 
 # python -m experiments.playground --config configs/playground.py:spiral --config.model.hidden_sizes='(8,8)'
@@ -21,19 +18,6 @@ from playground_server import serving
 STATIC_SPIRAL_8X8_TEST_LOSS = 0.5203
 
 
-def chromium_path() -> str:
-    """The system's chromium for playwright; skipped where missing, unless JAXDL_REQUIRE_CHROMIUM is set."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    missing = "chromium is not installed (apt-get install chromium)" if chromium is None else None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing = "playwright is not installed (pip install -e '.[test]')"
-    if missing:
-        if os.environ.get("JAXDL_REQUIRE_CHROMIUM"):
-            pytest.fail(f"the browser test is required here (JAXDL_REQUIRE_CHROMIUM is set) but {missing}")
-        pytest.skip(f"{missing}; CI installs it and runs this test")
-    return chromium
 
 
 def settle(page) -> None:
