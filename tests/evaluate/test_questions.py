@@ -266,3 +266,18 @@ def test_the_learning_curve_trains_each_size_with_its_seeds_side_by_side(digits)
     assert len({tuple(p["scores"]) for p in curve["points"]}) == len(curve["points"])
     assert curve["points"][-1]["mean"] > curve["points"][0]["mean"]  # 1295 examples beat 130 after two epochs
     assert curve["verdict"] in curve["answer"]
+
+
+def test_a_validation_class_missing_from_train_does_not_stop_the_simpler_methods():
+    """The hybrid's 37 sums: rare classes may be in validation and not in train; the trees' early stopping
+    would refuse them, so they are left out of its validation rows (the default hybrid run crashed here)."""
+    rng = np.random.default_rng(0)
+
+    def part(n, labels):
+        return {"x": rng.normal(size=(n, 4)).astype(np.float32), "y": rng.choice(labels, n).astype(np.int32)}
+
+    info = DataInfo(name="rare", task="classification", input_shape=(4,), num_classes=5)
+    splits = Splits(part(60, [0, 1, 2]), part(30, [0, 1, 2, 3, 4]), part(30, [0, 1, 2, 3, 4]), info)
+    answer = simpler.answer_simpler_methods(splits, rng.normal(size=(30, 5)).astype(np.float32), model_name="mlp")
+    assert answer["run"] and {m["name"] for m in answer["methods"]} >= {"gradient-boosted trees"}, answer
+    assert answer["skipped"] == []
