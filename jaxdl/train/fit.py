@@ -120,7 +120,7 @@ def finish_epoch(fit_state: FitState, state: TrainState, step_metrics: dict, val
         val_metrics = evaluate_batches(judged, val_batches, eval_sharding)
     epoch = fit_state.epoch + 1
     early = fit_state.early if monitor is None else update_early_stopping(
-        fit_state.early, val_metrics[monitor] * sign if sign != 1.0 else val_metrics[monitor], epoch, judged, patience)
+        fit_state.early, val_metrics[monitor] * sign, epoch, judged, patience)  # x * 1.0 is x, bit for bit
     diverges = runs["longest"] >= max_consecutive_nonfinite if skip_nonfinite else runs["count"] > 0
     new = FitState(train=state, early=early, epoch=epoch, nonfinite_streak=runs["trailing"],
                    diverged=fit_state.diverged | diverges)

@@ -56,12 +56,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *,
         return jnp.mean(metrics["loss"]), (metrics, batch_stats)
 
     extra, advanced = {}, {"step": state.step + 1}
-    if state.loss_scale is None and state.accumulate_steps > 1:
-        (loss, (metrics, batch_stats)), grads = accumulated_gradients(state, batch, dropout_key)
-        finite = nonfinite.all_finite((loss, grads))
-        update = finite if skip_nonfinite else None
-    elif state.loss_scale is None:
-        (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    if state.loss_scale is None:
+        if state.accumulate_steps > 1:
+            (loss, (metrics, batch_stats)), grads = accumulated_gradients(state, batch, dropout_key)
+        else:
+            (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         finite = nonfinite.all_finite((loss, grads))
         update = finite if skip_nonfinite else None
     else:
