@@ -14,14 +14,14 @@ import os
 import flax.linen as nn
 import numpy as np
 import pytest
-from conftest import REPO, CliDriver, run_cli
+from conftest import REPO, CliDriver, devices_env, run_cli
 
 from jaxdl.errors import InputError
 from jaxdl.models import MLP
 from jaxdl.run.config import load_config
 from jaxdl.run.pipeline import train_and_evaluate
 
-EIGHT_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+EIGHT_DEVICES = {**devices_env(8), "JAX_PLATFORMS": "cpu"}
 
 # (id, extra argv, where the error line must point, fragments it must contain, offline)
 # Placeholders: {data} prepared digits, {bad} data_dir for bad_data, {empty} an empty data_dir,

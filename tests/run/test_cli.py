@@ -77,3 +77,41 @@ def test_debug_shows_the_traceback(data_dir, tmp_path):
     result = run_cli("experiments.mlp", *TINY, f"--config.data.data_dir={data_dir}", f"--workdir={tmp_path}",
                      "--config.train.epochz=3", "--debug")
     assert result.returncode == 2 and "Traceback" in result.stderr and "error: --config.train.epochz" in result.stderr
+
+
+CACHE_PROBE = """
+import os, sys
+import jax, jax.numpy as jnp
+from jaxdl.run import cli
+cli.use_compilation_cache()
+folder = jax.config.jax_compilation_cache_dir
+def long(x):  # a program that takes more than the cache's 0.1 s to compile
+    for i in range(100):
+        x = jnp.sin(x) @ x.T + i
+    return x
+jax.jit(long)(jnp.ones((64, 64))).block_until_ready()
+print(folder or "-", len(os.listdir(folder)) if folder and os.path.isdir(folder) else 0)
+"""
+
+
+@pytest.mark.parametrize("setting", ["default", "off"])
+def test_a_command_caches_its_programs_in_its_own_folder_unless_told_otherwise(tmp_path, setting):
+    """By default the cache lives in a folder of the command's own under the temp folder, holds what
+    it compiled and is gone at exit; "off" is none."""
+    import subprocess
+    import sys
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("JAX_COMPILATION_CACHE")}
+    env["TMPDIR"] = str(temp)
+    env["JAXDL_COMPILATION_CACHE"] = {"default": "", "off": "off"}[setting]
+    result = subprocess.run([sys.executable, "-c", CACHE_PROBE], env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    folder, entries = result.stdout.split()
+    if setting == "default":
+        assert os.path.dirname(folder) == str(temp) and int(entries) >= 1
+        assert os.listdir(temp) == []  # removed at exit
+    else:
+        assert (folder, entries) == ("-", "0")

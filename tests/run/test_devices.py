@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import devices_env, run_cli
 
 ARGS = ["--config", "configs/mlp.py:tiny", "--quiet", "--config.eval.report=false",
         "--config.model.hidden_sizes=(64,64)", "--config.train.batch_size=64", "--config.train.epochs=4",
@@ -13,7 +13,7 @@ ARGS = ["--config", "configs/mlp.py:tiny", "--quiet", "--config.eval.report=fals
 
 
 def run_on(devices: int, workdir: str, data_dir: str) -> tuple[list[dict], dict]:
-    env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    env = devices_env(devices)
     result = run_cli("experiments.mlp", *ARGS, f"--config.data.data_dir={data_dir}", f"--workdir={workdir}", env=env)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
@@ -39,7 +39,7 @@ def test_eight_devices_give_the_losses_of_one(runs):
 
 
 def test_batch_size_must_divide_by_the_device_count(data_dir, tmp_path):
-    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    env = devices_env(8)
     result = run_cli("experiments.mlp", *ARGS, "--config.train.batch_size=60", f"--config.data.data_dir={data_dir}",
                      f"--workdir={tmp_path}", env=env)
     assert result.returncode == 2

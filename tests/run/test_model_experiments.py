@@ -5,7 +5,8 @@ report, final table). For the CNN, RNN and hybrid also the same run again (bit-i
 parameters: same seed, same numbers), and the same run on 8 simulated devices (the same per-epoch
 losses; for batch norm that means statistics over the whole global batch). The ResNet shares the
 CNN's layers and data path, so one run covers it (each 8-device run compiles for ~20 s). The
-subprocesses share a persistent compilation cache, so the repeated run does not compile again.
+subprocesses share the suite's persistent compilation cache (tests/conftest.py), so the repeated
+run does not compile again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import devices_env, run_cli
 
 # family -> (experiment module, config, overrides): tiny runs, with batch norm and dropout where the family has them.
 FAMILIES = {
@@ -29,14 +30,7 @@ FAMILIES = {
     "hybrid": ("experiments.hybrid", "configs/hybrid.py:tiny", {"train.epochs": "1", "train.batch_size": "128"}),
 }
 RELATIVE_TOLERANCE = 1e-4
-EIGHT_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-
-
-@pytest.fixture(scope="session")
-def compile_cache(tmp_path_factory) -> dict[str, str]:
-    """Environment for subprocesses that share one persistent JAX compilation cache."""
-    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+EIGHT_DEVICES = devices_env(8)
 
 
 def run_family(family: str, data_dir: str, workdir: str, env: dict[str, str], *, report: bool = True) -> dict:
@@ -64,8 +58,8 @@ def losses(workdir: str) -> list[tuple[float, float]]:
 
 
 @pytest.mark.slow
-def test_resnet_runs_from_the_command_line(data_dir, compile_cache, tmp_path):
-    summary = run_family("resnet", data_dir, str(tmp_path), compile_cache)
+def test_resnet_runs_from_the_command_line(data_dir, tmp_path):
+    summary = run_family("resnet", data_dir, str(tmp_path), {})
     assert summary["model"] == "resnet" and summary["devices"]["count"] == 1
     assert summary["epochs_run"] == 2
     # The test accuracy is the confusion matrix's trace over the count, exactly as float32 divides.
@@ -76,16 +70,16 @@ def test_resnet_runs_from_the_command_line(data_dir, compile_cache, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["cnn", "rnn", "hybrid"])
-def test_family_runs_the_same_on_8_devices_and_repeats_bit_for_bit(family, data_dir, compile_cache, tmp_path):
-    one = run_family(family, data_dir, str(tmp_path / "one"), compile_cache)
+def test_family_runs_the_same_on_8_devices_and_repeats_bit_for_bit(family, data_dir, tmp_path):
+    one = run_family(family, data_dir, str(tmp_path / "one"), {})
     assert one["devices"]["count"] == 1
     assert one["model"] == FAMILIES[family][2].get("model.name", family)
     assert ("mse" if family == "rnn" else "accuracy") in one["test"]
 
-    again = run_family(family, data_dir, str(tmp_path / "again"), compile_cache, report=False)
+    again = run_family(family, data_dir, str(tmp_path / "again"), {}, report=False)
     assert again["params_sha256"] == one["params_sha256"]
 
-    eight = run_family(family, data_dir, str(tmp_path / "eight"), {**compile_cache, **EIGHT_DEVICES}, report=False)
+    eight = run_family(family, data_dir, str(tmp_path / "eight"), EIGHT_DEVICES, report=False)
     assert eight["devices"]["count"] == 8
     single, multi = losses(str(tmp_path / "one")), losses(str(tmp_path / "eight"))
     assert len(single) == len(multi) == one["epochs_run"]

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import optax
 import pytest
-from conftest import REPO
+from conftest import REPO, devices_env
 
 from jaxdl.errors import InputError
 from jaxdl.evaluate.passes import evaluate_split
@@ -88,7 +88,7 @@ print("devices", jax.device_count())
 def test_fit_leaves_the_callers_state_alone(devices):
     """`fit` copies the state it is given: the caller's arrays stay readable and unchanged, on
     one device (where placing them could alias the caller's buffers) as on eight."""
-    env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+    env = {**devices_env(devices), "JAX_PLATFORMS": "cpu"}
     result = subprocess.run([sys.executable, "-c", CALLER_STATE_SURVIVES], cwd=REPO, env={**os.environ, **env},
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -9,7 +9,7 @@ import shutil
 import ml_collections
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, devices_env, run_cli
 
 from experiments import playground
 from jaxdl.data import DataInfo
@@ -197,7 +197,7 @@ def test_sweep_on_8_devices_equals_1_device(swept, playground_data, tmp_path, le
     overrides = {**SWEEP_OVERRIDES, "sweep.learning_rate": learning_rates, "data.data_dir": playground_data}
     args = [f"--config.{key}={value}" for key, value in overrides.items()]
     result = run_cli("experiments.playground", *args, f"--workdir={tmp_path}",
-                     env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"})
+                     env={**devices_env(8), "JAX_PLATFORMS": "cpu"})
     assert result.returncode == 0, result.stderr[-2000:]
     with open(os.path.join(tmp_path, "summary.json")) as f:
         summary = json.load(f)
