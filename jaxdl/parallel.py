@@ -112,6 +112,15 @@ def agree(flags: Sequence[bool]) -> list[bool]:
     return [bool(value) for value in np.asarray(gathered).reshape(-1, len(flags)).any(axis=0)]
 
 
+def mean_over_processes(values: Sequence[float]) -> list[float]:
+    """Each value averaged over all processes (one small allgather; a collective): a measurement
+    every process must act on alike, e.g. timings that pick a program."""
+    if jax.process_count() == 1:
+        return [float(value) for value in values]
+    gathered = multihost_utils.process_allgather(np.asarray(values, np.float64))
+    return [float(value) for value in np.asarray(gathered).reshape(-1, len(values)).mean(axis=0)]
+
+
 def sync(name: str) -> None:
     """Waits until every process reached the point called `name` (nothing to wait for with one process)."""
     if jax.process_count() > 1:

@@ -68,6 +68,27 @@ def devices_env(count: int) -> dict:
     return {"XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={count}".strip()}
 
 
+@pytest.fixture(scope="session")
+def imported_folder_run(tmp_path_factory) -> dict:
+    """One `experiments.transfer` run from the command line fine-tuning ResNet-18 weights (random values,
+    torchvision's names) on a folder of 32x32 images, head only and fine-tuned, two epochs:
+    {"workdir", "weights", "photos", "result"}. Shared by the tests of tests/transfer/test_imported_source.py
+    (one file: `--dist loadfile` runs it on one worker); ResNet-18 is the suite's largest model."""
+    from imported_folder import image_folder, resnet18_safetensors
+
+    root = tmp_path_factory.mktemp("imported_folder")
+    weights = resnet18_safetensors(root / "resnet18.safetensors")
+    photos = image_folder(root / "photos")
+    workdir = root / "work"
+    result = run_cli("experiments.transfer", "--config", "configs/transfer.py:folder",
+                     f"--config.source=resnet18:{weights}", f"--config.data.name=folder:{photos}",
+                     f"--config.data.data_dir={root / 'tfds'}", "--config.data.image_size=(32, 32)",
+                     "--config.train.epochs=2", "--config.transfer.head_epochs=1", "--config.train.batch_size=8",
+                     "--workdir", str(workdir), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"workdir": workdir, "weights": weights, "photos": photos, "result": result}
+
+
 def run_cli(module: str, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs `python -m <module> <args>` from the repository root in a real subprocess."""
     full_env = {**os.environ, **(env or {})}

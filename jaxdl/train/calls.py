@@ -15,13 +15,17 @@ Which K is fastest depends on the model and the backend, so "auto" measures: it 
 candidate of `AUTO_CANDIDATES` on copies of the run's state, on the run's own first batches
 (interleaved rounds, median ms per step), and keeps the fastest. The copies are thrown away: every
 K trains the same bits (the step is the same function; tests/train/test_steps_per_call.py), so the
-choice changes only the time.
+choice changes only the time. With several processes the medians are averaged over them, so all
+take the same K (their programs must match). A process remembers what it measured for each step
+program (the lowered program's text, `signature`): a later `fit` of the same program (the transfer
+experiment trains 90 models of three kinds) takes the choice without timing again (`Choice.remembered`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import math
 import sys
 import time
@@ -32,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl import parallel
 from jaxdl.errors import InputError
 from jaxdl.train.state import TrainState
 from jaxdl.train.step import constrain, device_inputs, epoch_order, train_step
@@ -117,42 +122,74 @@ def empty_metrics(state: TrainState, batch: dict, steps: int, skip_nonfinite: bo
 
 @dataclasses.dataclass
 class Choice:
-    """What `auto` chose: `value` (an int or "epoch") and the median ms per step of each candidate measured."""
+    """What `auto` chose: `value` (an int or "epoch") and the median ms per step of each candidate measured
+    (`remembered`: by an earlier `fit` of the same program in this process, not timed again)."""
 
     value: int | str
     ms_per_step: dict[str, float] = dataclasses.field(default_factory=dict)
+    remembered: bool = False
 
     def summary(self) -> dict:
-        return {"chosen": self.value, "ms_per_step": self.ms_per_step}
+        return {"chosen": self.value, "ms_per_step": self.ms_per_step,
+                **({"remembered": True} if self.remembered else {})}
+
+
+# signature -> (choice, None) measured over every candidate, or (choice, total steps) of a short run's
+_REMEMBERED: dict[str, tuple[Choice, int | None]] = {}
+
+
+def signature(lowered: jax.stages.Lowered) -> str:
+    """A step program's identity for remembering its choice: its lowered text (shapes, shardings, the
+    model, the optimizer's constants) and the backend."""
+    return hashlib.sha256(f"{jax.default_backend()}\n{lowered.as_text()}".encode()).hexdigest()
 
 
 def choose(trial: Callable[[int | str], float], candidates: tuple, *, total_steps: int,
-           quiet: bool = True) -> Choice:
+           quiet: bool = True, program: str | None = None) -> Choice:
     """Times `trial(candidate) -> seconds per step` for each candidate: one untimed round (it compiles),
     then `AUTO_ROUNDS` interleaved rounds; keeps the lowest median (the first on a tie).
 
     The first candidate is timed first; when the whole run (`total_steps` at its speed) would take less
-    time than compiling it did, measuring the others cannot pay for itself: it is kept unmeasured against them.
+    time than compiling it did, measuring the others cannot pay for itself: it is kept, timed once.
+    Several processes decide all of it alike (`parallel.agree`, `parallel.mean_over_processes`).
+    With `program` (a `signature`), what this process chose for that program before is taken as it is
+    (one process only): a choice over every candidate always, a short run's for runs no longer.
     """
+    single_process = jax.process_count() == 1
+    known = _REMEMBERED.get(program) if program is not None and single_process else None
+    if known is not None and (known[1] is None or total_steps <= known[1]):
+        if not quiet:
+            print(f"steps_per_call auto: {known[0].value} (chosen earlier in this process for this program)",
+                  file=sys.stderr)
+        return dataclasses.replace(known[0], remembered=True)
     tick = time.perf_counter()
     trial(candidates[0])
     compile_seconds = time.perf_counter() - tick
     first = trial(candidates[0])
-    if total_steps * first < compile_seconds:
-        candidates = candidates[:1]
+    short = parallel.agree([total_steps * first < compile_seconds])[0]
+    if short:
+        choice = Choice(candidates[0], {str(candidates[0]): round(1000 * parallel.mean_over_processes([first])[0], 4)})
+        if not quiet:
+            print(f"steps_per_call auto: {candidates[0]} (a short run: the others not measured)", file=sys.stderr)
+        if program is not None:
+            _REMEMBERED[program] = (choice, total_steps)
+        return choice
     for candidate in candidates[1:]:
         trial(candidate)
     times = {candidate: [] for candidate in candidates}
     for _ in range(AUTO_ROUNDS):
         for candidate in candidates:
             times[candidate].append(trial(candidate))
-    ms = {str(candidate): round(1000 * float(np.median(values)), 4) for candidate, values in times.items()}
+    medians = parallel.mean_over_processes([float(np.median(times[candidate])) for candidate in candidates])
+    ms = {str(candidate): round(1000 * median, 4) for candidate, median in zip(candidates, medians, strict=True)}
     best = min(candidates, key=lambda candidate: ms[str(candidate)])
     if not quiet:
         print("steps_per_call auto: " + ", ".join(f"{name} {value:.3g} ms/step" for name, value in ms.items())
-              + f" -> {best}" + ("" if len(candidates) > 1 else " (a short run: the others not measured)"),
-              file=sys.stderr)
-    return Choice(best, ms)
+              + f" -> {best}", file=sys.stderr)
+    choice = Choice(best, ms)
+    if program is not None:
+        _REMEMBERED[program] = (choice, None)
+    return choice
 
 
 def timed(run: Callable[[], Any]) -> float:
@@ -246,8 +283,10 @@ class MemoryEpochs:
             fn = jax.vmap(fn, in_axes=(0, 0, None, 0, None, None), out_axes=(0, 0, None, 0)) if self.members else fn
             self.programs[single] = jax.jit(fn, donate_argnums=(0, 1, 3), out_shardings=shardings)
         if self.steps_per_call == AUTO:
+            metrics, position, order = self.buffers()
+            program = signature(self.programs[False].lower(state, metrics, position, order, self.data, position))
             self.choice = choose(functools.partial(self.trial, state), AUTO_CANDIDATES, quiet=quiet,
-                                 total_steps=epochs * self.steps)
+                                 total_steps=epochs * self.steps, program=program)
         else:
             self.choice = Choice(self.steps_per_call)
         self.k = steps_of(self.choice.value, self.steps)

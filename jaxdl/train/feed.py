@@ -96,8 +96,11 @@ class StreamedEpochs:
         self.begin = lambda: ({name: jax.device_put(np.zeros((self.steps,), dtype), replicated)
                                for name, dtype in dtypes.items()}, jax.device_put(np.int32(0), replicated))
         if self.steps_per_call == calls.AUTO:
+            piece = {key: jax.ShapeDtypeStruct((1, self.batch_size, *value.shape[2:]), value.dtype,
+                                               sharding=self.sharding) for key, value in first.items()}
+            program = calls.signature(self.programs[True].lower(state, *self.begin(), piece))
             self.choice = calls.choose(functools.partial(self.trial, state, first), calls.AUTO_CANDIDATES,
-                                       quiet=quiet, total_steps=epochs * self.steps)
+                                       quiet=quiet, total_steps=epochs * self.steps, program=program)
         else:
             self.choice = calls.Choice(self.steps_per_call)
         self.k = calls.steps_of(self.choice.value, min(self.read_steps, self.steps))

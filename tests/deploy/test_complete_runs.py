@@ -245,52 +245,6 @@ def test_a_transfer_run_is_complete_and_says_which_model_it_kept(data_dir, tmp_p
     assert predictor.model_description == "finetune (2 labels per class, seed 0), epoch 3 (the last)"
 
 
-def resnet18_safetensors(path) -> str:
-    """A ResNet-18 state dict with torchvision's names and random values, written without PyTorch."""
-    from safetensors.numpy import save_file
-
-    from jaxdl.transfer.imported import torch_layout
-
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for name, shape in torch_layout("resnet18").items():
-        if name.endswith("running_var"):
-            arrays[name] = np.ones(shape, np.float32)
-        elif name.endswith(("running_mean", ".bias")):
-            arrays[name] = np.zeros(shape, np.float32)
-        elif len(shape) == 1:
-            arrays[name] = np.ones(shape, np.float32)
-        else:
-            arrays[name] = rng.normal(0, (2 / np.prod(shape[1:])) ** 0.5, shape).astype(np.float32)
-    arrays["fc.weight"] = rng.normal(0, 0.01, (1000, 512)).astype(np.float32)
-    arrays["fc.bias"] = np.zeros(1000, np.float32)
-    save_file(arrays, str(path))
-    return str(path)
-
-
-@pytest.mark.slow
-def test_fine_tuning_imported_weights_on_a_folder_is_a_complete_run(tmp_path):
-    sys.path.insert(0, os.path.join(REPO, "tests", "transfer"))
-    from test_imported_source import image_folder
-
-    weights = resnet18_safetensors(tmp_path / "resnet18.safetensors")
-    photos = image_folder(tmp_path / "photos")
-    workdir = tmp_path / "work"
-    result = run_cli("experiments.transfer", "--config", "configs/transfer.py:folder",
-                     f"--config.source=resnet18:{weights}", f"--config.data.name=folder:{photos}",
-                     f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.data.image_size=(32, 32)",
-                     "--config.train.epochs=2", "--config.transfer.head_epochs=1", "--config.train.batch_size=8",
-                     "--config.strategies=('finetune',)", "--workdir", str(workdir), "--quiet", timeout=900)
-    assert result.returncode == 0, result.stderr[-2000:]
-    splits = run_splits(str(workdir))
-    assert splits.info.stored["kind"] == "folder"
-    predictor = check_complete(str(workdir), stored(splits.test["x"]), splits.test["y"])
-    assert predictor.model_description.startswith("finetune (all labels, seed 0)")
-
-    result = run_cli("jaxdl.predict", "--workdir", str(workdir), str(photos))  # the folder's images, any size
-    assert result.returncode == 0, result.stderr
-
-
 # ------------------------------------------------------------------------------------- errors name the real cause
 
 def test_a_missing_data_info_is_called_missing_in_a_run_of_this_version(tmp_path):

@@ -80,6 +80,21 @@ def test_a_stack_trains_the_same_bits_whatever_the_steps_per_call(digits, name):
     assert runs[1] == runs[3] == runs["epoch"]
 
 
+def test_auto_times_a_program_once_per_process_and_a_new_program_again(digits):
+    """A second fit of the same step program (another seed) takes the first one's choice without timing;
+    a fit whose program differs (another learning rate: a constant of the step) is timed anew."""
+    model = MLP(num_outputs=10, hidden_sizes=(27,))  # a program no other test of this process compiles
+
+    def auto_fit(seed, rate):
+        state = create_state(model, optax.adam(rate), (8, 8, 1), seed, classification_metrics)
+        return fit(state, digits.train, digits.validation, epochs=3, batch_size=64, steps_per_call="auto")
+
+    first, second, other = auto_fit(0, 1e-3), auto_fit(1, 1e-3), auto_fit(0, 2e-3)
+    assert "remembered" not in first.steps_per_call and "remembered" not in other.steps_per_call
+    assert second.steps_per_call == {**first.steps_per_call, "remembered": True}
+    assert params_sha256(second.state.params) != params_sha256(first.state.params)  # another seed did train
+
+
 def test_a_bad_steps_per_call_is_refused(digits):
     state = create_state(MODELS["mlp"], optax.adam(1e-3), (8, 8, 1), 0, classification_metrics)
     for value in (0, -1, 2.5, "fast", True, "1.5", None):

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import ml_collections
-import numpy as np
 import pytest
 from conftest import REPO, run_cli
-from PIL import Image
-from test_imported import torch_and_resnets
 
 from experiments import transfer
 from jaxdl.errors import InputError
@@ -19,40 +17,9 @@ from jaxdl.train.digest import params_sha256
 from jaxdl.transfer.pretrained import read_pretrained
 
 
-def random_resnet18_safetensors(path) -> str:
-    """torchvision's ResNet-18 with random weights (1000 classes), saved as a .safetensors state dict.
-    Skips without PyTorch, or fails where JAXDL_REQUIRE_TORCH is set (`test_imported.torch_and_resnets`)."""
-    _, resnet = torch_and_resnets()
-    from safetensors.torch import save_file
-
-    model = resnet.resnet18(weights=None)
-    save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()}, str(path))
-    return str(path)
-
-
-def image_folder(root, count: int = 12, size=(20, 24)) -> str:
-    """root/<class>/<i>.png: two classes of noisy dark and light RGB images of different sizes."""
-    rng = np.random.default_rng(0)
-    for name, value in (("dark", 50), ("light", 200)):
-        os.makedirs(root / name)
-        for i in range(count):
-            shape = (size[0] + i % 3, size[1], 3)  # sizes differ: data.image_size resizes them
-            pixels = np.clip(value + rng.integers(-40, 40, size=shape), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{i}.png")
-    return str(root)
-
-
 @pytest.mark.slow
-def test_fine_tuning_imported_resnet18_weights_on_a_folder_from_the_command_line(tmp_path):
-    weights = random_resnet18_safetensors(tmp_path / "resnet18.safetensors")
-    photos = image_folder(tmp_path / "photos")
-    work = tmp_path / "work"
-    result = run_cli("experiments.transfer", "--config", "configs/transfer.py:folder",
-                     f"--config.source=resnet18:{weights}", f"--config.data.name=folder:{photos}",
-                     f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.data.image_size=(32, 32)",
-                     "--config.train.epochs=2", "--config.transfer.head_epochs=1", "--config.train.batch_size=8",
-                     "--workdir", str(work))
-    assert result.returncode == 0, result.stderr
+def test_fine_tuning_imported_resnet18_weights_on_a_folder_from_the_command_line(imported_folder_run):
+    work, weights = imported_folder_run["workdir"], imported_folder_run["weights"]
 
     summary = json.loads((work / "summary.json").read_text())
     test = summary["test"]
@@ -80,6 +47,23 @@ def test_fine_tuning_imported_resnet18_weights_on_a_folder_from_the_command_line
     saved = read_pretrained(str(work))
     assert params_sha256(saved.variables["params"]) == summary["params_sha256"]
     assert saved.config["model"]["input_normalization"] == "imagenet"
+
+
+@pytest.mark.slow
+def test_fine_tuning_imported_weights_on_a_folder_is_a_complete_run(imported_folder_run):
+    """The same run read back as every other kind is (tests/deploy/test_complete_runs.py's checks)."""
+    sys.path.insert(0, os.path.join(REPO, "tests", "deploy"))
+    from deploy_runs import run_splits
+    from test_complete_runs import check_complete, stored
+
+    workdir, photos = imported_folder_run["workdir"], imported_folder_run["photos"]
+    splits = run_splits(str(workdir))
+    assert splits.info.stored["kind"] == "folder"
+    predictor = check_complete(str(workdir), stored(splits.test["x"]), splits.test["y"])
+    assert predictor.model_description.startswith("finetune (all labels, seed 0)")
+
+    result = run_cli("jaxdl.predict", "--workdir", str(workdir), str(photos))  # the folder's images, any size
+    assert result.returncode == 0, result.stderr
 
 
 def folder_config(tmp_path, source: str) -> ml_collections.ConfigDict:
