@@ -19,14 +19,6 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.05")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 * 1024**3))
 
-# XLA's CPU backend at optimisation level 0: the suite's programs are tiny and compiled many times, so
-# compiling dominates; level 0 compiles them about twice as fast (`experiments.cnn:tiny` 13.0 -> 10.0 s
-# whole). It is the same program and every test compares runs made under the same flags; numerics
-# may differ from an optimised build in the last bits (fusion), which no test pins.
-# JAXDL_TESTS_OPTIMISED_XLA=1 runs the suite as users' runs compile.
-TEST_XLA_FLAGS = "" if os.environ.get("JAXDL_TESTS_OPTIMISED_XLA") else "--xla_backend_optimization_level=0"
-os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), TEST_XLA_FLAGS]))
-
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
@@ -64,8 +56,9 @@ def digits(data_dir):
 
 
 def devices_env(count: int) -> dict:
-    """The environment for a subprocess with `count` simulated CPU devices (under the suite's XLA flags)."""
-    return {"XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={count}".strip()}
+    """The environment for a subprocess with `count` simulated CPU devices (and any XLA flags already set)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    return {"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count={count}".strip()}
 
 
 @pytest.fixture(scope="session")

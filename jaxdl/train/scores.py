@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
-import scipy.special
-from sklearn import metrics as sk
 
 from jaxdl.errors import InputError, check_choice, did_you_mean
 
@@ -84,6 +82,8 @@ def compute(names: Iterable[str], outputs: np.ndarray, targets: np.ndarray) -> d
         return {name: math.nan for name in names}
     if task_of(targets) == "classification":
         return {name: classification_score(name, outputs, targets) for name in names}
+    from sklearn import metrics as sk  # here, not at import: scikit-learn takes ~0.8 s to import
+
     true, predicted = targets.reshape(len(targets), -1), outputs.reshape(len(outputs), -1)
     found = {"r2": lambda: sk.r2_score(true, predicted), "mae": lambda: sk.mean_absolute_error(true, predicted)}
     return {name: float(found[name]()) for name in names}
@@ -91,6 +91,9 @@ def compute(names: Iterable[str], outputs: np.ndarray, targets: np.ndarray) -> d
 
 def classification_score(name: str, logits: np.ndarray, labels: np.ndarray) -> float:
     """One score of `logits` (N, K) against int `labels` (N,); every one of the K classes counts."""
+    import scipy.special
+    from sklearn import metrics as sk  # here, not at import: scikit-learn takes ~0.8 s to import
+
     classes = np.arange(logits.shape[-1])
     predicted = np.argmax(logits, axis=-1)
     if name in ("f1_macro", "f1_micro", "precision", "recall"):
