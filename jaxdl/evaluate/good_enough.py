@@ -97,12 +97,17 @@ def answer_good_enough(task: str, outputs: np.ndarray, labels: np.ndarray, *, pe
     return result
 
 
+def percent(share: float) -> str:
+    """A share (0..1) as a whole percent, "<1%" for a few answered out of many (never "0%" for some)."""
+    return "<1%" if 0 < share < 0.005 else f"{100 * share:.0f}%"
+
+
 def sentence(result: dict) -> str:
     test = result["test"]
     parts = [f"Test accuracy {test['value']:.3f} [{test['low']:.3f}, {test['high']:.3f}] on {test['count']} examples."]
     shown = next(r for r in result["coverage"] if r["threshold"] == SHOWN_THRESHOLD)
     if shown["answered"]:
-        parts.append(f"At {SHOWN_THRESHOLD:g} confidence, {100 * shown['coverage']:.0f}% of inputs are answered with "
+        parts.append(f"At {SHOWN_THRESHOLD:g} confidence, {percent(shown['coverage'])} of inputs are answered with "
                      f"{100 * shown['accuracy']:.1f}% accuracy.")
     over = result["mean_confidence"] - test["value"]
     tone = "overconfident" if over > 0.02 else "underconfident" if over < -0.02 else "well calibrated"

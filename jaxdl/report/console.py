@@ -12,6 +12,7 @@ import traceback
 import warnings
 
 from jaxdl.errors import InputError
+from jaxdl.evaluate.good_enough import percent
 from jaxdl.models.summary import format_layers
 from jaxdl.train.progress import Progress  # noqa: F401 (the bar of every command, beside `fit`, which shows it too)
 
@@ -105,7 +106,7 @@ def question_rows(questions: dict) -> list[tuple[str, str]]:
             shown = next((r for r in answer["coverage"] if r["threshold"] == 0.9), None)
             text = f"ECE {answer['ece']:.3f}"
             if shown and shown["answered"]:
-                text += (f"; at 0.9 confidence {100 * shown['coverage']:.0f}% answered, "
+                text += (f"; at 0.9 confidence {percent(shown['coverage'])} answered, "
                          f"{100 * shown['accuracy']:.1f}% right")
             if "target" in answer:
                 text += f"; target {answer['target']['target']:g} {answer['target']['verdict']} (interval)"

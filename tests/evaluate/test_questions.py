@@ -170,6 +170,15 @@ def test_calibration_error_of_a_model_that_says_90_percent_and_is_right_60_perce
     assert ece == pytest.approx(0.5 * 0.05 + 0.5 * 0.05) and [b["count"] for b in bins] == [2, 2]
 
 
+def test_one_confident_answer_in_a_thousand_is_under_one_percent_not_zero():
+    labels = np.zeros(1000, np.int64)
+    logits = np.zeros((1000, 2), np.float32)
+    logits[0, 0] = 5.0  # one row at 0.99 confidence, the rest at 0.5
+    answer = good_enough.answer_good_enough("classification", logits, labels)
+    assert next(r for r in answer["coverage"] if r["threshold"] == 0.9)["answered"] == 1
+    assert "At 0.9 confidence, <1% of inputs are answered with 100.0% accuracy." in answer["answer"]
+
+
 def planted(digits) -> Splits:
     """digits with train examples 3, 10, 20 copied into test rows 0, 1, 2 and a copy of train example 30
     with two pixels a little brighter (2/255) into test row 3."""
