@@ -155,8 +155,7 @@ def choose(trial: Callable[[int | str], float], candidates: tuple, *, total_step
     With `program` (a `signature`), what this process chose for that program before is taken as it is
     (one process only): a choice over every candidate always, a short run's for runs no longer.
     """
-    single_process = jax.process_count() == 1
-    known = _REMEMBERED.get(program) if program is not None and single_process else None
+    known = _REMEMBERED.get(program) if program is not None and jax.process_count() == 1 else None
     if known is not None and (known[1] is None or total_steps <= known[1]):
         if not quiet:
             print(f"steps_per_call auto: {known[0].value} (chosen earlier in this process for this program)",
@@ -282,16 +281,17 @@ class MemoryEpochs:
             fn = functools.partial(self.call, single=single)
             fn = jax.vmap(fn, in_axes=(0, 0, None, 0, None, None), out_axes=(0, 0, None, 0)) if self.members else fn
             self.programs[single] = jax.jit(fn, donate_argnums=(0, 1, 3), out_shardings=shardings)
+        self.metrics, self.position, self.order = self.buffers()  # the trials train on buffers of their own
         if self.steps_per_call == AUTO:
-            metrics, position, order = self.buffers()
-            program = signature(self.programs[False].lower(state, metrics, position, order, self.data, position))
+            k = self.position  # the loop's count: any int32 scalar, for the program's shape
+            program = signature(self.programs[False].lower(state, self.metrics, self.position, self.order,
+                                                           self.data, k))
             self.choice = choose(functools.partial(self.trial, state), AUTO_CANDIDATES, quiet=quiet,
                                  total_steps=epochs * self.steps, program=program)
         else:
             self.choice = Choice(self.steps_per_call)
         self.k = steps_of(self.choice.value, self.steps)
         self.k_device = jax.device_put(np.int32(self.k), self.replicated)
-        self.metrics, self.position, self.order = self.buffers()
         return self.choice
 
     def steps_calls(self, state, metrics, position, order, k: int, k_device, steps: int):

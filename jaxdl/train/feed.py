@@ -96,6 +96,7 @@ class StreamedEpochs:
         self.begin = lambda: ({name: jax.device_put(np.zeros((self.steps,), dtype), replicated)
                                for name, dtype in dtypes.items()}, jax.device_put(np.int32(0), replicated))
         if self.steps_per_call == calls.AUTO:
+            # the one-step program names the run: the loop's pieces are K steps long, so its shape changes with K
             piece = {key: jax.ShapeDtypeStruct((1, self.batch_size, *value.shape[2:]), value.dtype,
                                                sharding=self.sharding) for key, value in first.items()}
             program = calls.signature(self.programs[True].lower(state, *self.begin(), piece))
