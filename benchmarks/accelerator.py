@@ -16,8 +16,9 @@ Peaks (dense, TFLOP/s) by device kind: bfloat16, and float32 as these chips run 
 float32 matmuls (TF32 tensor cores on A100/H100/H200; bf16 passes on TPUs). `--peak_tflops` sets one
 peak for every dtype (a chip not in the table, a CPU). Without a peak the MFU column says n/a.
 
-`--quick` shrinks everything (ResNet-18 at 32x32, batch 2, 3 timed steps, 2 epochs: the same code,
-a tenth of ResNet-50's compile time) so the script runs on a CPU in a test (tests/test_benchmarks.py).
+`--quick` shrinks everything (the configs' `tiny` MLP and CNN, ResNet-18 at 32x32, batch 2, 3 timed
+steps, 2 epochs: the same code, a tenth of ResNet-50's compile time) so the script runs on a CPU in a
+test (tests/test_benchmarks.py).
 
     python benchmarks/accelerator.py [--quick] [--steps 20] [--resnet resnet50] [--resnet_batch 128]
                                      [--resnet_size 224] [--peak_tflops X]
@@ -104,13 +105,14 @@ def digits_splits() -> jaxdl.Splits:
         "name": "digits", "data_dir": "", "validation_fraction": 0.1, "split_seed": 0, "download": False}))
 
 
-def steps_per_call_report(splits, epochs: int) -> None:
-    """Steady epoch time of `fit` with steps_per_call auto, 1 and epoch, for the MLP and the CNN."""
+def steps_per_call_report(splits, epochs: int, variant: str = "default") -> None:
+    """Steady epoch time of `fit` with steps_per_call auto, 1 and epoch, for the MLP and the CNN of the
+    configs' `variant`."""
     if "steps_per_call" not in inspect.signature(jaxdl.fit).parameters:
         print("steps_per_call: not available (this jaxdl's fit has no steps_per_call: every epoch is one scan)")
         return
     for name, config in (("mlp", "mlp.py"), ("cnn", "cnn.py")):
-        cfg = load_config(os.path.join(CONFIGS, config))
+        cfg = load_config(os.path.join(CONFIGS, f"{config}:{variant}"))
         model = jaxdl.build_model(cfg.model, splits.info)
         cells = []
         for choice in ("auto", 1, "epoch"):
@@ -120,6 +122,7 @@ def steps_per_call_report(splits, epochs: int) -> None:
                                batch_size=cfg.train.batch_size, steps_per_call=choice)
             steady = statistics.median(r["seconds"] for r in result.history[1:] or result.history)
             chosen = getattr(result, "steps_per_call", None)
+            chosen = chosen.get("chosen") if isinstance(chosen, dict) else chosen  # {"chosen", "ms_per_step"}
             cells.append(f"{choice}: {1e3 * steady:.1f} ms" + (f" (chose {chosen})" if choice == "auto" else ""))
         print(f"steps_per_call, {name} epoch (batch {cfg.train.batch_size}): " + ", ".join(cells))
 
@@ -144,13 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     device = jax.devices()[0]
     print(f"device: {jax.device_count()} x {device.device_kind} ({device.platform}); jax {jax.__version__}")
     splits = digits_splits()
-    steps_per_call_report(splits, args.epochs)
+    variant = "tiny" if args.quick else "default"
+    steps_per_call_report(splits, args.epochs, variant)
     info = splits.info
-    cnn = jaxdl.build_model(load_config(os.path.join(CONFIGS, "cnn.py")).model, info)
+    cnn = jaxdl.build_model(load_config(os.path.join(CONFIGS, f"cnn.py:{variant}")).model, info)
     side = args.resnet_size
     cases = [
         ("mlp 512-512 (digits)", MLP(num_outputs=10, hidden_sizes=(512, 512)), info.input_shape, 64, "float32"),
-        ("cnn default (digits)", cnn, info.input_shape, 64, "float32"),
+        (f"cnn {variant} (digits)", cnn, info.input_shape, 64, "float32"),
     ] + [(f"{args.resnet} {side}x{side}", ResNetImageNet(num_outputs=1000, architecture=args.resnet,
                                                          dtype=jnp.dtype(dt)),
           (side, side, 3), args.resnet_batch, dt) for dt in ("bfloat16", "float32")]

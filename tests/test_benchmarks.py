@@ -21,7 +21,7 @@ def test_accelerator_quick_prints_the_device_and_every_models_step(data_dir):
     assert any(line.startswith("steps_per_call") for line in lines)
     rows = {tuple(line.split()[:3]): line.split() for line in lines if line.split()[:1] in (["mlp"], ["cnn"],
                                                                                          ["resnet18"])}
-    assert set(rows) == {("mlp", "512-512", "(digits)"), ("cnn", "default", "(digits)"),
+    assert set(rows) == {("mlp", "512-512", "(digits)"), ("cnn", "tiny", "(digits)"),
                          ("resnet18", "32x32", "bfloat16"), ("resnet18", "32x32", "float32")}
     for row in rows.values():
         gflops = float(row[-5])

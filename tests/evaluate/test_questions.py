@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import precision_recall_fscore_support
@@ -130,6 +132,20 @@ def test_wilson_interval_and_the_comparison():
     assert intervals.compare({"metric": "accuracy", "value": 0.70, "low": 0.60, "high": 0.80}, deep) == "worse"
     mse = {"metric": "mse", "value": 1.0, "low": 0.8, "high": 1.2}
     assert intervals.compare({"metric": "mse", "value": 2.0, "low": 1.5, "high": 2.5}, mse) == "worse"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 100_000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
+       st.sampled_from([0.5, 0.9, 0.95, 0.99, 0.999]))
+def test_wilson_interval_is_scipys_to_rounding(correct_of, confidence):
+    """The closed form (no scipy.stats import in a training command) against scipy's binomtest."""
+    from scipy import stats
+
+    correct, count = correct_of
+    expected = stats.binomtest(correct, count).proportion_ci(confidence_level=confidence, method="wilson")
+    low, high = intervals.wilson(correct, count, confidence)
+    assert low == pytest.approx(expected.low, abs=1e-12) and high == pytest.approx(expected.high, abs=1e-12)
+    assert 0.0 <= low <= correct / count <= high <= 1.0
 
 
 def test_regression_baselines_with_a_bootstrap_interval():
