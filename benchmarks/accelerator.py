@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         achieved = row["flops"] / row["seconds"] / 1e12
         peak = peak_for(device.device_kind, dtype, args.peak_tflops)
         mfu = f"{100 * achieved / peak:6.1f}%" if peak and row["flops"] else "    n/a"
-        print(f"{label:<22} {dtype:<9} {batch:>5} {1e3 * row['seconds']:>7.2f} ms {row['flops'] / 1e9:>11.2f} "
+        print(f"{label:<22} {dtype:<9} {batch:>5} {1e3 * row['seconds']:>7.2f} ms {row['flops'] / 1e9:>11.3g} "
               f"{achieved:>8.3f} {mfu:>7} {row['compile']:>6.1f} s")
     return 0
 
