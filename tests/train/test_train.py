@@ -92,3 +92,29 @@ def test_epoch_metrics_are_the_mean_over_steps(digits):
         values = np.array([m[name] for m in per_step], np.float64)
         assert len(set(values.tolist())) > 1, name  # the mean differs from any one step's value
         np.testing.assert_allclose(float(metrics[name]), values.mean(), rtol=1e-6, err_msg=name)
+
+
+def test_initialisation_compiled_for_speed_gives_xlas_default_bits():
+    """create_state compiles init with RUN_ONCE_CPU_OPTIONS (faster to compile); every family's
+    parameters must be the bits XLA's default optimisation level gives."""
+    from jaxdl.data import DataInfo
+    from jaxdl.models import build_model
+    from jaxdl.models.train_argument import with_train_argument
+    from jaxdl.run.config import load_config
+    from jaxdl.train.state import RUN_ONCE_CPU_OPTIONS, run_once_options
+
+    assert run_once_options() == RUN_ONCE_CPU_OPTIONS  # the suite runs on CPU
+    images = DataInfo(name="d", task="classification", input_shape=(8, 8, 1), num_classes=10)
+    frames = DataInfo(name="f", task="classification", input_shape=(2, 8, 8, 1), num_classes=19)
+    steps = DataInfo(name="s", task="regression", input_shape=(10, 2), target_shape=(1,))
+    models = [(build_model(load_config(f"configs/{spec}").model, info), info.input_shape) for spec, info in (
+        ("mlp.py:tiny", images), ("cnn.py:tiny", images), ("rnn.py:adding", steps), ("hybrid.py:tiny", frames))]
+    resnet = load_config("configs/cnn.py:tiny").model
+    resnet.update({"name": "resnet", "channels": (4, 8), "blocks_per_stage": 1, "dense_sizes": (), "dropout": 0.0})
+    models.append((build_model(resnet, images), (8, 8, 1)))  # (ImageNet ResNet-18/50: checked by hand, 8-12 s)
+    for model, shape in models:
+        init = functools.partial(with_train_argument(model).init, train=False)
+        keys, dummy = {"params": jax.random.key(5), "dropout": jax.random.key(5)}, jnp.zeros((1, *shape))
+        fast = jax.jit(init, compiler_options=RUN_ONCE_CPU_OPTIONS)(keys, dummy)
+        default = jax.jit(init)(keys, dummy)
+        assert params_sha256(fast) == params_sha256(default), type(model).__name__
