@@ -56,27 +56,8 @@ def test_second_run_in_the_same_workdir_resumes(tiny_run, data_dir):
     assert after["params_sha256"] != before["params_sha256"]
 
 
-@pytest.mark.parametrize("args, where", [
-    (["--config.train.epochz=3"], "error: --config.train.epochz: unknown config key"),
-    (["--config.model.activation=rleu"], "error: config.model.activation: unknown name"),
-    (["--config.optimizer.name=adma"], "error: config.optimizer.name: unknown name"),
-    (["--config.data.name=digts"], "error: config.data.name: unknown dataset"),
-    (["--config.train.batch_size=0"], "error: config.train.batch_size: out of range"),
-    (["--config", "configs/mpl.py"], "error: --config: no such config file"),
-])
-def test_bad_input_is_one_error_line_and_exit_code_2(args, where, data_dir, tmp_path):
-    result = run_cli("experiments.mlp", *TINY, f"--config.data.data_dir={data_dir}",
-                     f"--workdir={tmp_path / 'w'}", *args)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(where), result.stderr
-    assert "did you mean" in lines[0] or "out of range" in lines[0]
-
-
-def test_debug_shows_the_traceback(data_dir, tmp_path):
-    result = run_cli("experiments.mlp", *TINY, f"--config.data.data_dir={data_dir}", f"--workdir={tmp_path}",
-                     "--config.train.epochz=3", "--debug")
-    assert result.returncode == 2 and "Traceback" in result.stderr and "error: --config.train.epochz" in result.stderr
+# Bad input on the command line (one error line, exit code 2, --debug's traceback): tests/run/test_bad_input.py,
+# which runs the same misspelled key, activation, optimizer, dataset, batch size and config file and more.
 
 
 CACHE_PROBE = """
