@@ -28,7 +28,6 @@ import threading
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from jaxdl.data import DataInfo
 from jaxdl.deploy import drift_features as features_lib
@@ -63,8 +62,11 @@ def threshold(reference: np.ndarray, n: int, m: int, compared: int) -> float:
     """The PSI above which a component of n new and m reference examples has shifted (see the
     module docstring); `compared`: how many components share ALPHA."""
     bins = max(int(np.count_nonzero(reference)), 2)
-    # chdtri(df, p): the chi-square quantile of upper-tail probability p (scipy.stats' chi2.ppf(1 - p, df),
-    # without importing scipy.stats, half a second of every command's start-up).
+    # chdtri(df, p): the chi-square quantile of upper-tail probability p (scipy.stats' chi2.ppf(1 - p, df)).
+    # Imported here: scipy.special costs ~0.3 s of start-up (its array-API layer loads all of numpy), and a
+    # training command never calls this.
+    from scipy import special  # noqa: PLC0415
+
     noise = special.chdtri(bins - 1, ALPHA / max(compared, 1)) * (1.0 / max(n, 1) + 1.0 / max(m, 1))
     return float(max(PSI_SHIFTED, noise))
 
