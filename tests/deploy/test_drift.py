@@ -16,7 +16,7 @@ import threading
 import numpy as np
 import pytest
 from conftest import run_cli
-from deploy_runs import digits_splits, finished_run, run_splits, train
+from deploy_runs import finished_run, run_splits
 from scipy import ndimage
 from test_predict import stored_pixels, stored_table, table_rows
 
@@ -27,28 +27,12 @@ from jaxdl.deploy.drift import MIN_EXAMPLES, PSI_SHIFTED, DriftMonitor, Summarie
 from jaxdl.deploy.inputs import read_inputs
 from jaxdl.errors import InputError
 
-OWN: dict[str, str] = {}
-
-
-def own_run(name: str, tmp_path_factory) -> str:
-    """Runs trained here: "mlp" (digits, 20 epochs: a model that predicts every class), "rnn" (a GRU
-    on `signals`, 2 epochs)."""
-    if name not in OWN:
-        root = tmp_path_factory.getbasetemp() / f"drift-{name}"
-        root.mkdir()
-        if name == "mlp":
-            digits_splits(str(root / "tfds"))
-            OWN[name] = train(root / "run", "configs/mlp.py:tiny", f"--config.data.data_dir={root / 'tfds'}",
-                              "--config.train.epochs=20")
-        else:
-            OWN[name] = train(root / "run", "configs/rnn.py:signals", f"--config.data.data_dir={root / 'tfds'}",
-                              "--config.train.epochs=2", "--config.eval.baseline=false")
-    return OWN[name]
-
 
 @pytest.fixture(scope="module")
 def mlp_run(tmp_path_factory):
-    return own_run("mlp", tmp_path_factory)
+    """The shared MLP on digits (tests/deploy/deploy_runs.py): early stopping kept its best epoch, a
+    model that predicts every class."""
+    return finished_run("mlp", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +217,7 @@ def test_a_table_column_on_the_wrong_scale(tmp_path_factory, tmp_path):
 
 @pytest.mark.slow
 def test_rnn_on_signals(tmp_path_factory):
-    workdir = own_run("rnn", tmp_path_factory)
+    workdir = finished_run("signals", tmp_path_factory)
     record = reference(workdir)
     assert len(record["features"]["names"]) == 128 + 3 and record["layout"]["grid"] == [128]
     predictor = jaxdl.load_run(workdir)
@@ -323,24 +307,17 @@ def test_bad_input_is_one_error_line(mlp_run, mlp, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_regression_run_compares_its_outputs(tmp_path):
-    rng = np.random.default_rng(3)
-    a, b = rng.normal(0, 1, 1000), rng.uniform(0, 5, 1000)
-    with open(tmp_path / "table.csv", "w", newline="") as f:
-        csv.writer(f).writerows([["a", "b", "target"], *[[f"{u:.4f}", f"{v:.4f}", f"{2 * u - v:.4f}"]
-                                                          for u, v in zip(a, b, strict=True)]])
-    workdir = train(tmp_path / "run", "configs/mlp.py:tiny", f"--config.data.name=csv:{tmp_path / 'table.csv'}",
-                    "--config.data.label=target", "--config.data.task=regression",
-                    f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.train.epochs=20")
+def test_a_regression_run_compares_its_outputs(tmp_path_factory):
+    workdir = finished_run("regression", tmp_path_factory)  # float inputs (N, 4), target x @ (1, 2, -1, 0.5)
     record = reference(workdir)
     assert record["task"] == "regression" and [o["name"] for o in record["predictions"]["outputs"]] == ["output 0"]
     predictor = jaxdl.load_run(workdir)
-    x = drift_features.stored_form(run_splits(workdir).test["x"], predictor.info)  # raw a, b of the test rows
+    x = drift_features.stored_form(run_splits(workdir).test["x"], predictor.info)  # the raw test rows
     same = check_drift(predictor, x)
     assert not same["drifted"]
-    shifted = x + np.array([3.0, 0.0], np.float32)  # `a` three standard deviations higher
+    shifted = x + np.array([0.0, 3.0, 0.0, 0.0], np.float32)  # the second input three standard deviations higher
     moved = check_drift(predictor, shifted)
-    assert moved["drifted"] and shifted_names(moved) == {"a"}
-    # the model learned target = 2a - b: its outputs moved with `a`
+    assert moved["drifted"] and shifted_names(moved) == {"x[1]"}, shifted_names(moved)
+    # the model learned a target that grows with the second input (weight 2): its outputs moved with it
     output, before = moved["predictions"]["outputs"][0], same["predictions"]["outputs"][0]
     assert output["shifted"] and not before["shifted"] and output["ks"] > 0.5, (output, before)

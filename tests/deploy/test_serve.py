@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import http.client
@@ -21,6 +22,7 @@ import pytest
 import uvicorn
 from conftest import REPO, chromium_path, run_cli
 from deploy_runs import finished_run, run_splits
+from test_explain import asgi_session
 from test_predict import stored_pixels, stored_table, table_rows
 
 import jaxdl
@@ -101,6 +103,33 @@ def serving(workdir: str, *flags: str, tmp_path=None):
         assert code == 130, stderr  # Ctrl-C: uvicorn answers what is in flight, then the usual exit code 130
 
 
+# The tests that need no flags of their own and read no counters (each kind, the drift gauges, the pages) ask
+# one server process per run: the mlp's and the table's start once for the module. --drift_window 200 is
+# the drift gauges test's: it fills the window with 200 inputs of its own before each reading.
+SHARED_FLAGS = {"mlp": ("--drift_window", "200"), "table": ()}
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """`shared_server(name)`: the module's server of finished run `name` (SHARED_FLAGS), started on first use;
+    each is stopped with Ctrl-C at the end and exits with 130."""
+    started: dict[str, Server] = {}
+    folder = tmp_path_factory.mktemp("shared-servers")
+
+    def server(name: str) -> Server:
+        if name not in started:
+            started[name] = Server(finished_run(name, tmp_path_factory), *SHARED_FLAGS[name],
+                                   log=open(folder / f"{name}.log", "w"))
+        return started[name]
+
+    yield server
+    for running in started.values():
+        code = running.close()
+        stderr = running.stderr()
+        running.log.close()
+        assert code == 130, stderr
+
+
 def expected_rows(predictor, x: np.ndarray, top_k: int) -> list[dict]:
     return prediction_rows(predictor, list(range(len(x))), predictor(x), None, top_k)
 
@@ -132,7 +161,7 @@ def test_the_command_refuses_bad_flags_with_one_error_line():
 # The CNN's and the RNN's warm-up compiles (7 batch sizes) plus their training take 30-40 s on 2 cores.
 @pytest.mark.parametrize("name", ["mlp", pytest.param("cnn", marks=pytest.mark.slow),
                                   pytest.param("rnn", marks=pytest.mark.slow), "table"])
-def test_each_kind_of_run_answers_predict_as_load_run_does(name, tmp_path_factory, tmp_path):
+def test_each_kind_of_run_answers_predict_as_load_run_does(name, tmp_path_factory, tmp_path, shared_server):
     workdir = finished_run(name, tmp_path_factory)
     predictor = jaxdl.load_run(workdir)
     splits = run_splits(workdir)
@@ -147,7 +176,8 @@ def test_each_kind_of_run_answers_predict_as_load_run_does(name, tmp_path_factor
     else:
         x = stored_pixels(splits.test["x"][:6])
         inputs = x.tolist()
-    with serving(workdir, tmp_path=tmp_path) as server:
+    shared = name in SHARED_FLAGS
+    with contextlib.nullcontext(shared_server(name)) if shared else serving(workdir, tmp_path=tmp_path) as server:
         status, answer = server.request("POST", "/predict", {"inputs": inputs, "top_k": 3})
         assert status == 200, answer
         assert_same_rows(answer["predictions"], expected_rows(predictor, x, 3))
@@ -158,16 +188,18 @@ def test_each_kind_of_run_answers_predict_as_load_run_does(name, tmp_path_factor
         assert status == 200 and health["compiled_batch_sizes"] == [1, 2, 4, 8, 16, 32, 64]
 
 
-def test_hidden_layers_at_activations_are_the_models_own(tmp_path_factory, tmp_path):
-    """The MLP sows each hidden layer: /activations gives exactly `jaxdl.evaluate.activations.capture`'s values."""
+def test_hidden_layers_at_activations_are_the_models_own(tmp_path_factory):
+    """The MLP sows each hidden layer: /activations gives exactly `jaxdl.evaluate.activations.capture`'s values.
+    (The route of the app the command serves, called in-process; the tests above and below go through the
+    server process.)"""
     workdir = finished_run("mlp", tmp_path_factory)
     predictor = jaxdl.load_run(workdir)
     x = stored_pixels(run_splits(workdir).test["x"][:1])
     state = TrainState(step=0, params=predictor.variables["params"], opt_state=(), rng=0, batch_stats={},
                        apply_fn=predictor.apply_fn, tx=None, metrics_fn=None)
     want = capture(state, predictor.preprocess(x))
-    with serving(workdir, "--max_batch", "4", tmp_path=tmp_path) as server:
-        status, answer = server.request("POST", "/activations", {"inputs": x.tolist()})
+    [(status, answer)] = asyncio.run(asgi_session(create_app(predictor, max_batch=4),
+                                                  [("/activations", {"inputs": x.tolist()})]))
     assert status == 200
     assert [layer["name"] for layer in answer["layers"]] == list(want)
     for layer in answer["layers"]:
@@ -311,11 +343,12 @@ def test_a_monitor_sees_every_served_batch_off_the_event_loop_and_its_gauges_rea
 
 @pytest.mark.slow
 def test_the_served_drift_gauges_stay_quiet_on_the_test_split_and_turn_on_shifted_inputs(tmp_path_factory,
-                                                                                         tmp_path):
+                                                                                         shared_server):
     """The command wires the run's drift reference into /metrics over a rolling window of served inputs."""
     workdir = finished_run("mlp", tmp_path_factory)
     x = stored_pixels(run_splits(workdir).test["x"])
-    with serving(workdir, "--drift_window", "200", tmp_path=tmp_path) as server:
+    assert SHARED_FLAGS["mlp"] == ("--drift_window", "200")
+    with contextlib.nullcontext(shared_server("mlp")) as server:
         for start in range(0, 200, 20):
             assert server.request("POST", "/predict", {"inputs": x[start:start + 20].tolist()})[0] == 200
         time.sleep(0.5)  # observe runs after the answers are sent
@@ -346,12 +379,12 @@ def test_a_run_without_a_drift_reference_is_served_without_drift_gauges(tmp_path
 
 
 @contextlib.contextmanager
-def page_of(workdir: str, tmp_path):
-    """The served page of `workdir` in headless Chromium (playwright), once the page says it is ready."""
+def page_of(server: Server):
+    """The page `server` serves, in headless Chromium (playwright), once the page says it is ready."""
     chromium = chromium_path()
     from playwright.sync_api import sync_playwright
 
-    with serving(workdir, tmp_path=tmp_path) as server, sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page()
@@ -363,10 +396,10 @@ def page_of(workdir: str, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_page_in_headless_chromium_predicts_a_drawn_stroke(tmp_path_factory, tmp_path):
+def test_the_page_in_headless_chromium_predicts_a_drawn_stroke(tmp_path_factory, shared_server):
     workdir = finished_run("mlp", tmp_path_factory)
     predictor = jaxdl.load_run(workdir)
-    with page_of(workdir, tmp_path) as page:
+    with page_of(shared_server("mlp")) as page:
         assert page.inner_text("#predicted") == ""
         box = page.locator("#pad").bounding_box()
         # A "1": one vertical stroke down the middle of the pad, drawn with the mouse.
@@ -400,10 +433,10 @@ def test_the_page_in_headless_chromium_predicts_a_drawn_stroke(tmp_path_factory,
 
 
 @pytest.mark.slow
-def test_the_page_in_headless_chromium_predicts_a_filled_in_table_row(tmp_path_factory, tmp_path):
+def test_the_page_in_headless_chromium_predicts_a_filled_in_table_row(tmp_path_factory, shared_server):
     workdir = finished_run("table", tmp_path_factory)
     predictor = jaxdl.load_run(workdir)
-    with page_of(workdir, tmp_path) as page:
+    with page_of(shared_server("table")) as page:
         fields = page.eval_on_selector_all("#features [name]", "nodes => nodes.map(n => n.name)")
         page.fill("[name='row']", "7")
         page.fill("[name='size']", "5.2")

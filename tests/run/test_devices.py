@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from conftest import devices_env, run_cli
 
+# One compiled call per epoch: `auto` would time candidates that all train the same bits
+# (tests/train/test_steps_per_call.py), and compile the one-step program as well.
 ARGS = ["--config", "configs/mlp.py:tiny", "--quiet", "--config.eval.report=false",
         "--config.model.hidden_sizes=(64,64)", "--config.train.batch_size=64", "--config.train.epochs=4",
-        "--config.model.dropout=0.1"]
+        "--config.model.dropout=0.1", "--config.train.steps_per_call=epoch"]
 
 
 def run_on(devices: int, workdir: str, data_dir: str) -> tuple[list[dict], dict]:

@@ -16,17 +16,28 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO, devices_env, run_cli
+from conftest import REPO, CliDriver, devices_env, run_cli
 
 from jaxdl.run import output_guard
 
 FOUR = devices_env(4)
 EIGHT = devices_env(8)
-# Checkpoints only at the end (or on a stop), not by time: the SIGTERM test counts them.
+# Many short epochs, of 5 steps (a two-process step is ~20 ms of gloo, whatever its size): the SIGTERM
+# test's signal, sent once epoch 1 is logged, has 13 epochs to arrive before training ends.
 EPOCHS = 15
-MLP = ["--config", "configs/mlp.py:tiny", "--quiet", f"--config.train.epochs={EPOCHS}",
-       "--config.checkpoint.every_seconds=0"]
-CNN = ["--config", "configs/cnn.py:tiny", "--quiet", "--config.eval.report=false"]
+BATCH = ["--config.train.batch_size=256"]
+# One compiled call per epoch. `auto` (the default) is left to the streamed CNN's two processes, which must
+# choose alike (jaxdl.train.calls.choose); elsewhere timing the candidates would only cost time: every
+# choice trains the same bits (tests/train/test_steps_per_call.py).
+ONE_CALL = ["--config.train.steps_per_call=epoch"]
+NO_REPORT = ["--config.eval.report=false"]  # where no test reads it (the MLP's two processes write one)
+# Checkpoints only at the end (or on a stop), not by time: the SIGTERM test counts them.
+MLP = ["--config", "configs/mlp.py:tiny", "--quiet", f"--config.train.epochs={EPOCHS}", *BATCH,
+       "--config.checkpoint.every_seconds=0", *ONE_CALL]
+# The CNN without pooling: a pooling layer's gradient doubles its compile time (XLA CPU; process 1 compiles
+# every program of every run, its cache key differs from process 0's), and pooling is per example: nothing
+# of it crosses devices. Convolution, batch norm (global statistics) and dropout stay.
+CNN = ["--config", "configs/cnn.py:tiny", "--quiet", *BATCH, "--config.model.pooling=none", *NO_REPORT]
 
 
 def free_port() -> int:
@@ -71,14 +82,15 @@ def runs(tmp_path_factory, data_dir):
     """{name: (metrics records, summary, per-process results, process 0's pid)} for 1 x 8 and 2 x 4 devices."""
     root = tmp_path_factory.mktemp("multiprocess")
     found = {}
-    for name, module, args in [("mlp", "experiments.mlp", MLP), ("cnn", "experiments.cnn", CNN)]:
+    for name, module, args in [("mlp", "experiments.mlp", [*MLP, *NO_REPORT]),
+                               ("cnn", "experiments.cnn", [*CNN, *ONE_CALL])]:
         one = str(root / f"{name}-one")
         result = run_cli(module, *args, f"--config.data.data_dir={data_dir}", f"--workdir={one}", env=EIGHT)
         assert result.returncode == 0, result.stderr
         found[f"{name}-one"] = (*records(one), None, None)
-    # In memory, the MLP; the CNN streamed: each process reads only its own rows of each global batch
-    # (Grain over the ArrayRecord files) and feeds them as its part of one global array. (The in-memory
-    # path of two processes is the same code for every model: one model of it is enough.)
+    # In memory, the MLP (with its report); the CNN streamed: each process reads only its own rows of each
+    # global batch (Grain over the ArrayRecord files) and feeds them as its part of one global array.
+    # (The in-memory path of two processes is the same code for every model: one model of it is enough.)
     for name, module, args in [("mlp", "experiments.mlp", MLP),
                                ("cnn-stream", "experiments.cnn", [*CNN, "--config.data.pipeline=stream"])]:
         two = str(root / f"{name}-two")
@@ -123,8 +135,10 @@ def test_only_process_zero_writes_and_talks(runs, name):
 
 @pytest.mark.slow
 def test_sigterm_to_one_process_stops_both_and_the_resumed_run_is_bit_identical(runs, data_dir, tmp_path):
+    # The config of runs["mlp-two"] less its report: evaluation only (a run resumes under other eval.* keys).
+    args = [*MLP, *NO_REPORT]
     workdir = str(tmp_path / "run")
-    processes = start("experiments.mlp", MLP, workdir, data_dir)
+    processes = start("experiments.mlp", args, workdir, data_dir)
     wait_for_epochs(workdir, 1, processes)
     processes[1].send_signal(signal.SIGTERM)
     results = finish(processes)
@@ -135,7 +149,7 @@ def test_sigterm_to_one_process_stops_both_and_the_resumed_run_is_bit_identical(
     assert epoch < EPOCHS
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == [str(epoch)]
 
-    results = finish(start("experiments.mlp", MLP, workdir, data_dir))  # the same commands again
+    results = finish(start("experiments.mlp", args, workdir, data_dir))  # the same commands again
     assert [code for code, _, _ in results] == [0, 0], results
     lines, summary = records(workdir)
     assert summary["resumed_from"] == epoch
@@ -147,7 +161,8 @@ def test_sigterm_to_one_process_stops_both_and_the_resumed_run_is_bit_identical(
 @pytest.mark.parametrize("victim", [0, 1])
 def test_a_process_killed_without_warning_ends_the_other_with_an_error_line(data_dir, tmp_path, victim):
     workdir = str(tmp_path / "run")
-    processes = start("experiments.mlp", [*MLP, "--config.train.epochs=5000"], workdir, data_dir, timeout=10)
+    processes = start("experiments.mlp", [*MLP, *NO_REPORT, "--config.train.epochs=5000"], workdir, data_dir,
+                      timeout=10)
     wait_for_epochs(workdir, 1, processes)
     processes[victim].kill()
     survivor = processes[1 - victim]
@@ -185,6 +200,15 @@ def test_relay_drops_the_runtime_noise_and_ends_in_one_error_line():
     assert b"".join(relay_err) == (output_guard.MESSAGE + "\n").encode()
 
 
+@pytest.fixture(scope="module")
+def driver():
+    """`python -m experiments.mlp`'s command line in one process (tests/cli_driver.py): these commands stop at
+    their flags, before joining any process, so JAX is imported once for all of them."""
+    started = CliDriver(FOUR)
+    yield started
+    started.close()
+
+
 BAD = [(["--coordinator=localhost:1", "--num_processes=2", "--process_id=2"],
         "error: --process_id: is out of range for --num_processes=2 (got 2, expected 0 .. 1)"),
        (["--coordinator=localhost:1", "--num_processes=0", "--process_id=0"],
@@ -195,20 +219,20 @@ BAD = [(["--coordinator=localhost:1", "--num_processes=2", "--process_id=2"],
 
 
 @pytest.mark.parametrize("flags,message", BAD)
-def test_bad_process_flags_are_one_error_line(data_dir, tmp_path, flags, message):
+def test_bad_process_flags_are_one_error_line(driver, tmp_path, flags, message):
     workdir = tmp_path / "run"
-    result = run_cli("experiments.mlp", *MLP, *flags, f"--workdir={workdir}", env=FOUR)
-    assert (result.returncode, result.stderr.strip()) == (2, message)
+    result = driver.run([*MLP, *flags, f"--workdir={workdir}"])
+    assert (result["code"], result["stderr"].strip()) == (2, message)
     assert not workdir.exists()
 
 
-def test_an_unreachable_coordinator_is_one_error_line(tmp_path):
+def test_an_unreachable_coordinator_is_one_error_line(driver, tmp_path):
     workdir = tmp_path / "run"
     port = free_port()
-    result = run_cli("experiments.mlp", *MLP, f"--workdir={workdir}", f"--coordinator=localhost:{port}",
-                     "--num_processes=2", "--process_id=1", "--distributed_timeout=1", env=FOUR)
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
+    result = driver.run([*MLP, f"--workdir={workdir}", f"--coordinator=localhost:{port}", "--num_processes=2",
+                         "--process_id=1", "--distributed_timeout=1"])
+    assert result["code"] == 2
+    assert result["stderr"].strip() == (
         f"error: --coordinator: nothing answers there within 1 s (Connection refused) (got 'localhost:{port}', "
         "expected process 0 started with the same --coordinator (its host and a free port), reachable from this host)")
     assert not workdir.exists()

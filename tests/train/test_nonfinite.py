@@ -130,7 +130,8 @@ def test_halt_through_the_command_line(data_dir, tmp_path):
     result = run_cli("experiments.mlp", "--config", "configs/mlp.py:tiny", f"--config.data.data_dir={data_dir}",
                      "--config.optimizer.name=sgd", "--config.optimizer.learning_rate=10",
                      "--config.model.activation=linear", "--config.model.hidden_sizes=(32,32)",
-                     "--config.checkpoint.every_epochs=1", "--quiet", f"--workdir={workdir}")
+                     "--config.checkpoint.every_epochs=1", "--config.train.steps_per_call=epoch", "--quiet",
+                     f"--workdir={workdir}")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and lines[0].startswith("error: epoch 1: loss or gradient is NaN or infinite"), lines

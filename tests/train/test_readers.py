@@ -3,7 +3,8 @@ creates, cleans, moves and deletes nothing, lists only complete checkpoints, and
 when the run is still training.
 
 The slow tests run a real training process (a tiny MLP saving every epoch) while readers loop on
-its workdir, and `kill -9` one in the middle of a save.
+its workdir, and `kill -9` one in the middle of a save (frozen there by SIGSTOP first, so that the kill
+lands in a save whatever the machine's speed).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +23,7 @@ import time
 import ml_collections
 import numpy as np
 import pytest
+from cli_runs import TINY_MLP, run_experiment
 from conftest import REPO, run_cli
 from test_checkpoint import fit_state, save_epochs  # noqa: I001 (a sibling test module)
 
@@ -122,6 +125,8 @@ def tiny_config(data_dir: str, epochs: int) -> ml_collections.ConfigDict:
 
     config = get_config("tiny")
     config.train.epochs, config.eval.report, config.data.data_dir = epochs, False, data_dir
+    # As TINY_MLP: what no test here reads left out, and its dropout (the programs of the runs below).
+    config.eval.questions, config.train.steps_per_call, config.model.dropout = "none", "epoch", 0.1
     return config
 
 
@@ -185,20 +190,20 @@ def test_a_run_without_summary_json_is_training_or_stopped(runs, tmp_path):
     assert predictor.epoch == 2 and predictor.summary == {}
 
 
-# A run long enough for readers to meet it training (~0.1 s an epoch here, with a save every epoch);
-# resumed to more epochs, a constant schedule continues bit for bit (tests/train/test_resume.py).
-EPOCHS = 60
-ARGS = ["--config", "configs/mlp.py:tiny", "--config.checkpoint.every_epochs=1", "--config.optimizer.schedule=constant",
-        "--config.eval.report=false", "--quiet"]
+# A run long enough for readers to meet it training (~0.1 s an epoch here, with a save every epoch, and
+# ~0.4 s with the readers taking the other core); resumed to more epochs, a constant schedule continues
+# bit for bit (tests/train/test_resume.py).
+EPOCHS = 30
+ARGS = [*TINY_MLP, "--config.optimizer.schedule=constant"]
 
 
-def command(data_dir: str, workdir, epochs: int) -> list[str]:
-    return [sys.executable, "-m", "experiments.mlp", *ARGS, f"--config.train.epochs={epochs}",
-            f"--config.data.data_dir={data_dir}", f"--workdir={workdir}"]
+def arguments(data_dir: str, workdir, epochs: int) -> list[str]:
+    return [*ARGS, f"--config.train.epochs={epochs}", f"--config.data.data_dir={data_dir}", f"--workdir={workdir}"]
 
 
-def start(data_dir: str, workdir, epochs: int, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(command(data_dir, workdir, epochs), cwd=REPO, env={**os.environ, **env},
+def start(data_dir: str, workdir, epochs: int) -> subprocess.Popen:
+    """The run in a real process (readers or `kill -9` meet it while it trains)."""
+    return subprocess.Popen([sys.executable, "-m", "experiments.mlp", *arguments(data_dir, workdir, epochs)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -207,23 +212,23 @@ def finish(process: subprocess.Popen) -> None:
     assert process.returncode == 0 and "Traceback" not in stderr, stderr[-3000:]
 
 
+def train_here(data_dir: str, workdir, epochs: int) -> None:
+    """The same command line in this process."""
+    result = run_experiment("experiments.mlp", *arguments(data_dir, workdir, epochs))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def sha(workdir) -> str:
     with open(os.path.join(workdir, "summary.json")) as f:
         return json.load(f)["params_sha256"]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> dict:
-    """A persistent compilation cache shared by this module's training runs."""
-    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla_cache")),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-
-
-@pytest.fixture(scope="module")
-def undisturbed(tmp_path_factory, data_dir, cache) -> str:
-    """params_sha256 of the run of EPOCHS epochs that nothing reads while it trains."""
+def undisturbed(tmp_path_factory, data_dir) -> str:
+    """params_sha256 of the run of EPOCHS epochs that nothing reads while it trains (in this process; the
+    processes of the tests load the programs it compiled from the suite's compilation cache)."""
     workdir = tmp_path_factory.mktemp("undisturbed") / "run"
-    finish(start(data_dir, workdir, EPOCHS, cache))
+    train_here(data_dir, workdir, EPOCHS)
     return sha(workdir)
 
 
@@ -247,19 +252,24 @@ class Readers:
         assert np.isfinite(predictor(np.load(self.inputs))).all()
         self.seen.append(f"epoch {predictor.epoch}" + (" (allow_training)" if allow_training else ""))
 
+    def check_command(self) -> None:
+        """Waits for the `python -m jaxdl.predict` that runs and checks its answer."""
+        stdout, stderr = self.command.communicate(timeout=300)
+        lines = stderr.strip().splitlines()
+        if self.command.returncode == 0:
+            self.seen.append("predict answered")
+        else:
+            assert self.command.returncode == 2 and len(lines) == 1, stderr
+            assert TRAINING.match(lines[0].removeprefix("error: ")), lines[0]
+            self.seen.append("predict: training")
+        self.command = None
+
     def poll_command(self) -> None:
         """Starts `python -m jaxdl.predict` when none runs; checks the one that finished."""
         if self.command is not None and self.command.poll() is None:
             return
         if self.command is not None:
-            stdout, stderr = self.command.communicate()
-            lines = stderr.strip().splitlines()
-            if self.command.returncode == 0:
-                self.seen.append("predict answered")
-            else:
-                assert self.command.returncode == 2 and len(lines) == 1, stderr
-                assert TRAINING.match(lines[0].removeprefix("error: ")), lines[0]
-                self.seen.append("predict: training")
+            self.check_command()
         self.command = subprocess.Popen([sys.executable, "-m", "jaxdl.predict", "--workdir", self.workdir, self.inputs],
                                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -274,41 +284,61 @@ class Readers:
             time.sleep(0.02)  # a loop, not a busy one: the two cores are the trainer's too
         finish(process)
         if self.command is not None:
-            self.command.wait(timeout=300)
-            self.poll_command()  # checks it (and starts one more on the finished run)
-            self.command.wait(timeout=300)
+            self.check_command()  # the last one, started while the run trained
 
 
 @pytest.mark.slow
-def test_readers_in_a_loop_do_not_disturb_a_run_that_saves_every_epoch(data_dir, tmp_path, undisturbed, cache):
+def test_readers_in_a_loop_do_not_disturb_a_run_that_saves_every_epoch(data_dir, tmp_path, undisturbed):
     workdir = tmp_path / "run"
     np.save(tmp_path / "x.npy", np.zeros((3, 8, 8, 1), np.uint8))
     readers = Readers(workdir, str(tmp_path / "x.npy"))
-    readers.during(start(data_dir, workdir, EPOCHS // 2, cache))  # a new run
-    readers.during(start(data_dir, workdir, EPOCHS, cache))  # resumed with more epochs, summary.json there
+    readers.during(start(data_dir, workdir, EPOCHS // 2))  # a new run
+    readers.during(start(data_dir, workdir, EPOCHS))  # resumed with more epochs, summary.json there
+    readers.poll_command()  # and the finished run
+    readers.check_command()
     print(collections.Counter(readers.seen))  # shown when the test fails (or with -s)
+    assert readers.seen[-1] == "predict answered"
     assert sha(workdir) == undisturbed
     assert "training" in readers.seen  # at least the first reads: no summary.json yet
     assert jaxdl.load_run(str(workdir)).epoch == EPOCHS
     assert not [name for name in os.listdir(workdir / "checkpoints") if TMP in name]
 
 
-@pytest.mark.slow
-def test_kill_9_in_the_middle_of_a_save_leaves_a_run_readers_and_a_resume_handle(data_dir, tmp_path, undisturbed,
-                                                                                   cache):
-    workdir = tmp_path / "run"
-    checkpoints = workdir / "checkpoints"
-    for _ in range(5):  # until the kill lands while a save is written (a save takes tens of milliseconds)
-        process = start(data_dir, workdir, EPOCHS, cache)
-        while process.poll() is None:
-            names = os.listdir(checkpoints) if checkpoints.is_dir() else []
-            if any(TMP in name for name in names) and sum(name.isdigit() for name in names) >= 2:
+def stopped(pid: int) -> bool:
+    """Whether every thread of process `pid` is stopped (by SIGSTOP), from /proc."""
+    states = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return all(state in ("T", "t") for state in states)
+
+
+def kill_in_a_save(process: subprocess.Popen, checkpoints) -> None:
+    """`kill -9` while a save is unfinished, once two checkpoints are complete: when an unfinished save
+    shows, the process is stopped (SIGSTOP) and, if the save is still unfinished once every thread
+    stands still, killed there; if it finished meanwhile, the process goes on (SIGCONT) to its next one."""
+    while process.poll() is None:
+        names = os.listdir(checkpoints) if checkpoints.is_dir() else []
+        if any(TMP in name for name in names) and sum(name.isdigit() for name in names) >= 2:
+            process.send_signal(signal.SIGSTOP)
+            while process.poll() is None and not stopped(process.pid):
+                time.sleep(0.001)
+            if any(TMP in name for name in os.listdir(checkpoints)):
                 process.kill()
                 break
-            time.sleep(0.001)
-        process.wait()
-        if any(TMP in name for name in os.listdir(checkpoints)):
-            break
+            process.send_signal(signal.SIGCONT)
+        time.sleep(0.001)
+    process.wait()
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_of_a_save_leaves_a_run_readers_and_a_resume_handle(data_dir, tmp_path, undisturbed):
+    workdir = tmp_path / "run"
+    checkpoints = workdir / "checkpoints"
+    kill_in_a_save(start(data_dir, workdir, EPOCHS), checkpoints)  # one of its ~28 saves after the first two
     unfinished = [name for name in os.listdir(checkpoints) if TMP in name]
     assert unfinished, os.listdir(checkpoints)
     before = tree(workdir)
@@ -325,6 +355,6 @@ def test_kill_9_in_the_middle_of_a_save_leaves_a_run_readers_and_a_resume_handle
     assert TRAINING.match(lines[0].removeprefix("error: ")).group(2) == str(newest), lines[0]
     assert tree(workdir) == before  # the unfinished save is still there: readers delete nothing
 
-    finish(start(data_dir, workdir, EPOCHS, cache))  # the same command resumes
+    train_here(data_dir, workdir, EPOCHS)  # the same command resumes
     assert sha(workdir) == undisturbed
     assert not [name for name in os.listdir(checkpoints) if TMP in name]

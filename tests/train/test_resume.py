@@ -2,13 +2,16 @@
 SIGINT, or by `kill -9` at random moments - and started again with the same workdir ends with the
 uninterrupted run's params_sha256, and metrics.jsonl holds each epoch once, with the same numbers.
 
-The uninterrupted run and the same-seed run compile from scratch; the stopped and resumed runs load
-the same executables from a persistent XLA compilation cache, which cuts their start-up.
+Runs that no signal stops (the reference, a same-seed run, shorter runs resumed with more epochs or
+patience, the resumes of a damaged or killed run) run the command line in this process
+(tests/train/cli_runs.py). Real `python -m experiments.mlp` processes: every run stopped by a signal
+or killed (so new processes train the reference's bits too), the printed resume commands, and the
+refused resumes (their exit code and all they print). They load the programs the reference compiled
+from the suite's persistent XLA compilation cache (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import random
@@ -20,27 +23,28 @@ import sys
 import time
 
 import pytest
+from cli_runs import CHEAP, TINY, TINY_MLP, run_experiment
 from conftest import REPO, run_cli
 
 EPOCHS = 12
-# Dropout makes the RNG stream matter; patience > 0 makes the final model the early-stopping copy.
-ARGS = ["--config", "configs/mlp.py:tiny", f"--config.train.epochs={EPOCHS}", "--config.checkpoint.every_epochs=1",
-        "--config.model.dropout=0.1", "--config.train.patience=5", "--config.eval.report=false", "--quiet"]
+# Dropout makes the RNG stream matter; patience > 0 (tiny's 20) makes the final model the early-stopping copy.
+ARGS = [*TINY_MLP, f"--config.train.epochs={EPOCHS}"]
 
 
 def command(data_dir: str, workdir, *extra: str) -> list[str]:
     return [*ARGS, f"--config.data.data_dir={data_dir}", f"--workdir={workdir}", *extra]
 
 
-def train(data_dir: str, workdir, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    result = run_cli("experiments.mlp", *command(data_dir, workdir, *extra), env=env)
+def train_here(data_dir: str, workdir, *extra: str) -> subprocess.CompletedProcess:
+    """A run of the same command line in this process."""
+    result = run_experiment("experiments.mlp", *command(data_dir, workdir, *extra))
     assert result.returncode == 0, result.stderr
     return result
 
 
-def start(data_dir: str, workdir, env: dict, *extra: str) -> subprocess.Popen:
+def start(data_dir: str, workdir, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "experiments.mlp", *command(data_dir, workdir, *extra)], cwd=REPO,
-                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def metrics(workdir) -> list[dict]:
@@ -68,28 +72,11 @@ def wait_for_epoch(process: subprocess.Popen, workdir, epoch: int) -> None:
         time.sleep(0.005)
 
 
-@pytest.fixture(scope="session")
-def shared_root(tmp_path_factory):
-    """A folder of this test session that every pytest-xdist worker sees."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
-@pytest.fixture(scope="session")
-def cache(shared_root) -> dict:
-    """Environment for a persistent compilation cache shared by this module's runs."""
-    return {"JAX_COMPILATION_CACHE_DIR": str(shared_root / "xla_cache"),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-
-
-@pytest.fixture(scope="session")
-def uninterrupted(shared_root, data_dir, cache):
-    """The reference run, made once per session even when several workers ask for it."""
-    workdir = shared_root / "resume_uninterrupted"
-    with open(shared_root / "resume_uninterrupted.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (workdir / "summary.json").exists():
-            train(data_dir, workdir, env=cache)  # compiles from scratch, and fills the cache
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, data_dir):
+    """The reference run (in this process; it fills the compilation cache for the processes)."""
+    workdir = tmp_path_factory.mktemp("resume") / "uninterrupted"
+    train_here(data_dir, workdir)
     return {"workdir": workdir, "sha": summary(workdir)["params_sha256"], "metrics": metrics(workdir)}
 
 
@@ -101,17 +88,19 @@ def assert_same_as_uninterrupted(workdir, uninterrupted) -> None:
 
 @pytest.mark.slow
 def test_same_seed_twice_gives_the_same_parameters(data_dir, tmp_path, uninterrupted):
-    train(data_dir, tmp_path / "again")
+    # In this process, as the reference; that new processes train the same bits (every epoch's record and
+    # the final parameters): the signal and kill tests below, whose epochs processes train.
+    train_here(data_dir, tmp_path / "again")
     assert_same_as_uninterrupted(tmp_path / "again", uninterrupted)
     assert summary(tmp_path / "again")["resumed_from"] == 0
 
 
 @pytest.mark.slow
-def test_clean_stop_then_resume_with_more_epochs(data_dir, tmp_path, uninterrupted, cache):
+def test_clean_stop_then_resume_with_more_epochs(data_dir, tmp_path, uninterrupted):
     workdir = tmp_path / "clean"
-    train(data_dir, workdir, "--config.train.epochs=4", env=cache)
+    train_here(data_dir, workdir, "--config.train.epochs=4")
     assert checkpoint_epochs(workdir)[-1] == 4
-    train(data_dir, workdir, env=cache)
+    train_here(data_dir, workdir)
     assert summary(workdir)["resumed_from"] == 4
     assert_same_as_uninterrupted(workdir, uninterrupted)
 
@@ -123,10 +112,9 @@ def resume_command_from(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sigterm_and_sigint_stop_after_a_checkpoint_and_print_the_resume_command(data_dir, tmp_path, uninterrupted,
-                                                                                  cache):
+def test_sigterm_and_sigint_stop_after_a_checkpoint_and_print_the_resume_command(data_dir, tmp_path, uninterrupted):
     workdir = tmp_path / "signals"
-    process = start(data_dir, workdir, cache)
+    process = start(data_dir, workdir)
     wait_for_epoch(process, workdir, 2)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
@@ -140,40 +128,39 @@ def test_sigterm_and_sigint_stop_after_a_checkpoint_and_print_the_resume_command
     assert resume[:3] == [sys.executable, "-m", "experiments.mlp"] and f"--workdir={workdir}" in resume
     elsewhere = tmp_path / "elsewhere"  # absolute paths: the command works from any folder
     elsewhere.mkdir()
-    process = subprocess.Popen(resume, cwd=elsewhere, env={**os.environ, **cache}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(resume, cwd=elsewhere, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_epoch(process, workdir, stopped_at + 2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "stopped by SIGINT" in stderr
 
-    finished = subprocess.run(resume_command_from(stderr), cwd=elsewhere, env={**os.environ, **cache},
-                              capture_output=True, text=True, timeout=300, check=False)
+    finished = subprocess.run(resume_command_from(stderr), cwd=elsewhere, capture_output=True, text=True, timeout=300,
+                              check=False)
     assert finished.returncode == 0, finished.stderr
     assert_same_as_uninterrupted(workdir, uninterrupted)
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_then_resume(data_dir, tmp_path, uninterrupted, cache):
+def test_kill_9_at_random_moments_then_resume(data_dir, tmp_path, uninterrupted):
     # Fixed, so a failure replays: seed 4 kills just after epochs 4 and 7. Set it to try other moments.
     seed = int(os.environ.get("JAXDL_KILL_SEED", "4"))
     print(f"JAXDL_KILL_SEED={seed}")  # shown by pytest when the test fails, to replay the same kills
     rng = random.Random(seed)
     workdir = tmp_path / "killed"
     for _ in range(2):
-        process = start(data_dir, workdir, cache)
+        process = start(data_dir, workdir)
         wait_for_epoch(process, workdir, rng.randint(1, EPOCHS - 2))
         time.sleep(rng.uniform(0, 0.05))  # somewhere in the next epoch, its save, or its metrics line
         process.kill()
         process.wait()
-    train(data_dir, workdir, env=cache)
+    train_here(data_dir, workdir)  # the killed processes' workdir, resumed
     assert not [name for name in os.listdir(workdir / "checkpoints") if "tmp" in name]
     assert_same_as_uninterrupted(workdir, uninterrupted)
 
 
 @pytest.mark.slow
-def test_a_damaged_latest_checkpoint_resumes_from_the_one_before(data_dir, tmp_path, uninterrupted, cache):
+def test_a_damaged_latest_checkpoint_resumes_from_the_one_before(data_dir, tmp_path, uninterrupted):
     workdir = tmp_path / "damaged"
     shutil.copytree(uninterrupted["workdir"], workdir)
     last = checkpoint_epochs(workdir)[-1]
@@ -181,7 +168,7 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_one_before(data_dir, tmp_p
         for name in files:
             if os.path.basename(root) == "d":
                 os.truncate(os.path.join(root, name), 0)
-    result = train(data_dir, workdir, env=cache)
+    result = train_here(data_dir, workdir)
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and f"checkpoints/{last} is corrupted" in warnings[0], result.stderr
     assert f"resumed from epoch {last - 1}" in warnings[0]
@@ -203,8 +190,7 @@ def test_resuming_with_another_model_is_refused_with_one_line(data_dir, tmp_path
     assert metrics(workdir) == uninterrupted["metrics"]  # nothing touched
 
 
-SHORT = ["--config", "configs/mlp.py:tiny", "--config.train.epochs=3", "--config.checkpoint.every_epochs=1",
-         "--config.eval.report=false", "--quiet"]
+SHORT = [*TINY_MLP, "--config.train.epochs=3"]
 
 
 def workdir_files(workdir) -> dict[str, bytes]:
@@ -218,14 +204,14 @@ def workdir_files(workdir) -> dict[str, bytes]:
     return files
 
 
-def test_more_epochs_on_resume_are_refused_under_a_decaying_schedule(data_dir, tmp_path, cache):
+def test_more_epochs_on_resume_are_refused_under_a_decaying_schedule(data_dir, tmp_path):
     workdir = tmp_path / "cosine"
     base = [*SHORT, f"--config.data.data_dir={data_dir}", f"--workdir={workdir}", "--config.optimizer.schedule=cosine"]
-    first = run_cli("experiments.mlp", *base, env=cache)
+    first = run_experiment("experiments.mlp", *base)
     assert first.returncode == 0, first.stderr
     before = workdir_files(workdir)
     assert "metrics.jsonl" in before and any(name.startswith("checkpoints") for name in before)
-    result = run_cli("experiments.mlp", *base, "--config.train.epochs=6", env=cache)
+    result = run_cli("experiments.mlp", *base, "--config.train.epochs=6")  # a process: its exit code, all it prints
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith("error: --config.train.epochs: changing the number of epochs on resume would change "
@@ -234,13 +220,13 @@ def test_more_epochs_on_resume_are_refused_under_a_decaying_schedule(data_dir, t
     assert workdir_files(workdir) == before  # nothing written, not even config.json
 
 
-def test_more_epochs_on_resume_continue_a_constant_schedule(data_dir, tmp_path, cache):
+def test_more_epochs_on_resume_continue_a_constant_schedule(data_dir, tmp_path):
     workdir = tmp_path / "constant"
     base = [*SHORT, f"--config.data.data_dir={data_dir}", f"--workdir={workdir}",
             "--config.optimizer.schedule=constant"]
-    assert run_cli("experiments.mlp", *base, env=cache).returncode == 0
+    assert run_experiment("experiments.mlp", *base).returncode == 0
     first = metrics(workdir)
-    result = run_cli("experiments.mlp", *base, "--config.train.epochs=6", env=cache)
+    result = run_experiment("experiments.mlp", *base, "--config.train.epochs=6")
     assert result.returncode == 0, result.stderr
     assert summary(workdir)["resumed_from"] == 3 and summary(workdir)["epochs_run"] == 6
     assert metrics(workdir)[:3] == first and [r["epoch"] for r in metrics(workdir)] == list(range(1, 7))
@@ -270,14 +256,14 @@ def test_which_schedules_refuse_other_epochs_on_resume(schedule):
 def test_more_patience_on_resume_trains_on_after_an_early_stop(data_dir, tmp_path):
     """train.patience may change on resume: a run that stopped early goes on when given more patience."""
     workdir = tmp_path / "patience"
-    args = ["--config", "configs/mlp.py:tiny", "--config.optimizer.learning_rate=0.03", "--config.train.epochs=30",
-            "--config.train.patience=1", "--config.eval.report=false", "--quiet",
-            f"--config.data.data_dir={data_dir}", f"--workdir={workdir}"]
-    first = run_cli("experiments.mlp", *args)
+    args = ["--config", TINY, "--config.optimizer.learning_rate=0.03", "--config.train.epochs=30",
+            "--config.train.patience=1", *CHEAP, "--quiet", f"--config.data.data_dir={data_dir}",
+            f"--workdir={workdir}"]
+    first = run_experiment("experiments.mlp", *args)
     assert first.returncode == 0, first.stderr
     stopped = summary(workdir)
     assert stopped["stopped_early"] and stopped["epochs_run"] < 30
-    more = run_cli("experiments.mlp", *args, "--config.train.patience=50", "--config.train.epochs=40")
+    more = run_experiment("experiments.mlp", *args, "--config.train.patience=50", "--config.train.epochs=40")
     assert more.returncode == 0, more.stderr
     resumed = summary(workdir)
     assert resumed["resumed_from"] == stopped["epochs_run"]

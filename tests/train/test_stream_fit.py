@@ -13,12 +13,13 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from cli_runs import CHEAP, TINY_MLP, run_experiment
 from conftest import REPO, run_cli
 
 from jaxdl.data import load_for_pipeline
 from jaxdl.models import build_model
 from jaxdl.run.config import load_config
-from jaxdl.train.checkpoint import Checkpointer
+from jaxdl.train.checkpoint import CheckpointReader
 from jaxdl.train.digest import params_sha256
 from jaxdl.train.feed import order_key_of
 from jaxdl.train.fit import fit
@@ -76,14 +77,15 @@ def test_fit_streams_to_the_memory_pipelines_bits(data_dir, trained_steps):
     assert runs["memory"][0][-1]["train_loss"] < runs["memory"][0][0]["train_loss"]
 
 
-CNN = ["--config", "configs/cnn.py:tiny", "--config.eval.report=false", "--config.data.chunk_steps=7", "--quiet"]
+# CHEAP: what no test here reads (auto streamed: the test above).
+CNN = ["--config", os.path.join(REPO, "configs", "cnn.py") + ":tiny", *CHEAP, "--config.data.chunk_steps=7", "--quiet"]
 
 
 @pytest.mark.slow
 def test_the_command_line_gives_the_same_losses_and_parameters_with_both_pipelines(data_dir, tmp_path):
-    for pipeline in ("memory", "stream"):
-        result = run_cli("experiments.cnn", *CNN, f"--config.data.data_dir={data_dir}",
-                         f"--config.data.pipeline={pipeline}", f"--workdir={tmp_path / pipeline}")
+    for pipeline in ("memory", "stream"):  # the command line's code, in this process
+        result = run_experiment("experiments.cnn", *CNN, f"--config.data.data_dir={data_dir}",
+                                f"--config.data.pipeline={pipeline}", f"--workdir={tmp_path / pipeline}")
         assert result.returncode == 0, result.stderr
         assert summary(tmp_path / pipeline)["data"]["pipeline"] == pipeline
     assert len(metrics(tmp_path / "memory")) == 3
@@ -98,33 +100,33 @@ def test_the_command_line_gives_the_same_losses_and_parameters_with_both_pipelin
 
 
 EPOCHS = 8
-MLP = ["--config", "configs/mlp.py:tiny", f"--config.train.epochs={EPOCHS}", "--config.checkpoint.every_epochs=1",
-       "--config.model.dropout=0.1", "--config.train.patience=5", "--config.eval.report=false",
-       "--config.data.chunk_steps=7", "--quiet"]
+MLP = [*TINY_MLP, f"--config.train.epochs={EPOCHS}", "--config.data.chunk_steps=7"]
 
 
 @pytest.mark.slow
 def test_a_streamed_run_killed_mid_way_resumes_to_the_uninterrupted_bits(data_dir, tmp_path):
     reference = tmp_path / "memory"
-    result = run_cli("experiments.mlp", *MLP, f"--config.data.data_dir={data_dir}", "--config.data.pipeline=memory",
-                     f"--workdir={reference}")
+    result = run_experiment("experiments.mlp", *MLP, f"--config.data.data_dir={data_dir}",
+                            "--config.data.pipeline=memory", f"--workdir={reference}")
     assert result.returncode == 0, result.stderr
     workdir = tmp_path / "stream"
-    argv = [sys.executable, "-m", "experiments.mlp", *MLP, f"--config.data.data_dir={data_dir}",
-            "--config.data.pipeline=stream", f"--workdir={workdir}"]
-    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [*MLP, f"--config.data.data_dir={data_dir}", "--config.data.pipeline=stream", f"--workdir={workdir}"]
+    process = subprocess.Popen([sys.executable, "-m", "experiments.mlp", *args], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # a real process, to kill
     while process.poll() is None and not any(r["epoch"] >= 3 for r in metrics(workdir)):
         time.sleep(0.005)
     time.sleep(0.02)  # somewhere in the next epoch's chunks, its save, or its metrics line
     process.kill()
     process.wait()
-    saved = Checkpointer(str(workdir / "checkpoints")).latest_meta()
-    assert saved is not None and saved[0] < EPOCHS  # saves are asynchronous: the newest finished one
-    epoch, meta = saved
+    # A reader: a Checkpointer would remove the killed save's folder in the background, racing the resume's own.
+    reader = CheckpointReader(str(workdir / "checkpoints"))
+    assert reader.epochs() and reader.epochs()[-1] < EPOCHS  # saves are asynchronous: the newest finished one
+    epoch = reader.epochs()[-1]
+    meta = reader.read_meta(epoch)
     steps = summary(reference)["data"]["train"] // 32
     assert meta["input"] == {"epoch": epoch, "step": epoch * steps, "examples": epoch * steps * 32}
 
-    finished = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    finished = run_experiment("experiments.mlp", *args)  # the same command, resumed (in this process)
     assert finished.returncode == 0, finished.stderr
     assert summary(workdir)["resumed_from"] >= epoch and summary(workdir)["data"]["pipeline"] == "stream"
     assert summary(workdir)["params_sha256"] == summary(reference)["params_sha256"]

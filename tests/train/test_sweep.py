@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import ml_collections
 import numpy as np
 import pytest
+from cli_runs import CHEAP, TINY, run_experiment
 from conftest import REPO, devices_env, run_cli
 
 from experiments import playground
@@ -17,6 +20,7 @@ from jaxdl.errors import InputError
 from jaxdl.evaluate.members import evaluate_members
 from jaxdl.models import build_model
 from jaxdl.run.config import apply_override, load_config
+from jaxdl.run.pipeline import train_and_evaluate
 from jaxdl.train import sweep
 from jaxdl.train.losses import classification_metrics
 from jaxdl.train.optimizer import build_optimizer
@@ -33,7 +37,17 @@ def playground_config(data_dir: str, overrides: dict[str, str]) -> ml_collection
     config = load_config(os.path.join(REPO, "configs", "playground.py"))
     for key, value in {"data.data_dir": data_dir, **overrides}.items():
         apply_override(config, key, value)
+    # What no test here reads (the playground config leaves them to the pipeline's defaults): the report,
+    # the softmax baseline, the questions' answers, and "auto" timing the step programs (same bits).
+    with config.unlocked():
+        config.eval.update({"report": False, "baseline": False, "questions": "none"})
+        config.train.steps_per_call = "epoch"
     return config
+
+
+def train_playground(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """The playground experiment's training and summary, without its images."""
+    return train_and_evaluate(config, workdir, splits=playground.load_splits(config.data), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +110,7 @@ def test_a_member_trains_exactly_as_a_solo_run(swept, playground_data, tmp_path)
     assert (member["seed"], member["hyperparameters"]["learning_rate"]) == (1, 0.3)
     solo_overrides = {**SWEEP_OVERRIDES, "sweep.seeds": "1", "sweep.learning_rate": "()",
                       "seed": "1", "optimizer.learning_rate": "0.3"}
-    solo = playground.run(playground_config(playground_data, solo_overrides), str(tmp_path), progress=False)
+    solo = train_playground(playground_config(playground_data, solo_overrides), str(tmp_path))
     assert "members" not in solo
     # Not bit for bit: vmap turns each member's matmuls into batched ones that XLA reduces in another
     # order, so the last bits of gradients differ and params_sha256 differs for all 8 members. Their
@@ -149,7 +163,7 @@ def test_an_interrupted_sweep_resumes_to_the_same_members(swept, tmp_path):
     saved = sorted(int(name) for name in os.listdir(os.path.join(copy, "checkpoints")) if name.isdigit())
     assert len(saved) == 2  # keep = 2
     shutil.rmtree(os.path.join(copy, "checkpoints", str(saved[-1])))  # as if killed before the last save
-    resumed = playground.run(config, copy, progress=False)
+    resumed = train_playground(config, copy)
     assert resumed["resumed_from"] == saved[0]
     for ours, theirs in zip(resumed["members"], reference["members"], strict=True):
         assert (ours["epochs_run"], ours["best_epoch"]) == (theirs["epochs_run"], theirs["best_epoch"])
@@ -188,20 +202,46 @@ def playground_info() -> DataInfo:
     return DataInfo(name="circle", task="classification", input_shape=(2,), num_classes=2)
 
 
+# Trains the playground configs of argv[1] ({"data_dir", "runs": {workdir: overrides}}) one after the other,
+# in one process with the devices XLA_FLAGS gives it.
+ON_DEVICES = """
+import json, os, sys
+sys.path[:0] = [os.path.join(os.getcwd(), "tests"), os.path.join(os.getcwd(), "tests", "train")]
+import jax
+from test_sweep import playground_config, train_playground
+
+request = json.loads(sys.argv[1])
+print("devices", jax.device_count())
+for workdir, overrides in request["runs"].items():
+    train_playground(playground_config(request["data_dir"], overrides), workdir)
+"""
+LEARNING_RATES = {"8-members-split": "(0.003,0.3)", "4-replicated": "(0.003,)"}
+
+
+@pytest.fixture(scope="module")
+def on_8_devices(playground_data, tmp_path_factory) -> dict[str, str]:
+    """The workdirs of the sweeps of LEARNING_RATES trained on 8 simulated devices (one process for both)."""
+    root = tmp_path_factory.mktemp("on_8_devices")
+    runs = {str(root / name): {**SWEEP_OVERRIDES, "sweep.learning_rate": rates}
+            for name, rates in LEARNING_RATES.items()}
+    result = subprocess.run([sys.executable, "-c", ON_DEVICES, json.dumps({"data_dir": playground_data, "runs": runs})],
+                            cwd=REPO, env={**os.environ, **devices_env(8), "JAX_PLATFORMS": "cpu"},
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["devices", "8"]
+    return {name: str(root / name) for name in LEARNING_RATES}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("learning_rates", ["(0.003,0.3)", "(0.003,)"], ids=["8-members-split", "4-replicated"])
-def test_sweep_on_8_devices_equals_1_device(swept, playground_data, tmp_path, learning_rates):
+@pytest.mark.parametrize("name", list(LEARNING_RATES))
+def test_sweep_on_8_devices_equals_1_device(swept, on_8_devices, name):
     """8 members are split over 8 simulated devices (whole members per device); 4 members are
     replicated with each batch split over the devices. Either way, each member matches 1 device."""
     _, reference, _ = swept
-    overrides = {**SWEEP_OVERRIDES, "sweep.learning_rate": learning_rates, "data.data_dir": playground_data}
-    args = [f"--config.{key}={value}" for key, value in overrides.items()]
-    result = run_cli("experiments.playground", *args, f"--workdir={tmp_path}",
-                     env={**devices_env(8), "JAX_PLATFORMS": "cpu"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    with open(os.path.join(tmp_path, "summary.json")) as f:
+    with open(os.path.join(on_8_devices[name], "summary.json")) as f:
         summary = json.load(f)
     assert summary["devices"]["count"] == 8
+    assert len(summary["members"]) == {"8-members-split": 8, "4-replicated": 4}[name]
     for ours in summary["members"]:
         theirs = reference["members"][ours["member"]]
         assert (ours["seed"], ours["hyperparameters"]) == (theirs["seed"], theirs["hyperparameters"])
@@ -211,16 +251,16 @@ def test_sweep_on_8_devices_equals_1_device(swept, playground_data, tmp_path, le
 
 # The digits MLP of configs/mlp.py:tiny made linear and trained by SGD: learning rate 10 turns the
 # loss NaN within the first epoch, 0.01 trains.
-DIVERGING = ["--config", "configs/mlp.py:tiny", "--config.optimizer.name=sgd", "--config.model.activation=linear",
-             "--config.model.hidden_sizes=(32,32)", "--config.eval.report=false", "--quiet"]
+DIVERGING = ["--config", TINY, "--config.optimizer.name=sgd", "--config.model.activation=linear",
+             "--config.model.hidden_sizes=(32,32)", *CHEAP, "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def sane_solo(data_dir, tmp_path_factory) -> dict:
     """A solo run with the sane learning rate of the diverging sweeps."""
     workdir = tmp_path_factory.mktemp("sane_solo")
-    result = run_cli("experiments.mlp", *DIVERGING, "--config.optimizer.learning_rate=0.01",
-                     f"--config.data.data_dir={data_dir}", f"--workdir={workdir}")
+    result = run_experiment("experiments.mlp", *DIVERGING, "--config.optimizer.learning_rate=0.01",
+                            f"--config.data.data_dir={data_dir}", f"--workdir={workdir}")
     assert result.returncode == 0, result.stderr
     with open(os.path.join(workdir, "summary.json")) as f:
         return json.load(f)
@@ -228,9 +268,9 @@ def sane_solo(data_dir, tmp_path_factory) -> dict:
 
 @pytest.mark.parametrize("policy", ["halt", "skip"])
 def test_a_diverged_member_stops_alone_and_is_left_out(data_dir, tmp_path, sane_solo, policy):
-    result = run_cli("experiments.mlp", *DIVERGING, "--config.sweep.learning_rate=(0.01,10.0)",
-                     f"--config.train.nan_policy={policy}", "--config.train.max_consecutive_nonfinite=5",
-                     f"--config.data.data_dir={data_dir}", f"--workdir={tmp_path}")
+    result = run_experiment("experiments.mlp", *DIVERGING, "--config.sweep.learning_rate=(0.01,10.0)",
+                            f"--config.train.nan_policy={policy}", "--config.train.max_consecutive_nonfinite=5",
+                            f"--config.data.data_dir={data_dir}", f"--workdir={tmp_path}")
     assert result.returncode == 0, result.stderr
     with open(os.path.join(tmp_path, "summary.json")) as f:
         summary = json.load(f)
@@ -254,6 +294,7 @@ def test_a_diverged_member_stops_alone_and_is_left_out(data_dir, tmp_path, sane_
 
 
 def test_a_sweep_whose_members_all_diverge_fails_with_one_line(data_dir, tmp_path):
+    # A process: its exit code, and all it prints.
     result = run_cli("experiments.mlp", *DIVERGING, "--config.optimizer.learning_rate=10", "--config.sweep.seeds=2",
                      f"--config.data.data_dir={data_dir}", f"--workdir={tmp_path}")
     lines = result.stderr.strip().splitlines()
