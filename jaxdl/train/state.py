@@ -87,7 +87,9 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation, input_shape
     init_key, run_key = jax.random.split(key)
     dummy = jnp.zeros((1, *input_shape), jnp.float32)
     # Compiled: initialising op by op costs seconds of host time per process for a large model.
-    variables = jax.jit(functools.partial(model.init, train=False), compiler_options=run_once_options())(
+    # Traced (under vmap or an outer jit: a sweep's states) this is a nested jit, which takes no compiler options.
+    options = None if isinstance(init_key, jax.core.Tracer) else run_once_options()
+    variables = jax.jit(functools.partial(model.init, train=False), compiler_options=options)(
         {"params": init_key, "dropout": init_key}, dummy)
     params = variables["params"]
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),

@@ -118,3 +118,12 @@ def test_initialisation_compiled_for_speed_gives_xlas_default_bits():
         fast = jax.jit(init, compiler_options=RUN_ONCE_CPU_OPTIONS)(keys, dummy)
         default = jax.jit(init)(keys, dummy)
         assert params_sha256(fast) == params_sha256(default), type(model).__name__
+
+
+def test_states_created_under_vmap_and_jit_are_the_solo_states():
+    """Traced, create_state's init is a nested jit (no compiler options): the same bits as a solo state."""
+    seeds = jax.random.split(jax.random.PRNGKey(0), 2)
+    make = lambda key: small_state(key).params  # noqa: E731
+    stacked = jax.jit(jax.vmap(make))(seeds)
+    for index, key in enumerate(seeds):
+        assert params_sha256(jax.tree.map(lambda a, i=index: a[i], stacked)) == params_sha256(make(key))
