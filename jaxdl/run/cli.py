@@ -187,6 +187,11 @@ def start_distributed(args: dict | None, debug: bool) -> None:
     if args is None:
         return
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
+    # JAX's preemption service would catch SIGTERM for the whole process, from here on: a SIGTERM before
+    # `fit` installs jaxdl's handler (jaxdl.train.preemption) was logged and ignored, and the run went on to
+    # exit 0. Without it a signal does what it does in a one-process run: during fit, a clean stop after
+    # the epoch on every process; before, the end of this process (and the lost-peer line on the others).
+    jax.config.update("jax_enable_preemption_service", False)
     seconds = args.get("initialization_timeout", 300)
     address = args.get("coordinator_address")
     if address is not None:
