@@ -22,6 +22,7 @@ from jaxdl.models import augment
 from jaxdl.models.activations import get_activation
 from jaxdl.models.conv import Conv
 from jaxdl.models.dtypes import compute_dtype
+from jaxdl.models.flat_random import Dense, Dropout
 from jaxdl.models.layers import POOLINGS, check_per_axis, check_sizes, dense_layers, per_axis, pool, spatial_rank
 
 # Running averages of batch-norm statistics: 0.9 rather than Flax's 0.99 because the small
@@ -81,13 +82,13 @@ class CNN(nn.Module):
             self.sow("intermediates", f"conv_{i}_out", x)
             x = pool(x, self.pooling, self.pool_size)
             if self.dropout > 0:
-                x = nn.Dropout(self.dropout, deterministic=not train)(x)
+                x = Dropout(self.dropout, deterministic=not train)(x)
         x = x.reshape((x.shape[0], -1))
         x = dense_layers(self, x, sizes=self.dense_sizes, activation=act, dropout=self.dropout, train=train,
                          dtype=self.dtype)
         if self.num_outputs == 0:
             return x
-        return nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+        return Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
 def feature_map_shape(input_shape: tuple[int, ...], num_blocks: int, strides: int | tuple[int, ...],

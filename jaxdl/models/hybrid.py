@@ -18,6 +18,7 @@ from jaxdl.data import DataInfo
 from jaxdl.errors import InputError
 from jaxdl.models import cnn, rnn
 from jaxdl.models.dtypes import compute_dtype
+from jaxdl.models.flat_random import Dense
 from jaxdl.models.layers import check_input_rank, frozen_within
 
 
@@ -59,7 +60,7 @@ class Hybrid(nn.Module):
         self.sow("intermediates", "frame_features", features)
         lengths = rnn.sequence_lengths(x) if getattr(self.sequence_encoder, "mask_padding", False) else None
         x = self.sequence_encoder(features, train=train, lengths=lengths)
-        return nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+        return Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> Hybrid:

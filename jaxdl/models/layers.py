@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 
 from jaxdl.errors import InputError, check_range
+from jaxdl.models.flat_random import Dense, Dropout
 
 POOLINGS = ("max", "avg", "none")
 
@@ -33,10 +34,10 @@ def dense_layers(module: nn.Module, x: jax.Array, *, sizes: Sequence[int],
     differ from every submodule name; `<layer>_out` is the convention of every family).
     """
     for i, width in enumerate(sizes):
-        x = activation(nn.Dense(width, dtype=dtype, name=f"dense_{i}")(x))
+        x = activation(Dense(width, dtype=dtype, name=f"dense_{i}")(x))
         module.sow("intermediates", f"dense_{i}_out", x)
         if dropout > 0:
-            x = nn.Dropout(dropout, deterministic=not train)(x)
+            x = Dropout(dropout, deterministic=not train)(x)
     return x
 
 

@@ -14,6 +14,7 @@ from jaxdl.data import DataInfo
 from jaxdl.errors import InputError, check_range
 from jaxdl.models.activations import get_activation
 from jaxdl.models.dtypes import compute_dtype
+from jaxdl.models.flat_random import Dense, Dropout
 
 
 class MLP(nn.Module):
@@ -36,11 +37,11 @@ class MLP(nn.Module):
         act = get_activation(self.activation)
         x = x.reshape((x.shape[0], -1))
         for i, width in enumerate(self.hidden_sizes):
-            x = act(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(x))
+            x = act(Dense(width, dtype=self.dtype, name=f"hidden_{i}")(x))
             self.sow("intermediates", f"hidden_{i}_out", x)
             if self.dropout > 0:
-                x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+                x = Dropout(self.dropout, deterministic=not train)(x)
+        return Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> MLP:

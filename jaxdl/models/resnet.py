@@ -23,6 +23,7 @@ from jaxdl.models.activations import get_activation
 from jaxdl.models.cnn import BATCH_NORM_MOMENTUM
 from jaxdl.models.conv import Conv
 from jaxdl.models.dtypes import compute_dtype
+from jaxdl.models.flat_random import Dense, Dropout
 from jaxdl.models.layers import check_input_rank, check_sizes, dense_layers, frozen_within
 
 
@@ -111,12 +112,12 @@ class ResNet(nn.Module):
         x = jnp.mean(x, axis=(1, 2))
         self.sow("intermediates", "pooled", x)
         if self.dropout > 0:
-            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+            x = Dropout(self.dropout, deterministic=not train)(x)
         x = dense_layers(self, x, sizes=self.dense_sizes, activation=act, dropout=self.dropout, train=train,
                          dtype=self.dtype)
         if self.num_outputs == 0:
             return x
-        return nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+        return Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> ResNet:

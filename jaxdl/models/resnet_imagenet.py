@@ -33,6 +33,7 @@ from jaxdl.data import DataInfo
 from jaxdl.errors import InputError, check_choice
 from jaxdl.models.conv import Conv
 from jaxdl.models.dtypes import compute_dtype
+from jaxdl.models.flat_random import Dense
 from jaxdl.models.layers import check_input_rank, frozen_within
 
 # name -> (block kind, blocks per stage)
@@ -145,7 +146,7 @@ class ResNetImageNet(nn.Module):
         self.sow("intermediates", "pooled", x)
         if self.num_outputs == 0:
             return x
-        return nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+        return Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
 def from_config(config: ml_collections.ConfigDict, info: DataInfo) -> ResNetImageNet:

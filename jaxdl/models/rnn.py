@@ -26,6 +26,7 @@ from jaxdl.data import DataInfo
 from jaxdl.errors import InputError, check_choice, check_range
 from jaxdl.models.activations import get_activation
 from jaxdl.models.dtypes import compute_dtype
+from jaxdl.models.flat_random import Dense, Dropout
 from jaxdl.models.layers import check_sizes, dense_layers
 
 
@@ -129,14 +130,14 @@ class RNN(nn.Module):
                                   keep_order=True)
                 outputs = jnp.concatenate([outputs, backward(x, seq_lengths=lengths)], axis=-1)
             self.sow("intermediates", f"layer_{i}_out", outputs)
-            x = nn.Dropout(self.dropout, deterministic=not train)(outputs) if self.dropout > 0 else outputs
+            x = Dropout(self.dropout, deterministic=not train)(outputs) if self.dropout > 0 else outputs
         act = get_activation(self.activation)
         if self.readout == "per_step":
             x = dense_layers(self, x, sizes=self.dense_sizes, activation=act, dropout=self.dropout, train=train,
                              dtype=self.dtype)
             if self.num_outputs == 0:
                 return x
-            y = nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+            y = Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
             return jnp.where(step_mask(lengths, batch, time)[:, :, None], y, 0.0)
         x = read_out(x, lengths, self.readout, self.bidirectional)
         self.sow("intermediates", "readout", x)
@@ -144,7 +145,7 @@ class RNN(nn.Module):
                          dtype=self.dtype)
         if self.num_outputs == 0:
             return x
-        return nn.Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+        return Dense(self.num_outputs, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
 def options(config: ml_collections.ConfigDict, where: str = "config.model") -> dict:
