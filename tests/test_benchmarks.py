@@ -59,3 +59,9 @@ def test_lr_find_refuses_an_unknown_model():
                             cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2 and result.stderr.startswith("error: --models")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_compile_time_refuses_no_repeats():
+    result = subprocess.run([sys.executable, os.path.join("benchmarks", "compile_time.py"), "--repeats", "0"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2 and result.stderr == "error: --repeats: must be >= 1 (got 0)\n"
