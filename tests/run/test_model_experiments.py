@@ -1,9 +1,10 @@
 """The CNN, ResNet, RNN and hybrid experiments end to end, through the command line.
 
 For every family, with a tiny config, a real subprocess on 1 device (exit code, workdir files,
-report, final table). For the CNN, RNN and hybrid also the same run again (bit-identical
-parameters: same seed, same numbers), and the same run on 8 simulated devices (the same per-epoch
-losses; for batch norm that means statistics over the whole global batch). The ResNet shares the
+report, final table). For the CNN, RNN and hybrid also the same run on 8 simulated devices (the same
+per-epoch losses; for batch norm that means statistics over the whole global batch), and for the
+hybrid (a CNN per frame, an RNN over frames: both families' layers) the same run again in a new
+process (bit-identical parameters: same seed, same numbers, programs read from the cache). The ResNet shares the
 CNN's layers and data path, so one run covers it (each 8-device run compiles for ~20 s). The
 subprocesses share the suite's persistent compilation cache (tests/conftest.py), so the repeated
 run does not compile again.
@@ -76,8 +77,9 @@ def test_family_runs_the_same_on_8_devices_and_repeats_bit_for_bit(family, data_
     assert one["model"] == FAMILIES[family][2].get("model.name", family)
     assert ("mse" if family == "rnn" else "accuracy") in one["test"]
 
-    again = run_family(family, data_dir, str(tmp_path / "again"), {}, report=False)
-    assert again["params_sha256"] == one["params_sha256"]
+    if family == "hybrid":  # its convolutions, recurrence, batch norm and dropout cover the other two families'
+        again = run_family(family, data_dir, str(tmp_path / "again"), {}, report=False)
+        assert again["params_sha256"] == one["params_sha256"]
 
     eight = run_family(family, data_dir, str(tmp_path / "eight"), EIGHT_DEVICES, report=False)
     assert eight["devices"]["count"] == 8
