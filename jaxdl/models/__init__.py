@@ -1,4 +1,7 @@
-"""Model families as Flax Linen modules, built from `config.model` by name."""
+"""Model families as Flax Linen modules, built from `config.model` by name; `Conv`, `Dense` and `Dropout`:
+Flax's layers (same fields, same bits) as jaxdl's models use them, for a module of one's own
+(`jaxdl.models.conv`: convolution gradients fast inside a compiled loop; `jaxdl.models.flat_random`:
+random draws that compile faster)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from jaxdl.errors import check_choice
 from jaxdl.models import cnn, hybrid, mlp, playground, resnet, resnet_imagenet, rnn
 from jaxdl.models.activations import ACTIVATIONS, get_activation
 from jaxdl.models.cnn import CNN
+from jaxdl.models.conv import Conv
+from jaxdl.models.flat_random import Dense, Dropout
 from jaxdl.models.hybrid import Hybrid
 from jaxdl.models.mlp import MLP
 from jaxdl.models.resnet import ResNet
@@ -37,5 +42,5 @@ def build_model(config: ml_collections.ConfigDict, info: DataInfo) -> nn.Module:
     return FAMILIES[check_choice("config.model.name", config.name, FAMILIES)](config, info)
 
 
-__all__ = ["ACTIVATIONS", "CNN", "FAMILIES", "MLP", "RNN", "Hybrid", "ResNet", "ResNetImageNet", "build_model",
-           "get_activation"]
+__all__ = ["ACTIVATIONS", "CNN", "FAMILIES", "MLP", "RNN", "Conv", "Dense", "Dropout", "Hybrid", "ResNet",
+           "ResNetImageNet", "build_model", "get_activation"]

@@ -61,8 +61,7 @@ def test_kernels_are_flaxs_default_initialisers_bit_for_bit(shape, seed, dtype):
 
 
 def test_models_initialise_to_flaxs_bits():
-    from jaxdl.models.conv import Conv
-    from jaxdl.models.flat_random import Dense
+    from jaxdl.models import Conv, Dense  # what a module of one's own imports
     x = jnp.ones((2, 6, 6, 3))
     for ours, flax in ((Conv(4, (3, 3)), nn.Conv(4, (3, 3))), (Dense(5), nn.Dense(5))):
         a, b = ours.init(jax.random.key(7), x), flax.init(jax.random.key(7), x)
