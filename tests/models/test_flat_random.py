@@ -20,7 +20,7 @@ def cases(draw):
     return shape, broadcast, rate, draw(st.integers(0, 2**31 - 1))
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(cases())
 def test_outputs_are_flaxs_bit_for_bit(case):
     shape, broadcast, rate, seed = case
@@ -49,7 +49,7 @@ def test_deterministic_rate_zero_and_rate_one():
     np.testing.assert_array_equal(Dropout(1.0).apply({}, x, deterministic=False, rngs=rngs), jnp.zeros_like(x))
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(shape=st.lists(st.integers(1, 9), min_size=2, max_size=4).map(tuple), seed=st.integers(0, 2**31 - 1),
        dtype=st.sampled_from(["float32", "bfloat16"]))
 def test_kernels_are_flaxs_default_initialisers_bit_for_bit(shape, seed, dtype):
