@@ -9,6 +9,8 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import jaxdl
 
 PACKAGE = pathlib.Path(jaxdl.__file__).parent
@@ -100,6 +102,7 @@ def test_no_import_cycle_and_no_function_level_jaxdl_import():
     assert not cycle, cycle
 
 
+@pytest.mark.slow
 def test_the_old_cycle_imports_from_either_end():
     """checkpoint -> evaluate -> fit -> checkpoint was a cycle; each end now imports first on its own."""
     for first in ("jaxdl.train.checkpoint", "jaxdl.evaluate.passes", "jaxdl.train.fit", "jaxdl"):

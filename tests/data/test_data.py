@@ -16,6 +16,7 @@ def data_config(name="digits", data_dir="", **overrides):
     return config
 
 
+@pytest.mark.slow
 def test_digits_is_the_real_1797_images(digits, data_dir):
     sizes = digits.sizes()
     assert sum(sizes.values()) == 1797

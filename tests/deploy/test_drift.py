@@ -61,6 +61,7 @@ def rotated(x: np.ndarray, degrees: float) -> np.ndarray:
     return np.clip(np.rint(turned), 0, 255).astype(np.uint8)
 
 
+@pytest.mark.slow
 def test_a_finished_run_keeps_its_drift_reference(mlp_run, tmp_path_factory):
     record = reference(mlp_run)
     summary = json.load(open(os.path.join(mlp_run, "summary.json")))
@@ -284,6 +285,7 @@ def test_the_monitor_takes_batches_from_many_threads(mlp):
         monitor.observe(x[:2, :4], probabilities[:2])
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_error_line(mlp_run, mlp, tmp_path):
     _, x, _ = mlp
     np.save(tmp_path / "x.npy", x)

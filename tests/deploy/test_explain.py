@@ -17,6 +17,7 @@ from jaxdl.deploy.serve import MAX_EXPLAIN, create_app
 from jaxdl.run.main import main as jaxdl_main
 
 
+@pytest.mark.slow
 def test_the_command_writes_attributions_of_the_stored_shape_that_sum_to_the_change_and_overlays(
         tmp_path_factory, tmp_path):
     workdir = finished_run("mlp", tmp_path_factory)
@@ -43,6 +44,7 @@ def test_the_command_writes_attributions_of_the_stored_shape_that_sum_to_the_cha
         assert (tmp_path / "out" / row["overlay"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_error_line_exit_2_and_nothing_written(tmp_path_factory, tmp_path):
     workdir = finished_run("mlp", tmp_path_factory)
     np.save(tmp_path / "wrong.npy", np.zeros((2, 3), np.float32))

@@ -64,6 +64,7 @@ def stored_test_inputs(name: str, workdir: str) -> np.ndarray:
     return stored_table(workdir, splits) if name == "table" else stored_pixels(splits.test["x"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp", pytest.param("cnn", marks=pytest.mark.slow), "table",
                                   pytest.param("rnn", marks=pytest.mark.slow)])
 def test_the_exported_model_runs_without_jaxdl_and_matches_the_predictor(name, tmp_path_factory, tmp_path):

@@ -71,6 +71,7 @@ def test_the_workdir_describes_its_data(mlp_run, cnn_run, table_run):
     assert table["stored"] == {"kind": "table", "dtype": "float32"} and table["class_names"] == ["a", "b", "c"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp", "cnn", "table", pytest.param("rnn", marks=pytest.mark.slow)])
 def test_predictions_on_the_test_split_give_the_runs_test_accuracy(name, tmp_path_factory):
     workdir = finished_run(name, tmp_path_factory)
@@ -197,6 +198,7 @@ def test_predict_command_on_a_csv_table(table_run, tmp_path):
     assert lines[7].startswith("accuracy ")
 
 
+@pytest.mark.slow
 def test_predict_command_bad_input_is_one_error_line(mlp_run, tmp_path):
     result = run_cli("jaxdl.predict", "--workdir", str(tmp_path), "x.npy")
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [

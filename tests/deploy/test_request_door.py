@@ -59,6 +59,7 @@ def drift_window(server) -> float:
     return server.metrics()["jaxdl_drift_window"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e39", "-1e39"])
 def test_non_finite_inputs_are_422_naming_the_input_and_the_drift_window_never_sees_them(server, value):
     before = drift_window(server)

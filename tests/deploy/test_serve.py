@@ -159,6 +159,7 @@ def test_the_command_refuses_bad_flags_with_one_error_line():
 
 
 # The CNN's and the RNN's warm-up compiles (7 batch sizes) plus their training take 30-40 s on 2 cores.
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp", pytest.param("cnn", marks=pytest.mark.slow),
                                   pytest.param("rnn", marks=pytest.mark.slow), "table"])
 def test_each_kind_of_run_answers_predict_as_load_run_does(name, tmp_path_factory, tmp_path, shared_server):

@@ -50,6 +50,7 @@ def test_on_a_linear_model_the_attributions_are_the_weights_times_the_input_minu
     assert np.all(found.relative_gap < 1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, steps", [(MLP(num_outputs=10, hidden_sizes=(32, 32)), 64),
                                           (CNN(num_outputs=10, channels=(4, 8), dense_sizes=(16,)), 128)])
 def test_attributions_sum_to_the_change_of_the_output_within_one_percent(model, steps):

@@ -71,6 +71,7 @@ class Squashed(nn.Module):
         return nn.Dense(10)(jnp.tanh(x.reshape((x.shape[0], -1))))
 
 
+@pytest.mark.slow
 def test_a_run_whose_baseline_diverges_still_succeeds_and_reports_it(digits, tmp_path, caplog):
     config = load_config(os.path.join(REPO, "configs", "mlp.py:tiny"))
     config.train.epochs, config.eval.baseline, config.eval.report = 2, True, True

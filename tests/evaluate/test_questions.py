@@ -63,6 +63,7 @@ def flat(arrays):
     return arrays["x"].reshape(len(arrays["x"]), -1), arrays["y"]
 
 
+@pytest.mark.slow
 def test_every_question_has_an_entry_that_the_run_door_reads(run):
     workdir, summary = run
     assert list(summary["questions"]) == list(questions.QUESTIONS)

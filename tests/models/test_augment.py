@@ -23,6 +23,7 @@ BATCH = {"x": IMAGES, "y": jnp.arange(6) % 4}
 EVERYTHING = {"crop_padding": 2, "flip": True, "rotation": 10.0, "colour_jitter": 0.2, "mixup": 0.4, "cutmix": 1.0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("knob", sorted(EVERYTHING))
 def test_each_knob_keeps_shapes_and_dtypes_and_repeats_for_the_same_key(knob):
     augment = augmenter({knob: EVERYTHING[knob]}, (8, 8, 3))
@@ -79,6 +80,7 @@ def test_augmentation_needs_images_and_known_keys():
         augmenter({"crop_padding": 8}, (8, 8, 1))
 
 
+@pytest.mark.slow
 def test_the_same_seed_trains_the_same_bits_whatever_steps_per_call(digits):
     train = {key: value[:128] for key, value in digits.train.items()}
 

@@ -39,6 +39,7 @@ def test_values_and_gradients_are_laxs_bit_for_bit(rank, stride, kernel, dilatio
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_gradients_in_a_loop_are_the_top_levels_bits():
     x, w = normal(0, (16, 8, 8, 8)), normal(1, (3, 3, 8, 16))
     grads = jax.grad(loss(conv_general_dilated, (1, 1), "SAME", (1, 1), SPECS[2]), (0, 1))

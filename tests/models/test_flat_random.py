@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ def cases(draw):
     return shape, broadcast, rate, draw(st.integers(0, 2**31 - 1))
 
 
+@pytest.mark.slow
 @settings(max_examples=5, deadline=None)
 @given(cases())
 def test_outputs_are_flaxs_bit_for_bit(case):
@@ -49,6 +51,7 @@ def test_deterministic_rate_zero_and_rate_one():
     np.testing.assert_array_equal(Dropout(1.0).apply({}, x, deterministic=False, rngs=rngs), jnp.zeros_like(x))
 
 
+@pytest.mark.slow
 @settings(max_examples=4, deadline=None)
 @given(shape=st.lists(st.integers(1, 9), min_size=2, max_size=4).map(tuple), seed=st.integers(0, 2**31 - 1),
        dtype=st.sampled_from(["float32", "bfloat16"]))

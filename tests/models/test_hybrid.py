@@ -85,6 +85,7 @@ def test_hybrid_needs_sequences_of_images():
                                               num_classes=10))
 
 
+@pytest.mark.slow
 def test_frame_encoder_activations_are_reported_per_sequence(tmp_path):
     """The report's activations regroup the encoder's folded (n * frames) rows into (n, frames, ...)."""
     import optax  # noqa: PLC0415

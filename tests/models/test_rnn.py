@@ -83,6 +83,7 @@ def apply_fn(model):
     return functools.partial(random_variables, model, train=False), jax.jit(lambda v, x: model.apply(v, x, train=False))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("cell", "bidirectional", "readout", "layers"), [
     ("lstm", False, "last", 1),
     ("gru", True, "last", 2),

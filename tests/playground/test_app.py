@@ -18,6 +18,7 @@ def server(tmp_path_factory):
         yield address
 
 
+@pytest.mark.slow
 def test_a_session_trains_in_chunks_and_answers_with_its_view(server):
     status, opened = request(server, "POST", "/api/session", {"dataset": "xor", "hidden": [3], "features": ["x1"]})
     assert status == 200, opened

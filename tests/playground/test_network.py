@@ -35,6 +35,7 @@ def flax_outputs(settings: Settings, params: dict, points: np.ndarray) -> np.nda
     return np.asarray(model.apply({"params": own}, points))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("features", "hidden", "activation", "dataset"), ARCHITECTURES)
 def test_the_padded_network_after_training_is_the_unpadded_flax_network(features, hidden, activation, dataset):
     settings = Settings(dataset=dataset, features=features, hidden=hidden, activation=activation,

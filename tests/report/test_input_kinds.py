@@ -87,6 +87,7 @@ def curves(ax, steps: int) -> list[Line2D]:
     return [line for line in ax.get_lines() if len(line.get_xdata()) == steps]
 
 
+@pytest.mark.slow
 def test_a_signal_run_draws_its_inputs_and_feature_maps_as_lines(captured, tmp_path):
     summary = train_and_evaluate(tiny("cnn"), str(tmp_path), splits=signal_splits(), progress=False)
     assert summary["activations"]["conv_0_out"]["shape"] == [4, 48, 8]
@@ -106,6 +107,7 @@ def test_a_signal_run_draws_its_inputs_and_feature_maps_as_lines(captured, tmp_p
     assert all(ax.get_images()[0].get_array().shape == (1, 48, 3) for ax in strips)
 
 
+@pytest.mark.slow
 def test_a_tabular_run_gets_its_features_as_table_rows(captured, tmp_path, digits):
     flat = lambda a: {"x": a["x"].reshape(len(a["x"]), -1), "y": a["y"]}  # noqa: E731
     info = DataInfo(name="digits_flat", task="classification", input_shape=(64,), num_classes=10,

@@ -84,6 +84,7 @@ def cli_run(tmp_path_factory, data_dir):
     return workdir, read_summary(workdir), stdout
 
 
+@pytest.mark.slow
 def test_classification_run_leaves_every_figure(cli_run):
     workdir, summary, stdout = cli_run
     for name in ("learning_curves.png", "confusion_matrix.png", "worst_errors.png",

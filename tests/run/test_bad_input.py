@@ -171,6 +171,7 @@ def test_bad_input_through_the_cli(driver, places, case):
 SUBPROCESS_CASES = ["key_misspelled", "batch_size_not_divisible_by_8_devices", "catalog_dataset_not_prepared"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_id", SUBPROCESS_CASES)
 def test_bad_input_in_a_real_subprocess(places, case_id):
     _, extra, where, fragments = next(case for case in CASES if case[0] == case_id)

@@ -75,6 +75,7 @@ print(folder or "-", len(os.listdir(folder)) if folder and os.path.isdir(folder)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting", ["default", "off"])
 def test_a_command_caches_its_programs_in_its_own_folder_unless_told_otherwise(tmp_path, setting):
     """By default the cache lives in a folder of the command's own under the temp folder, holds what

@@ -84,6 +84,7 @@ def test_each_experiment_flag_refuses_a_bad_number_with_one_error_line(driver, t
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module, argv, words", [
     ("jaxdl.serve", ["--max_wait_ms", "inf"], "error: --max_wait_ms: out of range (got 'inf', expected a number "
                                               "in [0, 10,000])"),
@@ -164,6 +165,7 @@ logging.getLogger("jaxdl").warning("one of jaxdl's own")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["quiet", "debug"])
 def test_library_warnings_reach_stderr_only_with_debug(mode, tmp_path):
     result = subprocess.run([sys.executable, "-c", LIBRARY_WARNINGS, mode, str(tmp_path / "image.png")], cwd=REPO,

@@ -260,6 +260,7 @@ def test_an_unreachable_coordinator_is_one_error_line(driver, tmp_path):
     assert not workdir.exists()
 
 
+@pytest.mark.slow
 def test_a_batch_must_divide_over_the_devices_of_all_processes(data_dir, tmp_path):
     workdir = str(tmp_path / "run")
     results = finish(start("experiments.mlp", [*MLP, "--config.train.batch_size=60"], workdir, data_dir))

@@ -7,6 +7,7 @@ import os
 
 import ml_collections
 import numpy as np
+import pytest
 from conftest import run_cli
 
 from jaxdl.data import load
@@ -14,6 +15,7 @@ from jaxdl.data import load
 LENGTH = 10
 
 
+@pytest.mark.slow
 def test_adding_per_step_runs_from_the_command_line_and_beats_the_mean(data_dir, tmp_path):
     workdir = str(tmp_path / "run")
     done = run_cli("experiments.rnn", "--config=configs/rnn.py:adding_per_step",

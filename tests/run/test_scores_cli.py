@@ -34,6 +34,7 @@ def scored(driver, tmp_path_factory, data_dir):
     return workdir, result
 
 
+@pytest.mark.slow
 def test_the_scores_reach_every_place_a_run_reports(scored):
     workdir, result = scored
     summary = json.load(open(os.path.join(workdir, "summary.json")))
@@ -72,6 +73,7 @@ def test_every_experiment_config_has_a_sweep_section(name):
     assert [member.hyperparameters["learning_rate"] for member in members_of(config)] == [0.001, 0.01]
 
 
+@pytest.mark.slow
 def test_the_transfer_experiment_refuses_a_sweep_in_one_line(tmp_path):
     result = run_cli("experiments.transfer", "--config", "transfer:tiny", "--workdir", str(tmp_path / "run"),
                      "--config.sweep.learning_rate=(0.001,0.01)")

@@ -23,6 +23,7 @@ def state(tx, accumulate):
     return made.replace(accumulate_steps=accumulate)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tx", [optax.sgd(0.1), optax.adam(1e-2)], ids=["sgd", "adam"])
 def test_accumulated_micro_batches_equal_the_large_batch(digits, tx):
     runs = [fit(state(tx, k), small(digits), digits.validation, epochs=1, batch_size=64, steps_per_call=4)

@@ -54,6 +54,7 @@ def test_the_listener_sees_a_compilation():
     assert counts == {"jit(<lambda>)": 1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps_per_call", [1, 3])
 def test_fit_compiles_each_program_once_not_per_epoch(digits, steps_per_call):
     """1: a step per call (20 calls an epoch); 3: a loop of 3 steps, and of 2 for the epoch's last call

@@ -87,6 +87,7 @@ print("devices", jax.device_count())
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("devices", [1, 8])
 def test_fit_leaves_the_callers_state_alone(devices):
     """`fit` copies the state it is given: the caller's arrays stay readable and unchanged, on

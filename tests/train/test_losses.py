@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxdl.models.rnn import RNN
 from jaxdl.train.losses import (
@@ -44,6 +45,7 @@ def test_per_step_error_is_a_mean_over_real_steps_only():
     np.testing.assert_array_equal(per_step_squared_error(predictions, targets, steps), [1.0, 4.0])
 
 
+@pytest.mark.slow
 def test_per_step_loss_of_a_padded_sequence_is_that_of_the_sequence_alone():
     model = RNN(num_outputs=1, cell="gru", hidden_size=4, readout="per_step", mask_padding=True)
     x = jax.random.uniform(jax.random.PRNGKey(0), (2, 6, 2), minval=0.1, maxval=1.0)

@@ -40,6 +40,7 @@ def found(digits, start_state):
                    confirm_factors=(0.5, 1.0, 2.0))
 
 
+@pytest.mark.slow
 def test_rates_rise_exponentially_and_the_curve_follows_them(found):
     rates = np.array(found.rates)
     assert np.all(np.diff(rates) > 0) and rates[0] == pytest.approx(1e-5)

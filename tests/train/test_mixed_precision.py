@@ -57,6 +57,7 @@ def runs(tmp_path_factory, data_dir):
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_bfloat16_trains_to_within_a_point_of_float32(runs, family):
     _, full, _ = runs(family, "float32")

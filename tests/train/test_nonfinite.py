@@ -74,6 +74,7 @@ def test_streaks_count_runs_across_the_epoch_boundary():
     assert (clean["count"], clean["longest"], clean["trailing"], clean["first"]) == (0, 0, 0, -1)
 
 
+@pytest.mark.slow
 def test_halt_names_the_epoch_and_keeps_the_last_good_checkpoint(digits, tmp_path):
     directory = str(tmp_path / "checkpoints")
     clean, poisoned = train_subset(digits, 8), train_subset(digits, 8, poison=(100,))

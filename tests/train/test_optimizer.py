@@ -127,6 +127,7 @@ def kernels_only(params) -> dict[str, bool]:
     return {"/".join(k.key for k in path): leaf.ndim >= 2 for path, leaf in jax.tree_util.tree_leaves_with_path(params)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_weight_decay_acts_on_kernels_not_biases_or_norms_unless_asked(name):
     _, optimizer, params = cnn_with_nonzero_params(name=name, weight_decay=0.1)
@@ -145,6 +146,7 @@ def test_weight_decay_mask_holds_with_frozen_layers(name):
     assert moved == {**kernels_only(params), "conv_0/kernel": False}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["momentum", "adamw"])
 def test_weight_decay_mask_holds_for_each_member_of_a_sweep(name):
     model, optimizer, _ = cnn_with_nonzero_params(name=name)

@@ -170,6 +170,7 @@ def test_a_checkpoint_newer_than_summary_json_means_the_run_trains_again(runs, t
         jaxdl.load_run(str(run))
 
 
+@pytest.mark.slow
 def test_a_run_without_summary_json_is_training_or_stopped(runs, tmp_path):
     run = shutil.copytree(runs["two"], tmp_path / "run")
     os.remove(run / "summary.json")

@@ -68,6 +68,7 @@ FAST = {"memory": (1, 3, "auto"), "stream": (3,)}
 FULL = {"memory": (1, 3, "epoch", "auto"), "stream": (1, 3, "epoch")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, grid", [("mlp", FAST), pytest.param("mlp", FULL, marks=pytest.mark.slow),
                                         pytest.param("cnn", FULL, marks=pytest.mark.slow)])
 def test_every_steps_per_call_trains_the_same_bits_in_memory_and_streamed(data_dir, name, grid):
@@ -86,12 +87,14 @@ def test_every_steps_per_call_trains_the_same_bits_in_memory_and_streamed(data_d
     assert runs[("memory", 3)][2].steps_per_call == {"chosen": 3, "ms_per_step": {}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_a_stack_trains_the_same_bits_whatever_the_steps_per_call(digits, name):
     runs = {value: trained(digits, MODELS[name], value, members=2)[:2] for value in (1, 3, "epoch")}
     assert runs[1] == runs[3] == runs["epoch"]
 
 
+@pytest.mark.slow
 def test_auto_times_a_program_once_per_process_and_a_new_program_again(digits):
     """A second fit of the same step program (another seed) takes the first one's choice without timing;
     a fit whose program differs (another learning rate: a constant of the step) is timed anew."""

@@ -52,6 +52,7 @@ def test_the_host_draws_the_devices_order(digits):
                                       np.asarray(on_device).reshape(-1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trained_steps", [0, 50])
 def test_fit_streams_to_the_memory_pipelines_bits(data_dir, trained_steps):
     """Dropout (the step's key), early stopping, 2 epochs of 20 steps in chunks of 7, 7 and 6 steps. The

@@ -266,6 +266,7 @@ def sane_solo(data_dir, tmp_path_factory) -> dict:
         return json.load(f)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["halt", "skip"])
 def test_a_diverged_member_stops_alone_and_is_left_out(data_dir, tmp_path, sane_solo, policy):
     result = run_experiment("experiments.mlp", *DIVERGING, "--config.sweep.learning_rate=(0.01,10.0)",

@@ -94,6 +94,7 @@ def test_epoch_metrics_are_the_mean_over_steps(digits):
         np.testing.assert_allclose(float(metrics[name]), values.mean(), rtol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_initialisation_compiled_for_speed_gives_xlas_default_bits():
     """create_state compiles init with RUN_ONCE_CPU_OPTIONS (faster to compile); every family's
     parameters must be the bits XLA's default optimisation level gives."""

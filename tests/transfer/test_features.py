@@ -19,6 +19,7 @@ def head_phase(state, digits, *, cache, epochs=2, patience=0, **overrides):
     return result, records
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [Net(dropout=0.0), CNN(num_outputs=10, channels=(4,), dense_sizes=(8,),
                                                          batch_norm=True)], ids=["dense", "cnn"])
 def test_cached_features_train_the_same_head_as_the_full_forward_pass(digits, model):
@@ -49,6 +50,7 @@ def test_cached_features_train_the_same_head_as_the_full_forward_pass(digits, mo
     assert fast.state.apply_fn(fast.state.variables(), x).shape == (8, 10)
 
 
+@pytest.mark.slow
 def test_the_best_head_is_kept_with_early_stopping(digits):
     fast, records = head_phase(pretrained_state(digits, Net(dropout=0.0)), digits, cache=True, epochs=3, patience=1,
                                learning_rate=0.3)

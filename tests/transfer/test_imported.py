@@ -118,6 +118,7 @@ def fresh():
     return build
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
 @pytest.mark.parametrize("kind", ["safetensors", "pth"])
 def test_imported_weights_give_pytorchs_logits(exported, fresh, arch, kind):

@@ -70,6 +70,7 @@ def host(tree):
     return jax.device_get(tree)
 
 
+@pytest.mark.slow
 def test_frozen_parameters_and_statistics_are_bit_identical_after_the_head_phase(digits):
     state = pretrained_state(digits)
     before = host((state.params, state.batch_stats))
@@ -131,6 +132,7 @@ def frames(x):
     return x[: len(x) // 2 * 2].reshape((-1, 2, *x.shape[1:]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("family", "freeze", "frozen", "free"), [
     ("cnn", ("norm_0",), ["norm_0"], ["norm_1"]),
     ("resnet", ("stem*", "block_0_0"), ["stem_norm", "block_0_0/norm_0", "block_0_0/norm_1"],

@@ -42,6 +42,7 @@ def fresh(num_outputs=5, hidden=(32,), seed=1):
                         classification_metrics)
 
 
+@pytest.mark.slow
 def test_matching_layers_are_copied_and_a_new_head_keeps_its_initialisation(source):
     workdir, _ = source
     pretrained = read_pretrained(workdir)
