@@ -63,6 +63,7 @@ def test_a_bad_message_gets_a_4xx_with_an_error_and_the_server_goes_on(server, m
     assert request(server, "GET", "/health")[0] == 200
 
 
+@pytest.mark.slow
 def test_bad_step_compare_and_save_messages_of_a_session(server):
     status, opened = request(server, "POST", "/api/session", {"hidden": [2]})
     path = f"/api/session/{opened['session']}"

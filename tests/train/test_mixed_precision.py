@@ -68,6 +68,7 @@ def test_bfloat16_trains_to_within_a_point_of_float32(runs, family):
     assert half["params_sha256"] != full["params_sha256"]  # it did compute in another dtype
 
 
+@pytest.mark.slow
 def test_a_bfloat16_run_saves_float32_and_loads_as_the_bfloat16_model(runs, digits):
     workdir, summary, state = runs("cnn", "bfloat16")
     assert type(state) is TrainState  # no loss scale: bfloat16 has float32's exponent range

@@ -204,6 +204,7 @@ def workdir_files(workdir) -> dict[str, bytes]:
     return files
 
 
+@pytest.mark.slow
 def test_more_epochs_on_resume_are_refused_under_a_decaying_schedule(data_dir, tmp_path):
     workdir = tmp_path / "cosine"
     base = [*SHORT, f"--config.data.data_dir={data_dir}", f"--workdir={workdir}", "--config.optimizer.schedule=cosine"]

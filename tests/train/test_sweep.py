@@ -294,6 +294,7 @@ def test_a_diverged_member_stops_alone_and_is_left_out(data_dir, tmp_path, sane_
     assert wild_lines[-1]["nonfinite_steps"] > 0
 
 
+@pytest.mark.slow
 def test_a_sweep_whose_members_all_diverge_fails_with_one_line(data_dir, tmp_path):
     # A process: its exit code, and all it prints.
     result = run_cli("experiments.mlp", *DIVERGING, "--config.optimizer.learning_rate=10", "--config.sweep.seeds=2",

@@ -77,6 +77,7 @@ def test_cached_head_applies_only_to_one_trainable_layer_that_ends_the_model(dig
     assert features.cached_head(state, optimizer(freeze=("*", "!body")), example) is None  # not the last layer
 
 
+@pytest.mark.slow
 def test_a_body_with_dropout_trains_the_head_on_clean_features(digits):
     """Dropout in the body is left out by the cached mode: the head differs from plain training's."""
     model = Net(dropout=0.5)
