@@ -201,12 +201,9 @@ def test_relay_drops_the_runtime_noise_and_ends_in_one_error_line():
 
 
 TERMINATED_AFTER_JOINING = """
-import os, signal, socket, time
+import os, signal, sys, time
 from jaxdl.run import cli
-with socket.socket() as probe:
-    probe.bind(("localhost", 0))
-    port = probe.getsockname()[1]
-cli.start_distributed({"coordinator_address": f"localhost:{port}", "num_processes": 1, "process_id": 0}, False)
+cli.start_distributed({"coordinator_address": sys.argv[1], "num_processes": 1, "process_id": 0}, False)
 os.kill(os.getpid(), signal.SIGTERM)
 time.sleep(5)
 print("still running")
@@ -216,8 +213,8 @@ print("still running")
 def test_a_sigterm_after_joining_and_before_fit_ends_the_process():
     # jax.distributed.initialize's preemption service used to catch SIGTERM process-wide: a signal between
     # joining and fit (data, compilation) was logged and ignored, and the run went on to exit 0.
-    done = subprocess.run([sys.executable, "-c", TERMINATED_AFTER_JOINING], check=False, cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", TERMINATED_AFTER_JOINING, f"localhost:{free_port()}"], check=False,
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGTERM, (done.returncode, done.stdout, done.stderr)
     assert "still running" not in done.stdout
 
