@@ -68,6 +68,23 @@ def steps_of(value: int | str, steps: int) -> int:
     return steps if value == EPOCH else max(1, min(int(value), steps))
 
 
+# The step inside every step program (one step or a loop, in memory or streamed), jitted so that its trace
+# is JAX's to cache: `metric_dtypes` traces it on abstract arguments placed as the programs' own (the same
+# cache key), and the step programs then take that trace instead of tracing the model a second time. A
+# fit traces anew (a fresh optimizer is a fresh static part of the state), so this halves the tracing of
+# each fit (the transfer experiment trains 90 models). XLA inlines the nested call: the same bits.
+step_program = jax.jit(train_step, static_argnames=("skip_nonfinite",))
+
+
+def traced_step(skip_nonfinite: bool) -> Callable:
+    """(state, batch) -> `step_program`'s (state, metrics), for calling inside a trace as the programs do."""
+
+    def step(state, batch):
+        return step_program(state, batch, skip_nonfinite=skip_nonfinite)
+
+    return step
+
+
 def advance(state: TrainState, metrics: dict, position: jax.Array, batch_at: Callable, count: jax.Array | None, *,
             skip_nonfinite: bool) -> tuple[TrainState, dict, jax.Array]:
     """Steps from epoch `position`: step p trains on `batch_at(p)` and writes its metrics at row p of
@@ -75,7 +92,7 @@ def advance(state: TrainState, metrics: dict, position: jax.Array, batch_at: Cal
 
     def one(carry):
         state, metrics, position = carry
-        state, step = train_step(state, batch_at(position), skip_nonfinite=skip_nonfinite)
+        state, step = step_program(state, batch_at(position), skip_nonfinite=skip_nonfinite)
         return state, {name: value.at[position].set(step[name]) for name, value in metrics.items()}, position + 1
 
     if count is None:
@@ -107,17 +124,16 @@ def stream_call(state: TrainState, metrics: dict, position: jax.Array, piece: di
     start = position = jnp.where(position >= steps, 0, position)
 
     def batch_at(p):
-        batch = jax.tree.map(lambda a: a[p - start], piece)
-        return constrain({**batch, "x": device_inputs(batch["x"])}, batch_sharding)
+        return piece_batch(piece, p - start, batch_sharding)
 
     count = None if single else jnp.minimum(piece["y"].shape[0], steps - position)
     return advance(state, metrics, position, batch_at, count, skip_nonfinite=skip_nonfinite)
 
 
-def empty_metrics(state: TrainState, batch: dict, steps: int, skip_nonfinite: bool) -> dict:
-    """{name: (steps,) zeros} for the metrics `train_step` returns on batches like `batch` (shapes only)."""
-    shapes = jax.eval_shape(functools.partial(train_step, skip_nonfinite=skip_nonfinite), state, batch)[1]
-    return {name: jnp.zeros((steps,), shape.dtype) for name, shape in shapes.items()}
+def piece_batch(piece: dict, index, batch_sharding=None) -> dict:
+    """Step `index` of a streamed piece {"x": (K, B, ...) stored dtype, "y": (K, B, ...)} as the step takes it."""
+    batch = jax.tree.map(lambda a: a[index], piece)
+    return constrain({**batch, "x": device_inputs(batch["x"])}, batch_sharding)
 
 
 @dataclasses.dataclass
@@ -211,9 +227,20 @@ def order_of(state: TrainState, num_examples: int, batch_size: int) -> jax.Array
     return epoch_order(state, num_examples, batch_size).astype(jnp.int32)
 
 
+def piece_metric_dtypes(state: TrainState, piece: dict, *, batch_sharding, skip_nonfinite: bool) -> dict:
+    """`metric_dtypes` for the streamed programs: the step traced on a piece's batch (abstract `piece`, as
+    `stream_call` takes it), so that `stream_call` takes this trace from JAX's cache (`step_program`)."""
+    step = traced_step(skip_nonfinite)
+    index = jax.ShapeDtypeStruct((), jnp.int32)  # traced, as stream_call's index is
+    shapes = jax.eval_shape(lambda s, p, i: step(s, piece_batch(p, i, batch_sharding)), state, piece, index)[1]
+    return {name: shape.dtype for name, shape in shapes.items()}
+
+
 def metric_dtypes(state: TrainState, batch: dict, *, members: int, skip_nonfinite: bool) -> dict:
-    """{name: dtype} of the per-step metrics `train_step` returns for `state` (a stack with `members`)."""
-    step = functools.partial(train_step, skip_nonfinite=skip_nonfinite)
+    """{name: dtype} of the per-step metrics `train_step` returns for `state` (a stack with `members`) on
+    `batch` (abstract; placed as the data it is gathered from, as `MemoryEpochs.batch` is: the step
+    programs then take this trace from JAX's cache, `step_program`)."""
+    step = traced_step(skip_nonfinite)
     step = jax.vmap(step, in_axes=(0, None)) if members else step
     return {name: shape.dtype for name, shape in jax.eval_shape(step, state, batch)[1].items()}
 
@@ -253,7 +280,9 @@ class MemoryEpochs:
                  skip_nonfinite: bool, steps_per_call: int | str, replicated, stacked):
         self.data, self.members, self.replicated, self.stacked = data, members, replicated, stacked
         self.steps, self.batch_size = data["y"].shape[0] // batch_size, batch_size
-        self.batch = {key: jax.ShapeDtypeStruct((batch_size, *value.shape[1:]), value.dtype)
+        # with the data's sharding: the abstract batch `metric_dtypes` traces the step on is then the one the
+        # step programs gather from `data`, and they take that trace from JAX's cache (`step_program`)
+        self.batch = {key: jax.ShapeDtypeStruct((batch_size, *value.shape[1:]), value.dtype, sharding=value.sharding)
                       for key, value in data.items()}
         self.skip_nonfinite, self.steps_per_call = skip_nonfinite, steps_per_call
         self.call = functools.partial(memory_call, batch_sharding=batch_sharding, skip_nonfinite=skip_nonfinite)

@@ -16,7 +16,6 @@ import functools
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
@@ -60,8 +59,8 @@ class StreamedEpochs:
         self.rows = local_rows(self.sharding, batch_size)
         self.order = functools.partial(host_epoch_order, order_key, num_examples=len(split), batch_size=batch_size)
         self.skip_nonfinite, self.steps_per_call = skip_nonfinite, steps_per_call
-        call = functools.partial(calls.stream_call, batch_sharding=parallel.batch_sharded(mesh),
-                                 skip_nonfinite=skip_nonfinite)
+        self.batch_sharding = parallel.batch_sharded(mesh)
+        call = functools.partial(calls.stream_call, batch_sharding=self.batch_sharding, skip_nonfinite=skip_nonfinite)
         self.programs = {single: jax.jit(functools.partial(call, single=single), donate_argnums=(0, 1))
                          for single in (True, False)}
         self.finish = jax.jit(calls.solo_finish(finish), donate_argnums=(0,))
@@ -89,16 +88,16 @@ class StreamedEpochs:
         first = self.split.read(self.order(self.first_epoch)[:calls.trial_steps(self.steps) * self.batch_size])
         first = {key: value.reshape(-1, self.batch_size, *value.shape[1:])[:, self.rows]
                  for key, value in first.items()}
-        batch = {"x": jax.ShapeDtypeStruct((self.batch_size, *first["x"].shape[2:]), jnp.float32),
-                 "y": jax.ShapeDtypeStruct((self.batch_size, *first["y"].shape[2:]), first["y"].dtype)}
-        dtypes = calls.metric_dtypes(state, batch, members=0, skip_nonfinite=self.skip_nonfinite)
+        # a one-step piece, abstract, placed as the pieces are
+        piece = {key: jax.ShapeDtypeStruct((1, self.batch_size, *value.shape[2:]), value.dtype, sharding=self.sharding)
+                 for key, value in first.items()}
+        dtypes = calls.piece_metric_dtypes(state, piece, batch_sharding=self.batch_sharding,
+                                           skip_nonfinite=self.skip_nonfinite)
         replicated = parallel.replicated(self.sharding.mesh)
         self.begin = lambda: ({name: jax.device_put(np.zeros((self.steps,), dtype), replicated)
                                for name, dtype in dtypes.items()}, jax.device_put(np.int32(0), replicated))
         if self.steps_per_call == calls.AUTO:
             # the one-step program names the run: the loop's pieces are K steps long, so its shape changes with K
-            piece = {key: jax.ShapeDtypeStruct((1, self.batch_size, *value.shape[2:]), value.dtype,
-                                               sharding=self.sharding) for key, value in first.items()}
             program = calls.signature(self.programs[True].lower(state, *self.begin(), piece))
             self.choice = calls.choose(functools.partial(self.trial, state, first), calls.AUTO_CANDIDATES,
                                        quiet=quiet, total_steps=epochs * self.steps, program=program)

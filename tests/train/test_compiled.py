@@ -8,13 +8,16 @@ import collections
 import contextlib
 import re
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
 
 from jaxdl import parallel
+from jaxdl.data import load_for_pipeline
 from jaxdl.evaluate.passes import evaluate_split
 from jaxdl.models import MLP
 from jaxdl.train.fit import epochs_in_memory, eval_batch_size_for, fit, place_fit_state
@@ -70,6 +73,52 @@ def test_fit_compiles_each_program_once_not_per_epoch(digits, steps_per_call):
         assert counts["jit(memory_call)"] == 1 and counts["jit(finish_epoch)"] == 1, dict(counts)
     # Nothing else is compiled per epoch either: 8 more epochs compile no program more often.
     assert all(count <= short[name] for name, count in long.items()), (dict(short), dict(long))
+
+
+TRAIN_TRACES = collections.Counter()  # CountedMLP's traces in training mode, by its `name_`
+
+
+class CountedMLP(nn.Module):
+    """The MLP, counting each time it is traced in training mode (a train step's trace) in TRAIN_TRACES."""
+
+    name_: str
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        if train:
+            TRAIN_TRACES[self.name_] += 1
+        return MLP(num_outputs=10, hidden_sizes=(8,), dropout=0.1)(x, train=train)
+
+
+def counted_state(name: str, members: int):
+    """A fresh state of `CountedMLP(name)`: one run, or a stack of `members`."""
+    model = CountedMLP(name)
+    if not members:
+        return create_state(model, optax.adam(1e-2), (8, 8, 1), 0, classification_metrics)
+    keys = jnp.stack([jax.random.PRNGKey(seed) for seed in range(members)])
+    return jax.jit(jax.vmap(lambda key: create_state(model, optax.adam(1e-2), (8, 8, 1), key,
+                                                      classification_metrics)))(keys)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pipeline", ["memory", "stream"])
+def test_a_fit_traces_its_train_step_once(data_dir, pipeline):
+    """The metrics' shapes, the one-step and the loop programs share one trace of the step
+    (jaxdl.train.calls.step_program), also for a stack of runs. `auto` is asked for a run of a million
+    epochs, long enough to compile and time every candidate (the one-step program and the loop), and
+    stopped after its first epoch (as a signal would)."""
+    splits, _ = load_for_pipeline(ml_collections.ConfigDict({
+        "name": "digits", "data_dir": data_dir, "validation_fraction": 0.1, "split_seed": 0, "download": False,
+        "pipeline": pipeline}))
+    for members in (0, 2) if pipeline == "memory" else (0,):
+        name = f"{pipeline}-{members}"
+        result = fit(counted_state(name, members), splits.train, splits.validation,
+                     epochs=10**6, batch_size=64, patience=0, members=members,
+                     steps_per_call="auto", chunk_steps=7, stop_requested=lambda: True)
+        assert result.epochs_run == (1 if not members else [1, 1])
+        if not members:  # every candidate compiled and timed (a stack's choice is reported per run elsewhere)
+            assert len(result.steps_per_call["ms_per_step"]) == 3, result.steps_per_call
+        assert TRAIN_TRACES[name] == 1, (name, TRAIN_TRACES[name])
 
 
 def test_evaluating_the_same_shapes_again_compiles_nothing(digits):
