@@ -13,11 +13,15 @@ import tempfile
 # test starts (they inherit the environment). Tests build the same small programs over and over
 # (fresh jit wrappers, fresh processes); the cache keys on the compiled program itself, so the numbers
 # are the same bits, only the compile is skipped. Set before jax is imported: jax reads these at import.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(),
-                                                               f"jaxdl-tests-xla-cache-{os.getuid()}"))
+# No size limit (JAX_COMPILATION_CACHE_MAX_SIZE): with one, JAX's eviction expects an "-atime" file beside
+# every entry, and a process writing to the same folder without the limit (a command run by hand with the
+# same JAX_COMPILATION_CACHE_DIR) writes none: eviction then failed with FileNotFoundError, a warning that
+# a warnings-as-errors test turned into a failure. The suite's own folder is bounded in pytest_configure.
+SUITE_CACHE = os.path.join(tempfile.gettempdir(), f"jaxdl-tests-xla-cache-{os.getuid()}")
+SUITE_CACHE_MAX_BYTES = 2 * 1024**3
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", SUITE_CACHE)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.05")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 * 1024**3))
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -29,6 +33,17 @@ jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE
 jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ[
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+def pytest_configure(config):
+    """Empties the suite's own compilation cache (not one the environment named) when it has grown past
+    SUITE_CACHE_MAX_BYTES over many runs; once, in the controlling process, before any worker starts."""
+    if hasattr(config, "workerinput") or os.environ["JAX_COMPILATION_CACHE_DIR"] != SUITE_CACHE:
+        return
+    size = sum(entry.stat().st_size for entry in os.scandir(SUITE_CACHE) if entry.is_file()) \
+        if os.path.isdir(SUITE_CACHE) else 0
+    if size > SUITE_CACHE_MAX_BYTES:
+        shutil.rmtree(SUITE_CACHE, ignore_errors=True)
+
 
 # Implicit rank promotion hides shape bugs; tests fail on it instead.
 jax.config.update("jax_numpy_rank_promotion", "raise")
