@@ -148,6 +148,7 @@ def assert_same_rows(got: list[dict], expected: list[dict]):
                 assert row[key] == value, (key, row, want)
 
 
+@pytest.mark.slow
 def test_the_command_refuses_bad_flags_with_one_error_line():
     result = run_cli("jaxdl.serve", "--port", "8000")
     assert result.returncode == 2 and result.stderr.strip() == \
@@ -229,6 +230,7 @@ BAD_REQUESTS = [
 ]
 
 
+@pytest.mark.slow
 def test_each_bad_request_gets_its_4xx_and_the_server_goes_on(tmp_path_factory, tmp_path):
     workdir = finished_run("mlp", tmp_path_factory)
     good = {"inputs": [[[[16 * ((i + j) % 16)] for j in range(8)] for i in range(8)]]}

@@ -221,6 +221,7 @@ def test_more_epochs_on_resume_are_refused_under_a_decaying_schedule(data_dir, t
     assert workdir_files(workdir) == before  # nothing written, not even config.json
 
 
+@pytest.mark.slow
 def test_more_epochs_on_resume_continue_a_constant_schedule(data_dir, tmp_path):
     workdir = tmp_path / "constant"
     base = [*SHORT, f"--config.data.data_dir={data_dir}", f"--workdir={workdir}",
@@ -254,6 +255,7 @@ def test_which_schedules_refuse_other_epochs_on_resume(schedule):
                 check_epochs_keep_schedule(saved, config)
 
 
+@pytest.mark.slow
 def test_more_patience_on_resume_trains_on_after_an_early_stop(data_dir, tmp_path):
     """train.patience may change on resume: a run that stopped early goes on when given more patience."""
     workdir = tmp_path / "patience"

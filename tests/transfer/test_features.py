@@ -89,6 +89,7 @@ def test_a_body_with_dropout_trains_the_head_on_clean_features(digits):
     np.testing.assert_allclose(fast_kernel, jax.device_get(clean.state.params["head"]["kernel"]), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_phase_that_is_not_head_only_trains_as_before(digits):
     phases = [Phase("all", 1, optimizer())]
     [cached] = run_phases(pretrained_state(digits), digits.train, digits.validation, phases, batch_size=64)
