@@ -34,19 +34,18 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
+# Implicit rank promotion hides shape bugs; tests fail on it instead.
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
 def pytest_configure(config):
     """Empties the suite's own compilation cache (not one the environment named) when it has grown past
     SUITE_CACHE_MAX_BYTES over many runs; once, in the controlling process, before any worker starts."""
-    if hasattr(config, "workerinput") or os.environ["JAX_COMPILATION_CACHE_DIR"] != SUITE_CACHE:
+    if (hasattr(config, "workerinput") or os.environ["JAX_COMPILATION_CACHE_DIR"] != SUITE_CACHE
+            or not os.path.isdir(SUITE_CACHE)):
         return
-    size = sum(entry.stat().st_size for entry in os.scandir(SUITE_CACHE) if entry.is_file()) \
-        if os.path.isdir(SUITE_CACHE) else 0
-    if size > SUITE_CACHE_MAX_BYTES:
+    if sum(entry.stat().st_size for entry in os.scandir(SUITE_CACHE) if entry.is_file()) > SUITE_CACHE_MAX_BYTES:
         shutil.rmtree(SUITE_CACHE, ignore_errors=True)
-
-
-# Implicit rank promotion hides shape bugs; tests fail on it instead.
-jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 @pytest.fixture(scope="session")

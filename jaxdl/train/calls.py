@@ -76,15 +76,6 @@ def steps_of(value: int | str, steps: int) -> int:
 step_program = jax.jit(train_step, static_argnames=("skip_nonfinite",))
 
 
-def traced_step(skip_nonfinite: bool) -> Callable:
-    """(state, batch) -> `step_program`'s (state, metrics), for calling inside a trace as the programs do."""
-
-    def step(state, batch):
-        return step_program(state, batch, skip_nonfinite=skip_nonfinite)
-
-    return step
-
-
 def advance(state: TrainState, metrics: dict, position: jax.Array, batch_at: Callable, count: jax.Array | None, *,
             skip_nonfinite: bool) -> tuple[TrainState, dict, jax.Array]:
     """Steps from epoch `position`: step p trains on `batch_at(p)` and writes its metrics at row p of
@@ -230,7 +221,7 @@ def order_of(state: TrainState, num_examples: int, batch_size: int) -> jax.Array
 def piece_metric_dtypes(state: TrainState, piece: dict, *, batch_sharding, skip_nonfinite: bool) -> dict:
     """`metric_dtypes` for the streamed programs: the step traced on a piece's batch (abstract `piece`, as
     `stream_call` takes it), so that `stream_call` takes this trace from JAX's cache (`step_program`)."""
-    step = traced_step(skip_nonfinite)
+    step = functools.partial(step_program, skip_nonfinite=skip_nonfinite)
     index = jax.ShapeDtypeStruct((), jnp.int32)  # traced, as stream_call's index is
     shapes = jax.eval_shape(lambda s, p, i: step(s, piece_batch(p, i, batch_sharding)), state, piece, index)[1]
     return {name: shape.dtype for name, shape in shapes.items()}
@@ -240,7 +231,7 @@ def metric_dtypes(state: TrainState, batch: dict, *, members: int, skip_nonfinit
     """{name: dtype} of the per-step metrics `train_step` returns for `state` (a stack with `members`) on
     `batch` (abstract; placed as the data it is gathered from, as `MemoryEpochs.batch` is: the step
     programs then take this trace from JAX's cache, `step_program`)."""
-    step = traced_step(skip_nonfinite)
+    step = functools.partial(step_program, skip_nonfinite=skip_nonfinite)
     step = jax.vmap(step, in_axes=(0, None)) if members else step
     return {name: shape.dtype for name, shape in jax.eval_shape(step, state, batch)[1].items()}
 
