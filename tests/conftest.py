@@ -91,6 +91,9 @@ def imported_folder_run(tmp_path_factory) -> dict:
                      f"--config.source=resnet18:{weights}", f"--config.data.name=folder:{photos}",
                      f"--config.data.data_dir={root / 'tfds'}", "--config.data.image_size=(32, 32)",
                      "--config.train.epochs=2", "--config.transfer.head_epochs=1", "--config.train.batch_size=8",
+                     # simpler_methods fits scikit-learn models on 3,072 raw pixels (2 s of the run; generic:
+                     # tests/evaluate/test_questions.py); the why section (ResNet attributions) stays
+                     "--config.eval.questions=good_enough,data",
                      "--workdir", str(workdir), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return {"workdir": workdir, "weights": weights, "photos": photos, "result": result}

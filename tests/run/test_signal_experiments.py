@@ -24,6 +24,7 @@ def test_signal_variant_trains_from_the_command_line(family, signals_dir, tmp_pa
     module, activations = VARIANTS[family]
     done = run_cli(module, f"--config=configs/{family}.py:signals", "--config.train.epochs=3",
                    "--config.data.sequence_length=64", "--config.eval.baseline=false",
+                   "--config.eval.questions=good_enough,data",  # the others: tests/evaluate/test_questions.py
                    f"--config.data.data_dir={signals_dir}", f"--workdir={tmp_path}", "--quiet=true")
     assert done.returncode == 0, done.stderr[-3000:]
     with open(tmp_path / "summary.json") as f:
