@@ -31,6 +31,9 @@ def test_fine_tuning_imported_resnet18_weights_on_a_folder_from_the_command_line
     assert [run["cached_features"] for run in summary["runs"]] == [True, True]
     assert summary["model"] == "resnet18" and summary["source"]["architecture"] == "resnet18"
     assert summary["source"]["format"] == "safetensors" and summary["epochs_run"] == 2
+    # --config.eval.questions=good_enough,data: the others are turned off, the why section follows the report
+    asked = {name: entry["run"] for name, entry in summary["questions"].items()}
+    assert asked == {"simpler_methods": False, "why": True, "good_enough": True, "data": True, "compute": False}
 
     report = json.loads((work / "transfer.json").read_text())
     loaded = {entry["path"] for entry in report["loaded"]}
