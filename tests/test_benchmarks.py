@@ -18,7 +18,8 @@ def test_accelerator_quick_prints_the_device_and_every_models_step(data_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("device: ") and "cpu" in lines[0]
-    assert any(line.startswith("steps_per_call") for line in lines)
+    chosen = [line for line in lines if line.startswith("steps_per_call")]
+    assert len(chosen) == 2 and all("auto: " in line and "(chose " in line and "ms/step)" in line for line in chosen)
     rows = {tuple(line.split()[:3]): line.split() for line in lines if line.split()[:1] in (["mlp"], ["cnn"],
                                                                                          ["resnet18"])}
     assert set(rows) == {("mlp", "512-512", "(digits)"), ("cnn", "tiny", "(digits)"),
