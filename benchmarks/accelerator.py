@@ -127,7 +127,8 @@ def steps_per_call_report(splits, epochs: int, variant: str = "default", choices
             measured = found.get("ms_per_step") if isinstance(found, dict) else None
             trials = ("; measured " + ", ".join(f"{name}: {ms:.3g}" for name, ms in measured.items()) + " ms/step"
                       if measured else "")
-            cells.append(f"{choice}: {1e3 * steady:.1f} ms" + (f" (chose {chosen}{trials})" if choice == "auto" else ""))
+            note = f" (chose {chosen}{trials})" if choice == "auto" else ""
+            cells.append(f"{choice}: {1e3 * steady:.1f} ms{note}")
         print(f"steps_per_call, {name} epoch (batch {cfg.train.batch_size}): " + ", ".join(cells))
 
 

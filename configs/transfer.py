@@ -119,7 +119,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 1024
-    config.eval.questions = "all"  # of the headline model: all, none, or some of simpler_methods,why,good_enough,data,compute
+    # of the headline model: all, none, or some of simpler_methods,why,good_enough,data,compute
+    config.eval.questions = "all"
 
     config.checkpoint = ml_collections.ConfigDict()  # of the pretraining run
     config.checkpoint.every_epochs = 0
