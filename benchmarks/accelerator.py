@@ -105,7 +105,11 @@ def digits_splits() -> jaxdl.Splits:
         "name": "digits", "data_dir": "", "validation_fraction": 0.1, "split_seed": 0, "download": False}))
 
 
-def steps_per_call_report(splits, epochs: int, variant: str = "default", choices: tuple = ("auto", 1, "epoch")) -> None:
+STEPS_PER_CALL_CHOICES = ("auto", 1, "epoch")
+
+
+def steps_per_call_report(splits, epochs: int, variant: str = "default",
+                          choices: tuple = STEPS_PER_CALL_CHOICES) -> None:
     """Steady epoch time of `fit` with each of `choices` of steps_per_call (auto, 1 and epoch), for the MLP
     and the CNN of the configs' `variant`; with auto, also what it chose and the ms per step it measured
     of each candidate."""
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     splits = digits_splits()
     variant = "tiny" if args.quick else "default"
     # --quick: auto alone (it times the candidates itself): 4 s here instead of 11 s for three fits of each model
-    steps_per_call_report(splits, args.epochs, variant, ("auto",) if args.quick else ("auto", 1, "epoch"))
+    steps_per_call_report(splits, args.epochs, variant, ("auto",) if args.quick else STEPS_PER_CALL_CHOICES)
     info = splits.info
     cnn = jaxdl.build_model(load_config(os.path.join(CONFIGS, f"cnn.py:{variant}")).model, info)
     side = args.resnet_size
