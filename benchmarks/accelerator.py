@@ -8,8 +8,10 @@ Prints, in under 5 minutes on one GPU or TPU chip:
    `auto` chose (the FitResult's `steps_per_call`, when it has one).
 3. For the MLP, the default CNN and ResNet-50 (`jaxdl.models`, ImageNet layout, 224x224x3, batch
    128, bfloat16 and float32): the time of one jitted `jaxdl.train_step` (median of `--steps` calls
-   issued back to back, the host reading nothing in between), the step's model FLOPs (`model_flops`),
-   the achieved TFLOP/s and the model FLOPs utilisation, MFU = FLOPs / step time / the chip's peak.
+   issued back to back, the host reading nothing in between), the step's model FLOPs
+   (`jaxdl.evaluate.compute.model_flops`: counted on the step lowered for the host's CPU, since a GPU's
+   count of its compiled step leaves out cuDNN's convolutions), the achieved TFLOP/s and the model
+   FLOPs utilisation, MFU = FLOPs / step time / the chip's peak.
 
 Peaks (dense, TFLOP/s) by device kind: bfloat16, and float32 as these chips run XLA's default
 float32 matmuls (TF32 tensor cores on A100/H100/H200; bf16 passes on TPUs). `--peak_tflops` sets one
@@ -39,6 +41,7 @@ import numpy as np
 import optax
 
 import jaxdl
+from jaxdl.evaluate.compute import model_flops
 from jaxdl.models import MLP
 from jaxdl.models.resnet_imagenet import ResNetImageNet
 from jaxdl.run.config import load_config
@@ -67,24 +70,6 @@ def peak_for(kind: str, dtype: str, override: float) -> float | None:
         if name.lower() in kind.lower():
             return bf16 if dtype == "bfloat16" else fp32
     return None
-
-
-def step_cost(stage) -> float:
-    """FLOPs of one call of a lowered (or compiled) function, as XLA counts them (0 when it does not say)."""
-    cost = stage.cost_analysis()
-    if isinstance(cost, (list, tuple)):  # older JAX: one dict per computation
-        cost = cost[0] if cost else {}
-    return float((cost or {}).get("flops", 0.0))
-
-
-def model_flops(state, data) -> float:
-    """FLOPs of one `train_step` on (state, data), as XLA's cost analysis counts them on the step lowered
-    for the host's CPU: the model's arithmetic, whatever device will run it. The accelerator's own count
-    is not that: an H200's compiled step counted ResNet-50's at 55 GFLOP (its convolutions, cuDNN calls,
-    left out) against 3.1 TFLOP here, and its lowered program offers no count through the plugin."""
-    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
-    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=cpu), (state, data))
-    return step_cost(jax.jit(jaxdl.train_step).lower(*abstract))
 
 
 def time_step(model, input_shape: tuple[int, ...], classes: int, batch: int, steps: int) -> dict:

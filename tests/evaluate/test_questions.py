@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from conftest import REPO
 from hypothesis import given, settings
@@ -246,6 +247,25 @@ def test_flops_of_a_dense_layer_are_two_in_out_batch():
     compiled = jax.jit(layer.apply).lower(params, x).compile()
     assert compute.step_cost(compiled)["flops"] == 2 * width_in * width_out * batch
     assert compute.step_memory(compiled)["arguments"] == 4 * (width_in * width_out + batch * width_in)
+
+
+def test_model_flops_count_a_convolution_and_its_weight_gradient():
+    """The compute question's FLOPs are counted on the step lowered for the CPU, whatever device runs the
+    run (a GPU's count of its compiled step left cuDNN's convolutions out): a 3x3 convolution of 1 -> 16
+    channels over 8x8 images, 2 * 9 * 16 FLOPs per output pixel forward and as much again for its weight
+    gradient (the images need no gradient), then 2x2 max pooling and a dense 256 -> 10 head (forward,
+    weight and input gradients); elementwise work and Adam add a little."""
+    from jaxdl.models.cnn import CNN
+
+    batch = 32
+    model = CNN(num_outputs=10, channels=(16,), dense_sizes=())
+    state = create_state(model, optax.adam(1e-3), (8, 8, 1), 0, metrics_for_task("classification"))
+    data = {"x": np.zeros((batch, 8, 8, 1), np.float32), "y": np.zeros((batch,), np.int32)}
+    products = 2 * (2 * 9 * 1 * 16 * 8 * 8 * batch) + 3 * (2 * 4 * 4 * 16 * 10 * batch)
+    flops = compute.model_flops(state, data)
+    assert products <= flops <= 1.25 * products
+    stack = jax.tree.map(lambda a: jnp.stack([a, a]), state)
+    assert compute.model_flops(stack, data, members=2) == pytest.approx(2 * flops, rel=0.01)
 
 
 def test_the_projection_is_within_a_factor_of_two_of_the_measured_epochs(run, digits):
