@@ -41,7 +41,7 @@ import numpy as np
 import optax
 
 import jaxdl
-from jaxdl.evaluate.compute import model_flops
+from jaxdl.evaluate.compute import model_flops, step_cost
 from jaxdl.models import MLP
 from jaxdl.models.resnet_imagenet import ResNetImageNet
 from jaxdl.run.config import load_config
@@ -92,6 +92,8 @@ def time_step(model, input_shape: tuple[int, ...], classes: int, batch: int, ste
             state, metrics = compiled(state, data)
         jax.block_until_ready((state.params, metrics))
         times.append((time.perf_counter() - tick) / steps)
+    if flops is None:  # no CPU backend in this process: the device's own count (on a GPU without cuDNN's calls)
+        flops = step_cost(compiled)["flops"] or 0.0
     return {"seconds": statistics.median(times), "flops": flops, "compile": compile_seconds}
 
 

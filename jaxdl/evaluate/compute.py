@@ -75,8 +75,12 @@ def model_flops(state: TrainState, batch: dict, *, members: int = 0, skip_nonfin
     them on the step lowered for the host's CPU (not compiled): the model's arithmetic, whatever device runs
     it. An accelerator's count of its own compiled step is not that: it leaves out what the backend hands
     to a library (an H200 counted ResNet-50's step, batch 128, at 55 GFLOP, its cuDNN convolutions missing,
-    against 3,040 GFLOP here). None when XLA gives no count."""
-    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    against 3,040 GFLOP here). None when XLA gives no count, or the process has no CPU backend
+    (JAX_PLATFORMS naming only an accelerator)."""
+    try:
+        cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    except RuntimeError:  # "Unknown backend cpu"
+        return None
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=cpu), (state, batch))
     lowered = jax.jit(step_function(members=members, skip_nonfinite=skip_nonfinite)).lower(*abstract)
     return step_cost(lowered)["flops"]
