@@ -7,7 +7,9 @@ trains `--epochs` epochs (default 2) of a small MLP (hidden (32,), batch 256) on
 (`resource.getrusage` maxrss). The memory pipeline runs on the large set; the streamed one on the
 large set and on a set half as large, to show that its peak does not grow with the set's size.
 Speed: the first epoch holds the compilation; images/s and the time the loop waited for the next
-streamed chunk ("waited") are those of the epochs after it.
+streamed chunk ("waited") are those of the epochs after it. "Reading alone": the streamed split's
+read and decode of 4,096 random images in one thread with nothing else running (best of 3), the
+cost that streaming adds to each step on the same cores.
 
 Preparing: TFDS sorts a split's serialized examples in memory up to 1000 MiB and spills larger
 ones to disk through TensorFlow (tf.io.gfile), which jaxdl does not install; uint8 tensors are
@@ -101,8 +103,25 @@ def child(args) -> None:
         out = {"pipeline": summary["data"]["pipeline"], "train": summary["data"]["train"],
                "epoch_seconds": [record["seconds"] for record in result.history],
                "wait_seconds": result.data_wait_seconds}
+        if args.pipeline == "stream":
+            out["reader_per_s"] = reader_speed(config.data)
     out.update(seconds=time.perf_counter() - tick, peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(out))
+
+
+def reader_speed(data_config: ml_collections.ConfigDict, rows: int = 4096, repeats: int = 3) -> float:
+    """Images/s of the streamed split's reading alone (ArrayRecord read and decode of `rows` random
+    examples, in this thread, nothing else running): best of `repeats`."""
+    from jaxdl.data.stream import load_for_pipeline  # noqa: PLC0415
+
+    split = load_for_pipeline(data_config)[0].train
+    indices = np.random.default_rng(0).permutation(len(split))[:rows]
+    best = float("inf")
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        split.read(indices)
+        best = min(best, time.perf_counter() - tick)
+    return len(indices) / best
 
 
 def run_child(*argv: str) -> dict:
@@ -152,6 +171,8 @@ def main() -> None:
             if waits:
                 steady_waits = waits[1:] or waits
                 speed += f", waited on data {100 * sum(steady_waits) / sum(steady):.0f}%"
+            if "reader_per_s" in out:
+                speed += f"; reading alone {out['reader_per_s']:,.0f} images/s on one thread"
             print(f"  {pipeline:<7} {count:>7,} images ({count * per_image / 1e9:.2f} GB uint8): "
                   f"peak resident {out['peak_mb']:>7,.0f} MB   {speed}")
     finally:
