@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxdl.data import sources, text, tfds_door
+from jaxdl.data import records, sources, text, tfds_door
 from jaxdl.data.splits import Arrays, DataInfo, Splits, carve, check_splits
 from jaxdl.errors import InputError, check_range, did_you_mean
 
@@ -18,6 +19,7 @@ DEFAULTS = {"data_dir": "", "validation_fraction": 0.1, "split_seed": 0, "downlo
             "label": "", "task": "auto", "image_size": ()}
 # Also known in a data config: how the training split is fed (jaxdl.data.stream), read by `load_for_pipeline`.
 PIPELINE_KEYS = ("pipeline", "memory_budget_mb", "chunk_steps")
+READ_BATCH = 4096  # examples decoded at a time into a split's arrays
 
 
 def data_config(config: str | dict | ml_collections.ConfigDict | None = None, /, **keys) -> ml_collections.ConfigDict:
@@ -71,14 +73,10 @@ def load(config: str | dict | ml_collections.ConfigDict | None = None, /, **keys
     """
     config = data_config(config, **keys)
     builder, wanted, info = open_dataset(config)
-    raw = tfds_door.read_splits(builder, wanted, download=config.get("download", False))
-    arrays = {split: to_arrays(examples, builder, info, split) for split, examples in raw.items()}
-    train = arrays["train"]
-    if "test" not in arrays:
-        train, arrays["test"] = carve(train, 0.2, config.split_seed + 1)
-    if "validation" not in arrays:
-        train, arrays["validation"] = carve(train, config.validation_fraction, config.split_seed)
-    splits = Splits(train=train, validation=arrays["validation"], test=arrays["test"], info=info)
+    sources = tfds_door.data_sources(builder, wanted, download=config.get("download", False))
+    arrays = {split: read_arrays(source, rows, builder, info, split)
+              for split, (source, rows) in split_rows(sources, builder, info, config).items()}
+    splits = Splits(train=arrays["train"], validation=arrays["validation"], test=arrays["test"], info=info)
     # A source that learns its preprocessing from the training split (a table's standardisation) does it now.
     finish = getattr(builder, "finish_splits", None)
     if finish is not None:
@@ -175,6 +173,65 @@ def supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
         raise InputError("config.data.name", "dataset has no (input, label) supervised keys",
                          got=builder.name, expected="a supervised dataset")
     return keys
+
+
+def split_rows(sources: dict, builder: tfds.core.DatasetBuilder, info: DataInfo,
+               config: ml_collections.ConfigDict) -> dict[str, tuple[Any, np.ndarray]]:
+    """Where each split's examples are: {"train" | "validation" | "test": (source, rows (n,) int64)}.
+
+    A split the dataset has is its own source, whole. One it lacks is carved from train as `carve`
+    carves arrays (test first: 20%, seed `split_seed` + 1; then validation: `validation_fraction`,
+    seed `split_seed`), from the training labels alone, so no split is ever held twice in memory.
+    """
+    train = sources["train"]
+    where = {split: (source, np.arange(len(source), dtype=np.int64)) for split, source in sources.items()}
+    if "test" in sources and "validation" in sources:
+        return where
+    whole = {"y": read_labels(train, supervised_keys(builder)[1], info), "row": where["train"][1]}
+    if "test" not in sources:
+        whole, test = carve(whole, 0.2, config.split_seed + 1)
+        where["test"] = (train, test["row"])
+    if "validation" not in sources:
+        whole, validation = carve(whole, config.validation_fraction, config.split_seed)
+        where["validation"] = (train, validation["row"])
+    where["train"] = (train, whole["row"])
+    return where
+
+
+def read_labels(source, label_key: str, info: DataInfo) -> np.ndarray:
+    """(N,) labels of every row of `source`, typed as `to_arrays` types them, read a block at a time."""
+    dtype = np.int32 if info.task == "classification" else np.float32
+    read = records.batch_reader(source, (label_key,))
+    parts = [read(range(start, min(start + READ_BATCH, len(source))))[label_key].astype(dtype)
+             for start in range(0, len(source), READ_BATCH)]
+    return np.concatenate(parts) if parts else np.zeros((0,), dtype)
+
+
+def read_arrays(source, rows: np.ndarray, builder: tfds.core.DatasetBuilder, info: DataInfo, split: str) -> Arrays:
+    """Rows `rows` of `source` -> `to_arrays`'s arrays, the same values.
+
+    Decodable tensors (`jaxdl.data.records.fast_reader`: jaxdl's image builders, own arrays) are read
+    READ_BATCH rows at a time straight into the final float32 array, scaled in place: the host holds
+    the split once, plus a block (a 1 GB uint8 set: 4 GB of float32, not twice that). Anything else
+    (text, encoded images, mock sources) goes through TFDS's decoding and `to_arrays`.
+    """
+    input_key, label_key = supervised_keys(builder)
+    read = records.fast_reader(source, (input_key, label_key)) if len(rows) else None
+    if read is None:
+        return to_arrays([source[int(row)] for row in rows], builder, info, split)
+    x = y = None
+    for start in range(0, len(rows), READ_BATCH):
+        block = read(rows[start:start + READ_BATCH].tolist())
+        inputs, labels = block[input_key], block[label_key]
+        if x is None:
+            x = np.empty((len(rows), *inputs.shape[1:]), np.float32)
+            y = np.empty((len(rows), *labels.shape[1:]), np.int32 if info.task == "classification" else np.float32)
+        part = x[start:start + len(inputs)]
+        part[...] = inputs  # the cast of `astype(np.float32)`
+        if inputs.dtype == np.uint8:
+            np.divide(part, np.float32(255.0), out=part)  # `x.astype(np.float32) / 255.0`, the same bits
+        y[start:start + len(labels)] = labels
+    return {"x": x, "y": y}
 
 
 def to_arrays(examples: list[dict], builder: tfds.core.DatasetBuilder, info: DataInfo, split: str) -> Arrays:

@@ -41,23 +41,34 @@ class Decoder:
 def batch_reader(source, keys: Sequence[str]) -> Callable[[Sequence[int]], dict[str, np.ndarray]]:
     """A function rows -> {key: (len(rows), *shape) array} over TFDS data source `source`.
 
-    The fast path when `source` is a plain ArrayRecord source and every feature in `keys` is a
-    decodable tensor (`feature_decoder`); else TFDS's per-example decoding, stacked.
+    `fast_reader` when it applies; else TFDS's per-example decoding, item by item (the sources of
+    `tfds.testing.mock_data` serve no `__getitems__`), stacked.
     """
+    fast = fast_reader(source, keys)
+    if fast is not None:
+        return fast
+
+    def read_decoded(rows: Sequence[int]) -> dict[str, np.ndarray]:
+        examples = [source[int(row)] for row in rows]
+        return {key: np.stack([np.asarray(e[key]) for e in examples]) for key in keys}
+
+    return read_decoded
+
+
+def fast_reader(source, keys: Sequence[str]) -> Callable[[Sequence[int]], dict[str, np.ndarray]] | None:
+    """rows -> {key: stacked values} decoded here from the raw records (`decode_records`), when `source`
+    is a plain ArrayRecord source and every feature in `keys` is a decodable tensor (`feature_decoder`);
+    else None."""
     from tensorflow_datasets.core.data_sources.array_record import ArrayRecordDataSource  # noqa: PLC0415
 
-    decoders = None
-    if type(source) is ArrayRecordDataSource and source.decoders is None:
-        features = source.dataset_info.features
-        decoders = {key: feature_decoder(features[key]) if key in features.keys() else None for key in keys}
-        if any(decoder is None for decoder in decoders.values()):
-            decoders = None
-    if decoders is None:
-        def read_decoded(rows: Sequence[int]) -> dict[str, np.ndarray]:
-            examples = source.__getitems__(list(rows))
-            return {key: np.stack([np.asarray(e[key]) for e in examples]) for key in keys}
-
-        return read_decoded
+    if type(source) is not ArrayRecordDataSource or source.decoders is not None:
+        return None
+    if type(source.data_source).__module__ != "array_record.python.array_record_data_source":
+        return None  # not ArrayRecord's own reader: a mock of `tfds.testing.mock_data` generates examples
+    features = source.dataset_info.features
+    decoders = {key: feature_decoder(features[key]) if key in features.keys() else None for key in keys}
+    if any(decoder is None for decoder in decoders.values()):
+        return None
 
     def read_records(rows: Sequence[int]) -> dict[str, np.ndarray]:
         return decode_records(source.data_source.__getitems__(list(rows)), decoders)

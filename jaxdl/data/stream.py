@@ -23,12 +23,11 @@ import ml_collections
 import numpy as np
 
 from jaxdl.data import loader, records, tfds_door
-from jaxdl.data.splits import DataInfo, Splits, carve, check_arrays
+from jaxdl.data.splits import DataInfo, Splits, check_arrays
 from jaxdl.errors import InputError, check_choice, check_range
 
 PIPELINES = ("memory", "stream", "auto")
 DEFAULT_MEMORY_BUDGET_MB = 1024
-READ_BATCH = 4096  # examples decoded at a time when only the labels are needed (carving a split)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -152,25 +151,10 @@ def load_streamed(config: ml_collections.ConfigDict, builder, wanted: list[str],
         raise InputError("config.data.pipeline", f"{config.name!r} has no ArrayRecord files to stream from",
                          got="stream", expected="memory, or the set prepared as ArrayRecord")
     input_key, label_key = loader.supervised_keys(builder)
-    train = sources["train"]
-    rows = {"train": np.arange(len(train), dtype=np.int64)}
-    held = [split for split in ("validation", "test") if split in sources]
-    if len(held) < 2:  # carve the missing splits from train exactly as `load` does, from the labels alone
-        labels = read_labels(train, label_key, info)
-        whole = {"y": labels, "row": rows["train"]}
-        if "test" not in held:
-            whole, test = carve(whole, 0.2, config.split_seed + 1)
-            rows["test"] = test["row"]
-        if "validation" not in held:
-            whole, validation = carve(whole, config.validation_fraction, config.split_seed)
-            rows["validation"] = validation["row"]
-        rows["train"] = whole["row"]
-    arrays = {}
-    for split in ("validation", "test"):
-        source, at = (sources[split], None) if split in held else (train, rows[split])
-        examples = [source[int(i)] for i in (at if at is not None else range(len(source)))]
-        arrays[split] = loader.to_arrays(examples, builder, info, split)
-    stream = StreamSplit(source=train, rows=rows["train"], input_key=input_key, label_key=label_key, info=info)
+    where = loader.split_rows(sources, builder, info, config)
+    arrays = {split: loader.read_arrays(*where[split], builder, info, split) for split in ("validation", "test")}
+    train, rows = where["train"]
+    stream = StreamSplit(source=train, rows=rows, input_key=input_key, label_key=label_key, info=info)
     for split in ("validation", "test"):
         check_arrays(arrays[split], info, split)
     if len(stream) == 0:
@@ -178,12 +162,3 @@ def load_streamed(config: ml_collections.ConfigDict, builder, wanted: list[str],
                          expected="at least one example")
     return Splits(train=stream, validation=arrays["validation"], test=arrays["test"], info=info)
 
-
-def read_labels(source, label_key: str, info: DataInfo) -> np.ndarray:
-    """(N,) labels of every row of `source`, as `load` types them, read a batch at a time."""
-    dtype = np.int32 if info.task == "classification" else np.float32
-    read = records.batch_reader(source, (label_key,))
-    parts = []
-    for start in range(0, len(source), READ_BATCH):
-        parts.append(read(range(start, min(start + READ_BATCH, len(source))))[label_key].astype(dtype))
-    return np.concatenate(parts) if parts else np.zeros((0,), dtype)

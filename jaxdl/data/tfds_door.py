@@ -115,14 +115,6 @@ def sequence_config(base: str, length: int, named: str | None) -> tfds.core.Buil
     return builder.config_for_length(length)
 
 
-def read_splits(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *,
-                download: bool = False) -> dict[str, list[dict]]:
-    """Reads whole splits as lists of example dicts (feature name -> numpy value)."""
-    sources = data_sources(builder, splits, download=download)
-    # Item by item: `__getitems__` is not served under tfds.testing.mock_data.
-    return {split: [source[i] for i in range(len(source))] for split, source in sources.items()}
-
-
 def data_sources(builder: tfds.core.DatasetBuilder, splits: Sequence[str], *, download: bool = False) -> dict:
     """Random access to each split's decoded examples over its ArrayRecord files (`as_data_source`),
     the set prepared first (a project builder) or on request (`download`, a catalog set)."""

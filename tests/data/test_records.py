@@ -95,3 +95,54 @@ def test_npz_stores_x_as_raw_bytes(tmp_path, dtype):
     builder, _, _ = open_dataset(config)
     feature = builder.info.features["x"]
     assert feature.get_serialized_info().np_dtype == np.object_ and records.feature_decoder(feature) is not None
+
+
+def reference_load(config) -> dict:
+    """What `load` gave before it read blocks into place: every example through TFDS's own decoding,
+    `to_arrays`, then test and validation carved from the train arrays."""
+    from jaxdl.data import loader  # noqa: PLC0415
+    from jaxdl.data.splits import carve  # noqa: PLC0415
+
+    builder, wanted, info = loader.open_dataset(loader.data_config(config))
+    sources = tfds_door.data_sources(builder, wanted)
+    arrays = {split: loader.to_arrays([source[i] for i in range(len(source))], builder, info, split)
+              for split, source in sources.items()}
+    train = arrays["train"]
+    if "test" not in arrays:
+        train, arrays["test"] = carve(train, 0.2, config["split_seed"] + 1)
+    if "validation" not in arrays:
+        train, arrays["validation"] = carve(train, config["validation_fraction"], config["split_seed"])
+    return {**arrays, "train": train}
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.sampled_from((np.uint8, np.float32, np.int16)), st.integers(12, 40), st.sampled_from(((), ("test",),
+       ("validation", "test"))), st.floats(0.1, 0.4), st.integers(0, 3), st.integers(0, 2**16))
+def test_load_reads_the_values_and_order_of_tfds_own_decoding(tmp_path_factory, dtype, n, own, fraction, split_seed,
+                                                              seed):
+    """`load` decodes jaxdl's raw-byte sets a block at a time into the final arrays and carves the
+    missing splits from the labels alone: the same arrays, bit for bit and row for row, as decoding
+    every example through TFDS and carving the arrays."""
+    from jaxdl.data import loader  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    folder = tmp_path_factory.mktemp("set")
+    info = np.iinfo(dtype) if dtype != np.float32 else None
+    files = {}
+    for split, count in (("", n), ("_validation", 6), ("_test", 7)):
+        if split and split[1:] not in own:
+            continue
+        x = rng.integers(info.min, info.max, (count, 3, 2), endpoint=True) if info else rng.normal(0, 9, (count, 3, 2))
+        files[f"x{split}"] = x.astype(dtype)
+        files[f"y{split}"] = np.arange(count) % 3  # every class in every split
+    np.savez(folder / "set.npz", **files)
+    config = {"name": f"npz:{folder / 'set.npz'}", "data_dir": str(folder / "tfds"), "validation_fraction": fraction,
+              "split_seed": split_seed}
+    splits = loader.load(config)
+    want = reference_load(config)
+    for split in ("train", "validation", "test"):
+        got = getattr(splits, split)
+        assert got["x"].dtype == want[split]["x"].dtype == np.float32
+        assert got["x"].tobytes() == want[split]["x"].tobytes()
+        np.testing.assert_array_equal(got["y"], want[split]["y"])
+        assert got["y"].dtype == want[split]["y"].dtype
