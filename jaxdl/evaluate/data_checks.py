@@ -25,6 +25,7 @@ MIN_TEST_EXAMPLES = 100
 COARSE_LEVELS = 8
 POOLED_SIDE = 8  # images are compared as at most 8x8 block averages
 SHOWN = 10  # indices or names listed of each finding
+BLOCK_BYTES = 32 << 20  # rows checked at a time: the copies a check makes are a block's, not the split's
 
 
 def row_hashes(x: np.ndarray) -> list[bytes]:
@@ -42,18 +43,31 @@ def pooled(x: np.ndarray) -> np.ndarray:
     return x[:, :h, :w].reshape(len(x), h // bh, bh, w // bw, bw, *x.shape[3:]).mean(axis=(2, 4))
 
 
+def blocks(x: np.ndarray):
+    """`x` (n, ...) as consecutive blocks of rows of about BLOCK_BYTES each (views, no copy); at least one."""
+    step = max(1, BLOCK_BYTES // max(1, x[:1].nbytes))
+    return [x[start:start + step] for start in range(0, len(x), step)] or [x]
+
+
 def coarsen(x: np.ndarray, low, high, offset: float = 0.0) -> np.ndarray:
     """`x` (n, ...) as uint8 levels 0..COARSE_LEVELS between `low` and `high` (scalars, or one value per
-    feature of a table), the level edges shifted by `offset` (a fraction of a level); images pooled first."""
-    x = pooled(np.nan_to_num(np.asarray(x, np.float32)))
-    scaled = (x - low) / np.where(high > low, high - low, 1.0)
-    return np.clip(np.floor(scaled * COARSE_LEVELS + offset), 0, COARSE_LEVELS).astype(np.uint8)
+    feature of a table), the level edges shifted by `offset` (a fraction of a level); images pooled first.
+    A block of rows at a time: the float copies it needs are a block's, not the split's."""
+    def levels(block: np.ndarray) -> np.ndarray:
+        block = pooled(np.nan_to_num(np.asarray(block, np.float32)))
+        scaled = (block - low) / np.where(high > low, high - low, 1.0)
+        return np.clip(np.floor(scaled * COARSE_LEVELS + offset), 0, COARSE_LEVELS).astype(np.uint8)
+
+    return np.concatenate([levels(block) for block in blocks(x)])
 
 
 def value_range(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(low, high): 1st and 99th percentiles of the training inputs, per feature for a table (n, F), over
-    all values otherwise (an image's border pixels would have no range of their own)."""
-    x = np.nan_to_num(np.asarray(x, np.float32))
+    all values otherwise (an image's border pixels would have no range of their own). NaN counts as 0
+    and +-inf as float32's extremes (`np.nan_to_num`), copied only when the split holds such values."""
+    x = np.asarray(x, np.float32)
+    if not all(np.isfinite(block).all() for block in blocks(x)):
+        x = np.nan_to_num(x)
     if x.ndim == 2:
         return np.percentile(x, 1, axis=0), np.percentile(x, 99, axis=0)
     return np.percentile(x, 1), np.percentile(x, 99)
@@ -94,8 +108,15 @@ def feature_problems(train_x: np.ndarray, preprocessing: dict | None = None) -> 
     (first SHOWN), "all_missing": count, "all_missing_names"}; constant = one value over the training
     split, all-missing = NaN in every training example."""
     flat = np.asarray(train_x, np.float32).reshape(len(train_x), -1)
-    missing = np.all(np.isnan(flat), axis=0)
-    spread = np.nanmax(np.where(missing, 0, flat), axis=0) - np.nanmin(np.where(missing, 0, flat), axis=0)
+    # A block of rows at a time (no copy of the split): fmax/fmin skip NaN as nanmax/nanmin do.
+    missing = np.ones(flat.shape[1], bool)
+    high = np.full(flat.shape[1], np.nan, np.float32)
+    low = high.copy()
+    for block in blocks(flat):
+        missing &= np.isnan(block).all(axis=0)
+        high = np.fmax(high, np.fmax.reduce(block, axis=0, initial=np.nan)) if len(block) else high
+        low = np.fmin(low, np.fmin.reduce(block, axis=0, initial=np.nan)) if len(block) else low
+    spread = np.where(missing, 0, high - low)
     constant = (spread == 0) & ~missing
     names = feature_names(flat.shape[1], preprocessing or {})
     return {"features": int(flat.shape[1]), "constant": int(constant.sum()),

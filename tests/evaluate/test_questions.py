@@ -229,6 +229,57 @@ def test_constant_and_missing_features_are_named():
     assert found["all_missing"] == 1 and found["all_missing_names"] == ["income"]
 
 
+def whole_array_checks(train_x: np.ndarray, test_x: np.ndarray) -> tuple:
+    """The data checks computed on whole arrays at once (what `data_checks` did before it went by blocks)."""
+    x = np.nan_to_num(np.asarray(train_x, np.float32))
+    low, high = (np.percentile(x, 1, axis=0), np.percentile(x, 99, axis=0)) if x.ndim == 2 else (
+        np.percentile(x, 1), np.percentile(x, 99))
+
+    def coarse(values, offset):
+        values = data_checks.pooled(np.nan_to_num(np.asarray(values, np.float32)))
+        scaled = (values - low) / np.where(high > low, high - low, 1.0)
+        return np.clip(np.floor(scaled * data_checks.COARSE_LEVELS + offset), 0, data_checks.COARSE_LEVELS)
+
+    flat = np.asarray(train_x, np.float32).reshape(len(train_x), -1)
+    missing = np.all(np.isnan(flat), axis=0)
+    spread = np.nanmax(np.where(missing, 0, flat), axis=0) - np.nanmin(np.where(missing, 0, flat), axis=0)
+    return low, high, [coarse(test_x, offset).astype(np.uint8) for offset in (0.0, 0.5)], missing, spread
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(((9, 5), (7, 12, 10, 1), (6, 4, 3))), st.integers(0, 2**16), st.booleans(),
+       st.integers(1, 400))
+def test_checks_by_blocks_give_the_whole_arrays_numbers(shape, seed, odd_values, block_bytes):
+    """Duplicates, value range and feature problems go a block of rows at a time (a large split is never
+    copied whole): the same numbers as on the whole array, NaN, infinities and all-NaN columns included."""
+    rng = np.random.default_rng(seed)
+    train = rng.normal(0, 1, shape).astype(np.float32)
+    train[:, 0] = 2.5  # a constant feature
+    if odd_values:
+        flat = train.reshape(len(train), -1)
+        flat[:, -1] = np.nan  # an all-missing feature
+        flat[rng.integers(0, len(flat), 3), rng.integers(1, flat.shape[1] - 1, 3)] = [np.inf, -np.inf, np.nan]
+    test = np.concatenate([train[:2], rng.normal(0, 1, (3, *shape[1:])).astype(np.float32)])
+    low, high, coarse, missing, spread = whole_array_checks(train, test)
+    original = data_checks.BLOCK_BYTES
+    data_checks.BLOCK_BYTES = block_bytes  # 1 to 400 bytes: one row, or a few, a block
+    try:
+        got_low, got_high = data_checks.value_range(train)
+        got_coarse = [data_checks.coarsen(test, got_low, got_high, offset) for offset in (0.0, 0.5)]
+        found = data_checks.feature_problems(train)
+        duplicates = data_checks.duplicates(train, test)
+    finally:
+        data_checks.BLOCK_BYTES = original
+    np.testing.assert_array_equal(got_low, low)
+    np.testing.assert_array_equal(got_high, high)
+    for got, want in zip(got_coarse, coarse, strict=True):
+        assert got.dtype == np.uint8 and got.tobytes() == want.tobytes()
+    assert found["all_missing"] == int(missing.sum())
+    assert found["constant"] == int(((spread == 0) & ~missing).sum()) >= 1
+    assert found["all_missing"] == int(odd_values)
+    assert duplicates["exact"] >= 2 and duplicates["exact_indices"][:2] == [0, 1]
+
+
 def test_a_tiny_test_set_gets_one_warning_line(digits, caplog):
     small = dataclasses.replace(digits, test={k: v[:20] for k, v in digits.test.items()})
     with caplog.at_level(logging.WARNING, logger="jaxdl"):
