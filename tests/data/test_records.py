@@ -115,14 +115,16 @@ def reference_load(config) -> dict:
     return {**arrays, "train": train}
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(st.sampled_from((np.uint8, np.float32, np.int16)), st.integers(12, 40), st.sampled_from(((), ("test",),
-       ("validation", "test"))), st.floats(0.1, 0.4), st.integers(0, 3), st.integers(0, 2**16))
+       ("validation",), ("validation", "test"))), st.floats(0.1, 0.4), st.integers(0, 3), st.integers(0, 2**16),
+       st.booleans(), st.integers(1, 9))
 def test_load_reads_the_values_and_order_of_tfds_own_decoding(tmp_path_factory, dtype, n, own, fraction, split_seed,
-                                                              seed):
+                                                              seed, regression, read_batch):
     """`load` decodes jaxdl's raw-byte sets a block at a time into the final arrays and carves the
     missing splits from the labels alone: the same arrays, bit for bit and row for row, as decoding
-    every example through TFDS and carving the arrays."""
+    every example through TFDS and carving the arrays (classes or (N, 2) float targets; blocks of
+    1-9 rows, so every split takes several)."""
     from jaxdl.data import loader  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
@@ -134,11 +136,18 @@ def test_load_reads_the_values_and_order_of_tfds_own_decoding(tmp_path_factory, 
             continue
         x = rng.integers(info.min, info.max, (count, 3, 2), endpoint=True) if info else rng.normal(0, 9, (count, 3, 2))
         files[f"x{split}"] = x.astype(dtype)
-        files[f"y{split}"] = np.arange(count) % 3  # every class in every split
+        files[f"y{split}"] = (rng.normal(0, 3, (count, 2)) if regression
+                              else np.arange(count) % 3)  # every class in every split
     np.savez(folder / "set.npz", **files)
     config = {"name": f"npz:{folder / 'set.npz'}", "data_dir": str(folder / "tfds"), "validation_fraction": fraction,
               "split_seed": split_seed}
-    splits = loader.load(config)
+    original = loader.READ_BATCH
+    loader.READ_BATCH = read_batch
+    try:
+        splits = loader.load(config)
+    finally:
+        loader.READ_BATCH = original
+    assert splits.info.task == ("regression" if regression else "classification")
     want = reference_load(config)
     for split in ("train", "validation", "test"):
         got = getattr(splits, split)

@@ -258,7 +258,9 @@ def test_checks_by_blocks_give_the_whole_arrays_numbers(shape, seed, odd_values,
     if odd_values:
         flat = train.reshape(len(train), -1)
         flat[:, -1] = np.nan  # an all-missing feature
-        flat[rng.integers(0, len(flat), 3), rng.integers(1, flat.shape[1] - 1, 3)] = [np.inf, -np.inf, np.nan]
+        flat[:, 1] = -4.0  # a feature constant wherever it is not missing
+        flat[::2, 1] = np.nan
+        flat[rng.integers(0, len(flat), 3), rng.integers(2, flat.shape[1] - 1, 3)] = [np.inf, -np.inf, np.nan]
     test = np.concatenate([train[:2], rng.normal(0, 1, (3, *shape[1:])).astype(np.float32)])
     low, high, coarse, missing, spread = whole_array_checks(train, test)
     original = data_checks.BLOCK_BYTES
@@ -275,7 +277,7 @@ def test_checks_by_blocks_give_the_whole_arrays_numbers(shape, seed, odd_values,
     for got, want in zip(got_coarse, coarse, strict=True):
         assert got.dtype == np.uint8 and got.tobytes() == want.tobytes()
     assert found["all_missing"] == int(missing.sum())
-    assert found["constant"] == int(((spread == 0) & ~missing).sum()) >= 1
+    assert found["constant"] == int(((spread == 0) & ~missing).sum()) >= 1 + odd_values  # x[0] (and x[1])
     assert found["all_missing"] == int(odd_values)
     assert duplicates["exact"] >= 2 and duplicates["exact_indices"][:2] == [0, 1]
 
