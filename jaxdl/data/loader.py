@@ -200,11 +200,26 @@ def split_rows(sources: dict, builder: tfds.core.DatasetBuilder, info: DataInfo,
 
 def read_labels(source, label_key: str, info: DataInfo) -> np.ndarray:
     """(N,) labels of every row of `source`, typed as `to_arrays` types them, read a block at a time."""
-    dtype = np.int32 if info.task == "classification" else np.float32
     read = records.batch_reader(source, (label_key,))
-    parts = [read(range(start, min(start + READ_BATCH, len(source))))[label_key].astype(dtype)
+    parts = [typed_labels(read(range(start, min(start + READ_BATCH, len(source))))[label_key], info, "train", start)
              for start in range(0, len(source), READ_BATCH)]
-    return np.concatenate(parts) if parts else np.zeros((0,), dtype)
+    return np.concatenate(parts) if parts else np.zeros((0,), np.int32 if info.task == "classification" else np.float32)
+
+
+def typed_labels(values: np.ndarray, info: DataInfo, split: str, first: int = 0) -> np.ndarray:
+    """Labels as `load` holds them: int32 classes, float32 targets. A stored class that int32 cannot
+    hold (a corrupt or foreign set) is an InputError naming its example (`first`: the index of
+    values[0] in the split), not a cast that would wrap it into range."""
+    values = np.asarray(values)
+    if info.task != "classification":
+        return values.astype(np.float32)
+    if values.dtype.kind in "iu" and values.size:
+        limits = np.iinfo(np.int32)
+        beyond = np.flatnonzero((values.reshape(-1) < limits.min) | (values.reshape(-1) > limits.max))
+        if beyond.size:
+            raise InputError(f"data {info.name!r}, {split} split", f"label of example {first + int(beyond[0])} out "
+                             "of range", got=int(values.reshape(-1)[beyond[0]]), expected=f"0..{info.num_classes - 1}")
+    return values.astype(np.int32)
 
 
 def read_arrays(source, rows: np.ndarray, builder: tfds.core.DatasetBuilder, info: DataInfo, split: str) -> Arrays:
@@ -230,7 +245,7 @@ def read_arrays(source, rows: np.ndarray, builder: tfds.core.DatasetBuilder, inf
         part[...] = inputs  # the cast of `astype(np.float32)`
         if inputs.dtype == np.uint8:
             np.divide(part, np.float32(255.0), out=part)  # `x.astype(np.float32) / 255.0`, the same bits
-        y[start:start + len(labels)] = labels
+        y[start:start + len(labels)] = typed_labels(labels, info, split, start)
     return {"x": x, "y": y}
 
 
@@ -250,5 +265,5 @@ def to_arrays(examples: list[dict], builder: tfds.core.DatasetBuilder, info: Dat
         x = tfds_door.stack_feature(examples, input_key)
         x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     y = tfds_door.stack_feature(examples, label_key)
-    y = y.astype(np.int32 if info.task == "classification" else np.float32)
+    y = typed_labels(y, info, split)
     return {"x": x, "y": y}

@@ -155,3 +155,25 @@ def test_load_reads_the_values_and_order_of_tfds_own_decoding(tmp_path_factory, 
         assert got["x"].tobytes() == want[split]["x"].tobytes()
         np.testing.assert_array_equal(got["y"], want[split]["y"])
         assert got["y"].dtype == want[split]["y"].dtype
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-2**63, 2**63 - 1), min_size=1, max_size=12), st.integers(0, 5000))
+def test_a_stored_class_beyond_int32_is_an_error_not_a_wrapped_label(labels, first):
+    """Labels are held as int32: a stored int64 class int32 cannot hold (a corrupt or foreign set) is one
+    InputError naming its example, never a cast that wraps it into range (2**32 + 1 would become 1)."""
+    from jaxdl.data import loader  # noqa: PLC0415
+    from jaxdl.data.splits import DataInfo  # noqa: PLC0415
+    from jaxdl.errors import InputError  # noqa: PLC0415
+
+    info = DataInfo(name="set", input_shape=(2,), num_classes=3, task="classification")
+    values = np.asarray(labels, np.int64)
+    beyond = [i for i, label in enumerate(labels) if not -2**31 <= label < 2**31]
+    if not beyond:
+        typed = loader.typed_labels(values, info, "test", first)
+        assert typed.dtype == np.int32 and typed.tolist() == labels
+        return
+    with pytest.raises(InputError) as raised:
+        loader.typed_labels(values, info, "test", first)
+    assert f"label of example {first + beyond[0]} out of range" in str(raised.value)
+    assert str(labels[beyond[0]]) in str(raised.value) and "test split" in str(raised.value)
