@@ -26,6 +26,7 @@ COARSE_LEVELS = 8
 POOLED_SIDE = 8  # images are compared as at most 8x8 block averages
 SHOWN = 10  # indices or names listed of each finding
 BLOCK_BYTES = 32 << 20  # rows checked at a time: the copies a check makes are a block's, not the split's
+RANGE_SAMPLE_BYTES = 64 << 20  # the most float32 inputs `value_range` takes its percentiles of
 
 
 def row_hashes(x: np.ndarray) -> list[bytes]:
@@ -64,9 +65,12 @@ def coarsen(x: np.ndarray, low, high, offset: float = 0.0) -> np.ndarray:
 def value_range(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(low, high): 1st and 99th percentiles of the training inputs, per feature for a table (n, F), over
     all values otherwise (an image's border pixels would have no range of their own). NaN counts as 0
-    and +-inf as float32's extremes (`np.nan_to_num`), copied only when the split holds such values."""
+    and +-inf as float32's extremes (`np.nan_to_num`). A split of more than RANGE_SAMPLE_BYTES is
+    sampled: every k-th example, k the smallest that keeps the sample within it (percentiles sort a
+    copy of what they are given: a copy of a sample, not of the whole split)."""
     x = np.asarray(x, np.float32)
-    if not all(np.isfinite(block).all() for block in blocks(x)):
+    x = x[::max(1, -(-x.nbytes // RANGE_SAMPLE_BYTES))]
+    if not np.isfinite(x).all():
         x = np.nan_to_num(x)
     if x.ndim == 2:
         return np.percentile(x, 1, axis=0), np.percentile(x, 99, axis=0)

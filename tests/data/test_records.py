@@ -177,3 +177,20 @@ def test_a_stored_class_beyond_int32_is_an_error_not_a_wrapped_label(labels, fir
         loader.typed_labels(values, info, "test", first)
     assert f"label of example {first + beyond[0]} out of range" in str(raised.value)
     assert str(labels[beyond[0]]) in str(raised.value) and "test split" in str(raised.value)
+
+
+def test_a_loaded_split_is_placed_on_a_cpu_device_without_a_copy(tmp_path):
+    """`load`'s arrays are 64-byte aligned, so on the CPU backend `jax.device_put` (as `fit` places the
+    training split) uses their memory in place: the split is held once, not twice."""
+    import jax  # noqa: PLC0415
+
+    from jaxdl.data import loader  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "set.npz", x=rng.integers(0, 256, (50, 4, 4, 3)).astype(np.uint8), y=np.arange(50) % 2)
+    splits = loader.load(f"npz:{tmp_path / 'set.npz'}", data_dir=str(tmp_path / "tfds"))
+    x = splits.train["x"]
+    assert x.dtype == np.float32 and x.ctypes.data % 64 == 0
+    placed = jax.device_put(x, jax.devices("cpu")[0])
+    assert np.shares_memory(np.asarray(placed), x)
+    np.testing.assert_array_equal(np.asarray(placed), x)

@@ -266,6 +266,7 @@ def test_checks_by_blocks_give_the_whole_arrays_numbers(shape, seed, odd_values,
     original = data_checks.BLOCK_BYTES
     data_checks.BLOCK_BYTES = block_bytes  # 1 to 400 bytes: one row, or a few, a block
     try:
+        assert train.nbytes <= data_checks.RANGE_SAMPLE_BYTES  # percentiles of every value
         got_low, got_high = data_checks.value_range(train)
         got_coarse = [data_checks.coarsen(test, got_low, got_high, offset) for offset in (0.0, 0.5)]
         found = data_checks.feature_problems(train)
@@ -280,6 +281,20 @@ def test_checks_by_blocks_give_the_whole_arrays_numbers(shape, seed, odd_values,
     assert found["constant"] == int(((spread == 0) & ~missing).sum()) >= 1 + odd_values  # x[0] (and x[1])
     assert found["all_missing"] == int(odd_values)
     assert duplicates["exact"] >= 2 and duplicates["exact_indices"][:2] == [0, 1]
+
+
+def test_a_large_splits_value_range_is_that_of_every_kth_example(monkeypatch):
+    """Over RANGE_SAMPLE_BYTES of inputs, the 1st and 99th percentiles are those of every k-th example,
+    k the smallest that fits (so they never copy the whole split); below it, of every example."""
+    x = np.random.default_rng(0).gamma(2.0, 1.0, (103, 6, 5)).astype(np.float32)
+    x[::7] += 40  # every 7th example is far brighter: the sample's percentiles see it as the whole does
+    monkeypatch.setattr(data_checks, "RANGE_SAMPLE_BYTES", x.nbytes // 3)
+    low, high = data_checks.value_range(x)
+    k = -(-x.nbytes // (x.nbytes // 3))
+    assert k == 3 and (low, high) == (np.percentile(x[::3], 1), np.percentile(x[::3], 99))
+    assert (low, high) != (np.percentile(x, 1), np.percentile(x, 99))
+    monkeypatch.setattr(data_checks, "RANGE_SAMPLE_BYTES", x.nbytes)
+    assert data_checks.value_range(x) == (np.percentile(x, 1), np.percentile(x, 99))
 
 
 def test_a_tiny_test_set_gets_one_warning_line(digits, caplog):
