@@ -67,6 +67,31 @@ def as_tuples(value: Any) -> Any:
     return value
 
 
+def config_dict(record: dict) -> ml_collections.ConfigDict:
+    """config.json's record (checked by the run door) as the ConfigDict the run held; an InputError
+    naming the first key a ConfigDict cannot hold (one with a dot, or one of its own dunder names)."""
+    try:
+        return ml_collections.ConfigDict(as_tuples(record))
+    except (ValueError, AttributeError) as error:
+        path = unholdable_key(record)
+        what = f"{path}: not a config key" if path else f"not a config ({str(error).splitlines()[0]})"
+        raise InputError(WHERE, f"config.json: {what}", expected="keys as jaxdl writes them: no dots, no __names__") \
+            from None
+
+
+def unholdable_key(value: Any, prefix: str = "") -> str | None:
+    """The dotted path of the first key under `value` that a ConfigDict refuses, or None."""
+    if not isinstance(value, dict):
+        return None
+    for key, item in value.items():
+        if "." in key or (key.startswith("__") and key.endswith("__")):
+            return f"{prefix}{key!r}"
+        found = unholdable_key(item, f"{prefix}{key}.")
+        if found:
+            return found
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class RunFiles:
     """What a finished workdir holds, read and checked (no arrays yet)."""
@@ -100,7 +125,7 @@ def read_run(workdir: str, *, allow_training: bool = False) -> RunFiles:
                              hint="restore data_info.json, or train the run again")
         raise InputError(WHERE, "the run has no data_info.json (written by an older jaxdl)", got=workdir,
                          expected="a run trained with this version", hint="train the run again")
-    config = ml_collections.ConfigDict(as_tuples(read_json(paths.join(workdir, "config.json"), "config.json")))
+    config = config_dict(read_json(paths.join(workdir, "config.json"), "config.json"))
     summary = (read_json(paths.join(workdir, "summary.json"), "summary.json")
                if folder.joinpath("summary.json").is_file() else {})
     record = read_json(paths.join(workdir, "data_info.json"), "data_info.json")

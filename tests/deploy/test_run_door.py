@@ -15,7 +15,7 @@ import shutil
 import pytest
 from conftest import run_cli
 from deploy_runs import finished_run
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from jaxdl.deploy.drift_features import read_reference
@@ -109,6 +109,8 @@ def damage(draw):
 
 @SETTINGS
 @given(damage=damage())
+@example(damage=("config.json", damaged(FILES["config.json"], ("model", "hidden_sizes"), {".": None}, False)))
+@example(damage=("config.json", damaged(FILES["config.json"], ("train", "__init__"), 1, False)))
 def test_a_damaged_workdir_file_is_read_or_refused_naming_the_file(tmp_path_factory, damage):
     name, content = damage
     workdir = write_workdir(tmp_path_factory.mktemp("run"), {**FILES, name: content})
