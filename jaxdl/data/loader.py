@@ -203,7 +203,7 @@ def read_labels(source, label_key: str, info: DataInfo) -> np.ndarray:
     read = records.batch_reader(source, (label_key,))
     parts = [typed_labels(read(range(start, min(start + READ_BATCH, len(source))))[label_key], info, "train", start)
              for start in range(0, len(source), READ_BATCH)]
-    return np.concatenate(parts) if parts else np.zeros((0,), np.int32 if info.task == "classification" else np.float32)
+    return np.concatenate(parts) if parts else np.zeros((0,), label_dtype(info))
 
 
 def typed_labels(values: np.ndarray, info: DataInfo, split: str, first: int = 0) -> np.ndarray:
@@ -212,14 +212,19 @@ def typed_labels(values: np.ndarray, info: DataInfo, split: str, first: int = 0)
     values[0] in the split), not a cast that would wrap it into range."""
     values = np.asarray(values)
     if info.task != "classification":
-        return values.astype(np.float32)
+        return values.astype(label_dtype(info))
     if values.dtype.kind in "iu" and values.size:
         limits = np.iinfo(np.int32)
         beyond = np.flatnonzero((values.reshape(-1) < limits.min) | (values.reshape(-1) > limits.max))
         if beyond.size:
             raise InputError(f"data {info.name!r}, {split} split", f"label of example {first + int(beyond[0])} out "
                              "of range", got=int(values.reshape(-1)[beyond[0]]), expected=f"0..{info.num_classes - 1}")
-    return values.astype(np.int32)
+    return values.astype(label_dtype(info))
+
+
+def label_dtype(info: DataInfo) -> type:
+    """How `load` holds labels: int32 classes, float32 regression targets."""
+    return np.int32 if info.task == "classification" else np.float32
 
 
 def read_arrays(source, rows: np.ndarray, builder: tfds.core.DatasetBuilder, info: DataInfo, split: str) -> Arrays:
@@ -240,7 +245,7 @@ def read_arrays(source, rows: np.ndarray, builder: tfds.core.DatasetBuilder, inf
         inputs, labels = block[input_key], block[label_key]
         if x is None:
             x = aligned_empty((len(rows), *inputs.shape[1:]), np.float32)
-            y = np.empty((len(rows), *labels.shape[1:]), np.int32 if info.task == "classification" else np.float32)
+            y = np.empty((len(rows), *labels.shape[1:]), label_dtype(info))
         part = x[start:start + len(inputs)]
         part[...] = inputs  # the cast of `astype(np.float32)`
         if inputs.dtype == np.uint8:

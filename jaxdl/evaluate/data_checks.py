@@ -118,8 +118,8 @@ def feature_problems(train_x: np.ndarray, preprocessing: dict | None = None) -> 
     low = high.copy()
     for block in blocks(flat):
         missing &= np.isnan(block).all(axis=0)
-        high = np.fmax(high, np.fmax.reduce(block, axis=0, initial=np.nan)) if len(block) else high
-        low = np.fmin(low, np.fmin.reduce(block, axis=0, initial=np.nan)) if len(block) else low
+        high = np.fmax(high, np.fmax.reduce(block, axis=0, initial=np.nan))
+        low = np.fmin(low, np.fmin.reduce(block, axis=0, initial=np.nan))
     spread = np.where(missing, 0, high - low)
     constant = (spread == 0) & ~missing
     names = feature_names(flat.shape[1], preprocessing or {})
